@@ -1,0 +1,216 @@
+//! The running process: admin listener, extensions and the pipeline graph, driven by signals.
+//!
+//! - SIGTERM / SIGINT: stop receivers (in-flight requests finish), drain exporter queues within
+//!   `service.shutdown_timeout`, exit.
+//! - SIGHUP: load and validate the config files again. Invalid: log every problem and keep
+//!   running the old config. Valid: drain the old graph and start the new one; if the new one
+//!   cannot start (say, a port is taken), log why and start the old one again.
+//!
+//! The admin listener and logging are set once at start; a reload that changes
+//! `service.telemetry` logs that a restart is needed for that part.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{self, Config, ConfigError};
+use crate::exporters::BuildError;
+use crate::extensions::ExtensionConfig;
+use crate::pipeline::Graph;
+use crate::telemetry::admin::{self, Routes};
+use crate::telemetry::metrics::{names, Registry};
+use crate::telemetry::Health;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot start: {0}")]
+    Build(#[from] BuildError),
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Where the config comes from: files (deep-merged) or the embedded quickstart.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    Files(Vec<PathBuf>),
+    Embedded,
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::Files(p) => config::load_files(p),
+            ConfigSource::Embedded => config::load_sources(
+                &[config::Source {
+                    name: "embedded quickstart config".into(),
+                    text: config::QUICKSTART_YAML.to_string(),
+                }],
+                &|k| std::env::var(k).ok(),
+            ),
+        }
+    }
+}
+
+/// A running graph plus the extensions that go with it.
+struct Running {
+    graph: Graph,
+    ext_stop: tokio::sync::watch::Sender<bool>,
+    ext_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    async fn start(cfg: &Config, registry: &Arc<Registry>, health: &Arc<Health>) -> Result<Running, BuildError> {
+        let (ext_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut ext_tasks = Vec::new();
+        for (id, ext) in cfg.started_extensions() {
+            match ext {
+                ExtensionConfig::HealthCheck(h) => {
+                    let listener = bind(&h.endpoint).await?;
+                    tracing::info!(extension = %id, address = %h.endpoint, "health check listening");
+                    let routes = Routes {
+                        registry: None,
+                        health: health.clone(),
+                        live_path: Some(h.path.clone()),
+                    };
+                    ext_tasks.push(admin::serve(listener, routes, stop_rx.clone()));
+                }
+            }
+        }
+        match Graph::start(cfg, registry).await {
+            Ok(graph) => Ok(Running {
+                graph,
+                ext_stop,
+                ext_tasks,
+            }),
+            Err(e) => {
+                let _ = ext_stop.send(true);
+                for t in ext_tasks {
+                    let _ = t.await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn stop(self, timeout: Duration) {
+        self.graph.shutdown(timeout).await;
+        let _ = self.ext_stop.send(true);
+        for t in self.ext_tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn bind(endpoint: &str) -> Result<tokio::net::TcpListener, BuildError> {
+    let addr = config::parse_listen_addr(endpoint).map_err(|reason| BuildError::Listen {
+        address: endpoint.into(),
+        reason,
+    })?;
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| BuildError::Listen {
+        address: endpoint.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn log_warnings(cfg: &Config) {
+    for w in &cfg.warnings {
+        tracing::warn!(path = %w.path, "config: {}", w.message);
+    }
+}
+
+/// Runs until SIGTERM / SIGINT.
+pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let registry = Registry::new();
+    let health = Arc::new(Health::default());
+    crate::telemetry::logging::init(&initial.service.telemetry.logs);
+    log_warnings(&initial);
+    registry
+        .gauge(names::PROCESS_START_TIME, "Unix time the process started.", &[])
+        .set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+        );
+
+    let (admin_stop, admin_rx) = tokio::sync::watch::channel(false);
+    let admin_task = if initial.service.telemetry.metrics.level != "none" {
+        let addr = &initial.service.telemetry.metrics.address;
+        let listener = bind(addr).await?;
+        tracing::info!(address = %addr, "admin listener: /metrics /healthz /readyz");
+        Some(admin::serve(
+            listener,
+            Routes {
+                registry: Some(registry.clone()),
+                health: health.clone(),
+                live_path: None,
+            },
+            admin_rx,
+        ))
+    } else {
+        None
+    };
+
+    let mut current = initial;
+    let mut running = Running::start(&current, &registry, &health).await?;
+    health.set_running(true);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "otelgw started");
+
+    let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
+    let reloads_ok = registry.counter(names::CONFIG_RELOADS, "Config reloads by result.", &[("result", "applied")]);
+    let reloads_bad = registry.counter(names::CONFIG_RELOADS, "Config reloads by result.", &[("result", "rejected")]);
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("received SIGTERM; draining"); break; }
+            _ = int.recv() => { tracing::info!("received SIGINT; draining"); break; }
+            _ = hup.recv() => {
+                tracing::info!("received SIGHUP; reloading config");
+                let next = match source.load() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        reloads_bad.inc();
+                        for issue in &e.errors {
+                            tracing::error!(path = %issue.path, "config reload rejected: {}", issue.message);
+                        }
+                        tracing::error!(errors = e.errors.len(), "new config is invalid; keeping the running config");
+                        continue;
+                    }
+                };
+                log_warnings(&next);
+                if next.service.telemetry.metrics.address != current.service.telemetry.metrics.address
+                    || next.service.telemetry.logs.level != current.service.telemetry.logs.level {
+                    tracing::warn!("service.telemetry changes take effect at the next restart");
+                }
+                health.set_running(false);
+                running.stop(current.service.shutdown_timeout.get()).await;
+                match Running::start(&next, &registry, &health).await {
+                    Ok(r) => {
+                        running = r;
+                        current = next;
+                        reloads_ok.inc();
+                        tracing::info!("config reloaded");
+                    }
+                    Err(e) => {
+                        reloads_bad.inc();
+                        tracing::error!(error = %e, "new config could not start; restarting the previous one");
+                        running = Running::start(&current, &registry, &health).await?;
+                    }
+                }
+                health.set_running(true);
+            }
+        }
+    }
+    health.set_running(false);
+    running.stop(current.service.shutdown_timeout.get()).await;
+    let _ = admin_stop.send(true);
+    if let Some(t) = admin_task {
+        let _ = t.await;
+    }
+    tracing::info!("otelgw stopped");
+    Ok(())
+}

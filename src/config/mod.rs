@@ -1,0 +1,675 @@
+//! Collector-shaped configuration: load, expand, merge, type, validate.
+//!
+//! The flow is `files → YAML values → ${env} expansion → deep merge (later file wins) → typed
+//! component configs → pure validation`. Every step collects problems instead of stopping at the
+//! first, so `otelgw validate` lists them all, each with its path (`exporters.otlp/tempo.timeout`).
+//! Nothing here does I/O beyond reading the files: `build()` on the components comes later.
+
+pub mod env;
+pub mod units;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
+
+use crate::data::Signal;
+use crate::exporters::ExporterConfig;
+use crate::extensions::ExtensionConfig;
+use crate::processors::ProcessorConfig;
+use crate::receivers::ReceiverConfig;
+use units::Duration;
+
+/// The embedded default config (`pipelines/quickstart.yaml`), used when no `--config` is given.
+pub const QUICKSTART_YAML: &str = include_str!("../../pipelines/quickstart.yaml");
+
+/// One problem found in a config, with the path it is at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Errors and warnings collected across the whole config.
+#[derive(Debug, Default, Clone)]
+pub struct Diagnostics {
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+impl Diagnostics {
+    pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Issue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+    pub fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Issue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// The config was invalid; every problem is listed.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} error(s)):", self.errors.len())?;
+        for e in &self.errors {
+            writeln!(f, "  error: {e}")?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "  warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A component id, `type[/name]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ComponentId {
+    pub kind: String,
+    pub name: Option<String>,
+}
+
+impl ComponentId {
+    pub fn parse(s: &str) -> Result<ComponentId, String> {
+        let (kind, name) = match s.split_once('/') {
+            Some((k, n)) => (k, Some(n)),
+            None => (s, None),
+        };
+        let valid = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !valid(kind) {
+            return Err(format!("invalid component id {s:?}: the type must be [a-zA-Z0-9_.-]+"));
+        }
+        if let Some(n) = name {
+            if n.is_empty() || n.contains('/') {
+                return Err(format!("invalid component id {s:?}: the name after '/' must be non-empty and contain no '/'"));
+            }
+        }
+        Ok(ComponentId {
+            kind: kind.to_string(),
+            name: name.map(str::to_string),
+        })
+    }
+}
+
+impl fmt::Display for ComponentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{}/{}", self.kind, n),
+            None => f.write_str(&self.kind),
+        }
+    }
+}
+
+/// A pipeline id, `signal[/name]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PipelineId {
+    pub signal: Signal,
+    pub name: Option<String>,
+}
+
+impl fmt::Display for PipelineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{}/{}", self.signal, n),
+            None => write!(f, "{}", self.signal),
+        }
+    }
+}
+
+/// `service.pipelines.<id>`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Receiver ids feeding this pipeline.
+    pub receivers: Vec<String>,
+    /// Processor ids, run in this order.
+    pub processors: Vec<String>,
+    /// Exporter ids this pipeline fans out to.
+    pub exporters: Vec<String>,
+}
+
+/// `service.telemetry.logs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsTelemetry {
+    /// `trace`, `debug`, `info`, `warn`, `error`, or a full `tracing` filter directive.
+    pub level: String,
+    /// `console` (human text) or `json`.
+    pub encoding: LogEncoding,
+}
+
+impl Default for LogsTelemetry {
+    fn default() -> Self {
+        LogsTelemetry {
+            level: "info".into(),
+            encoding: LogEncoding::Console,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogEncoding {
+    Console,
+    Json,
+}
+
+/// `service.telemetry.metrics`: where the admin listener (`/metrics`, health) serves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsTelemetry {
+    /// Admin listener address; `/metrics`, `/healthz`, `/readyz` are served here.
+    pub address: String,
+    /// `none` turns the admin listener off; `basic`, `normal`, `detailed` all serve every metric.
+    pub level: String,
+}
+
+impl Default for MetricsTelemetry {
+    fn default() -> Self {
+        MetricsTelemetry {
+            address: "127.0.0.1:8888".into(),
+            level: "normal".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    pub logs: LogsTelemetry,
+    pub metrics: MetricsTelemetry,
+}
+
+/// `service`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Extension ids to start.
+    pub extensions: Vec<String>,
+    /// `signal[/name]` → pipeline.
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+    pub telemetry: TelemetryConfig,
+    /// How long a stop (SIGTERM, SIGINT, reload) waits for queued data to reach the exporters.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            extensions: vec![],
+            pipelines: BTreeMap::new(),
+            telemetry: TelemetryConfig::default(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A fully typed and validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub receivers: BTreeMap<ComponentId, ReceiverConfig>,
+    pub processors: BTreeMap<ComponentId, ProcessorConfig>,
+    pub exporters: BTreeMap<ComponentId, ExporterConfig>,
+    pub extensions: BTreeMap<ComponentId, ExtensionConfig>,
+    pub service: ServiceConfig,
+    /// Parsed pipeline ids, in the same order as `service.pipelines`.
+    pub pipelines: Vec<(PipelineId, PipelineConfig)>,
+    pub warnings: Vec<Issue>,
+}
+
+/// A config source: a name for messages and its YAML text.
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+/// Loads and validates config files (deep-merged in order; later wins).
+pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> Result<Config, ConfigError> {
+    let mut sources = Vec::new();
+    let mut diag = Diagnostics::default();
+    for p in paths {
+        let p = p.as_ref();
+        match std::fs::read_to_string(p) {
+            Ok(text) => sources.push(Source {
+                name: p.display().to_string(),
+                text,
+            }),
+            Err(e) => diag.error(p.display().to_string(), format!("cannot read config file: {e}")),
+        }
+    }
+    if !diag.errors.is_empty() {
+        return Err(ConfigError {
+            errors: diag.errors,
+            warnings: diag.warnings,
+        });
+    }
+    load_sources(&sources, &|k| std::env::var(k).ok())
+}
+
+/// Loads and validates config sources with the given environment.
+pub fn load_sources(sources: &[Source], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let mut diag = Diagnostics::default();
+    let merged = merge_sources(sources, env, &mut diag);
+    let config = match merged {
+        Some(v) => from_value(v, &mut diag),
+        None => None,
+    };
+    match config {
+        Some(mut c) if diag.errors.is_empty() => {
+            c.warnings = diag.warnings;
+            Ok(c)
+        }
+        _ => Err(ConfigError {
+            errors: diag.errors,
+            warnings: diag.warnings,
+        }),
+    }
+}
+
+fn merge_sources(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, diag: &mut Diagnostics) -> Option<Value> {
+    let mut merged = Value::Mapping(Mapping::new());
+    let mut ok = true;
+    for src in sources {
+        let mut v: Value = match serde_yaml::from_str(&src.text) {
+            Ok(Value::Null) => Value::Mapping(Mapping::new()),
+            Ok(v) => v,
+            Err(e) => {
+                diag.error(src.name.clone(), format!("invalid yaml: {e}"));
+                ok = false;
+                continue;
+            }
+        };
+        let mut unset = Vec::new();
+        env::expand_value(&mut v, env, &mut unset);
+        unset.sort();
+        unset.dedup();
+        for name in unset {
+            diag.warn(src.name.clone(), format!("environment variable {name} is not set; it expanded to an empty string"));
+        }
+        deep_merge(&mut merged, v);
+    }
+    ok.then_some(merged)
+}
+
+/// Merges `over` into `base`: mappings merge key by key, anything else is replaced.
+pub fn deep_merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => deep_merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Deserializes `value` into `T`, reporting errors with their full path under `path`.
+pub fn typed<T: DeserializeOwned + Default>(path: &str, value: Value, diag: &mut Diagnostics) -> Option<T> {
+    if value.is_null() {
+        return Some(T::default());
+    }
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let full = if inner == "." || inner.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}.{inner}")
+            };
+            diag.error(full, e.into_inner().to_string());
+            None
+        }
+    }
+}
+
+fn section(root: &mut Mapping, key: &str, diag: &mut Diagnostics) -> Vec<(String, Value)> {
+    match root.remove(key) {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Mapping(m)) => m
+            .into_iter()
+            .filter_map(|(k, v)| match k {
+                Value::String(s) => Some((s, v)),
+                other => {
+                    diag.error(key, format!("component ids must be strings, got {other:?}"));
+                    None
+                }
+            })
+            .collect(),
+        Some(_) => {
+            diag.error(key, "must be a mapping of component id to settings");
+            vec![]
+        }
+    }
+}
+
+fn from_value(root: Value, diag: &mut Diagnostics) -> Option<Config> {
+    let mut root = match root {
+        Value::Mapping(m) => m,
+        _ => {
+            diag.error("", "the config must be a mapping with receivers, processors, exporters, extensions, service");
+            return None;
+        }
+    };
+    let receivers = typed_section(&mut root, "receivers", diag, ReceiverConfig::from_value);
+    let processors = typed_section(&mut root, "processors", diag, ProcessorConfig::from_value);
+    let exporters = typed_section(&mut root, "exporters", diag, ExporterConfig::from_value);
+    let extensions = typed_section(&mut root, "extensions", diag, ExtensionConfig::from_value);
+    let service: ServiceConfig = typed("service", root.remove("service").unwrap_or(Value::Null), diag).unwrap_or_default();
+    let _ = root.remove("connectors").map(|v| {
+        if !v.is_null() {
+            diag.error("connectors", "connectors are not supported yet");
+        }
+    });
+    for (k, _) in root {
+        let k = k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"));
+        diag.error(
+            k,
+            "unknown top-level key (expected receivers, processors, exporters, extensions, service)",
+        );
+    }
+    let mut cfg = Config {
+        receivers,
+        processors,
+        exporters,
+        extensions,
+        service,
+        pipelines: vec![],
+        warnings: vec![],
+    };
+    validate(&mut cfg, diag);
+    Some(cfg)
+}
+
+fn typed_section<T>(
+    root: &mut Mapping,
+    key: &str,
+    diag: &mut Diagnostics,
+    parse: fn(&ComponentId, &str, Value, &mut Diagnostics) -> Option<T>,
+) -> BTreeMap<ComponentId, T> {
+    let mut out = BTreeMap::new();
+    for (id, value) in section(root, key, diag) {
+        let path = format!("{key}.{id}");
+        match ComponentId::parse(&id) {
+            Ok(cid) => {
+                if let Some(c) = parse(&cid, &path, value, diag) {
+                    out.insert(cid, c);
+                }
+            }
+            Err(e) => diag.error(path, e),
+        }
+    }
+    out
+}
+
+/// Cross-component validation: references, signals, listeners, and each component's own rules.
+fn validate(cfg: &mut Config, diag: &mut Diagnostics) {
+    for (id, r) in &cfg.receivers {
+        r.validate(&format!("receivers.{id}"), diag);
+    }
+    for (id, p) in &cfg.processors {
+        p.validate(&format!("processors.{id}"), diag);
+    }
+    for (id, e) in &cfg.exporters {
+        e.validate(&format!("exporters.{id}"), diag);
+    }
+    for (id, e) in &cfg.extensions {
+        e.validate(&format!("extensions.{id}"), diag);
+    }
+
+    let mut used = BTreeSet::new();
+    if cfg.service.pipelines.is_empty() {
+        diag.error("service.pipelines", "at least one pipeline is required");
+    }
+    for (pid, p) in &cfg.service.pipelines {
+        let path = format!("service.pipelines.{pid}");
+        let (sig, name) = match pid.split_once('/') {
+            Some((s, n)) => (s, Some(n.to_string())),
+            None => (pid.as_str(), None),
+        };
+        let Some(signal) = Signal::parse(sig) else {
+            diag.error(path, format!("unknown signal {sig:?} in pipeline id (expected traces, metrics or logs)"));
+            continue;
+        };
+        if p.receivers.is_empty() {
+            diag.error(format!("{path}.receivers"), "a pipeline needs at least one receiver");
+        }
+        if p.exporters.is_empty() {
+            diag.error(format!("{path}.exporters"), "a pipeline needs at least one exporter");
+        }
+        check_refs(&p.receivers, &format!("{path}.receivers"), "receiver", diag, &mut used, |id| {
+            cfg.receivers.get(id).map(|r| r.supports(signal))
+        }, signal);
+        check_refs(&p.processors, &format!("{path}.processors"), "processor", diag, &mut used, |id| {
+            cfg.processors.get(id).map(|r| r.supports(signal))
+        }, signal);
+        check_refs(&p.exporters, &format!("{path}.exporters"), "exporter", diag, &mut used, |id| {
+            cfg.exporters.get(id).map(|r| r.supports(signal))
+        }, signal);
+        cfg.pipelines.push((PipelineId { signal, name }, p.clone()));
+    }
+    for (i, ext) in cfg.service.extensions.iter().enumerate() {
+        let path = format!("service.extensions[{i}]");
+        match ComponentId::parse(ext) {
+            Ok(id) if cfg.extensions.contains_key(&id) => {
+                used.insert(("extension", id));
+            }
+            Ok(_) => diag.error(path, format!("extension {ext:?} is not defined under extensions")),
+            Err(e) => diag.error(path, e),
+        }
+    }
+    for (kind, ids) in [
+        ("receiver", cfg.receivers.keys().collect::<Vec<_>>()),
+        ("processor", cfg.processors.keys().collect()),
+        ("exporter", cfg.exporters.keys().collect()),
+        ("extension", cfg.extensions.keys().collect()),
+    ] {
+        for id in ids {
+            if !used.contains(&(kind, id.clone())) {
+                diag.warn(format!("{kind}s.{id}"), format!("{kind} is defined but not used by any pipeline; it will not start"));
+            }
+        }
+    }
+    check_listeners(cfg, &used, diag);
+}
+
+fn check_refs(
+    refs: &[String],
+    path: &str,
+    kind: &'static str,
+    diag: &mut Diagnostics,
+    used: &mut BTreeSet<(&'static str, ComponentId)>,
+    lookup: impl Fn(&ComponentId) -> Option<bool>,
+    signal: Signal,
+) {
+    let mut seen = BTreeSet::new();
+    for (i, r) in refs.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let id = match ComponentId::parse(r) {
+            Ok(id) => id,
+            Err(e) => {
+                diag.error(p, e);
+                continue;
+            }
+        };
+        if !seen.insert(id.clone()) {
+            diag.error(p.clone(), format!("{kind} {r:?} is listed twice"));
+        }
+        match lookup(&id) {
+            None => diag.error(p, format!("{kind} {r:?} is not defined under {kind}s")),
+            Some(false) => diag.error(p, format!("{kind} {r:?} does not support {signal}")),
+            Some(true) => {
+                used.insert((kind, id));
+            }
+        }
+    }
+}
+
+/// Resolves `host:port` to a socket address for clash checks (`localhost` → 127.0.0.1).
+pub fn parse_listen_addr(endpoint: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = endpoint.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let (host, port) = endpoint
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid listen address {endpoint:?}: expected host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("invalid listen address {endpoint:?}: bad port {port:?}"))?;
+    if host.is_empty() {
+        return Ok(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port));
+    }
+    if host == "localhost" {
+        return Ok(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("invalid listen address {endpoint:?}: cannot resolve host {host:?}"))
+}
+
+fn check_listeners(cfg: &Config, used: &BTreeSet<(&'static str, ComponentId)>, diag: &mut Diagnostics) {
+    let mut listeners: Vec<(String, SocketAddr)> = Vec::new();
+    let mut add = |path: String, endpoint: &str, diag: &mut Diagnostics| match parse_listen_addr(endpoint) {
+        Ok(a) => listeners.push((path, a)),
+        Err(e) => diag.error(path, e),
+    };
+    for (id, r) in &cfg.receivers {
+        if used.contains(&("receiver", id.clone())) {
+            for (suffix, ep) in r.listeners() {
+                add(format!("receivers.{id}.{suffix}"), ep, diag);
+            }
+        }
+    }
+    for (id, e) in &cfg.exporters {
+        if used.contains(&("exporter", id.clone())) {
+            for (suffix, ep) in e.listeners() {
+                add(format!("exporters.{id}.{suffix}"), ep, diag);
+            }
+        }
+    }
+    for (id, e) in &cfg.extensions {
+        if used.contains(&("extension", id.clone())) {
+            for (suffix, ep) in e.listeners() {
+                add(format!("extensions.{id}.{suffix}"), ep, diag);
+            }
+        }
+    }
+    if cfg.service.telemetry.metrics.level != "none" {
+        add("service.telemetry.metrics.address".into(), &cfg.service.telemetry.metrics.address, diag);
+    }
+    for i in 0..listeners.len() {
+        for j in i + 1..listeners.len() {
+            let (pa, a) = &listeners[i];
+            let (pb, b) = &listeners[j];
+            let overlap = a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified();
+            if a.port() != 0 && a.port() == b.port() && overlap {
+                diag.error(pb.clone(), format!("listens on {b}, which {pa} already uses ({a})"));
+            }
+        }
+    }
+}
+
+/// Keys whose values are secrets in `print-config` output.
+const SECRET_KEYS: &[&str] = &["password", "token", "secret", "authorization", "api_key", "apikey", "key_pem", "bearer"];
+
+/// Replaces secret values in a serialized config with `[REDACTED]`.
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, val) in m.iter_mut() {
+                let key = k.as_str().unwrap_or_default().to_ascii_lowercase();
+                let secret = SECRET_KEYS.iter().any(|s| key.contains(s)) && !key.ends_with("_file");
+                if secret && !val.is_null() && !matches!(val, Value::Mapping(_) | Value::Sequence(_)) {
+                    *val = Value::String("[REDACTED]".into());
+                } else if key == "headers" {
+                    if let Value::Mapping(h) = val {
+                        for (hk, hv) in h.iter_mut() {
+                            let hk = hk.as_str().unwrap_or_default().to_ascii_lowercase();
+                            if SECRET_KEYS.iter().any(|s| hk.contains(s)) || hk.contains("key") {
+                                *hv = Value::String("[REDACTED]".into());
+                            }
+                        }
+                    }
+                } else {
+                    redact(val);
+                }
+            }
+        }
+        Value::Sequence(s) => s.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+impl Config {
+    /// The resolved config (defaults filled in) as YAML, secrets redacted.
+    pub fn to_redacted_yaml(&self) -> String {
+        fn section<T>(m: &BTreeMap<ComponentId, T>, f: impl Fn(&T) -> Value) -> Value {
+            let mut out = Mapping::new();
+            for (id, c) in m {
+                out.insert(Value::String(id.to_string()), f(c));
+            }
+            Value::Mapping(out)
+        }
+        let mut root = Mapping::new();
+        root.insert("receivers".into(), section(&self.receivers, |c| c.to_value()));
+        root.insert("processors".into(), section(&self.processors, |c| c.to_value()));
+        root.insert("exporters".into(), section(&self.exporters, |c| c.to_value()));
+        root.insert("extensions".into(), section(&self.extensions, |c| c.to_value()));
+        root.insert(
+            "service".into(),
+            serde_yaml::to_value(&self.service).unwrap_or(Value::Null),
+        );
+        let mut v = Value::Mapping(root);
+        redact(&mut v);
+        serde_yaml::to_string(&v).unwrap_or_default()
+    }
+
+    /// The extensions `service.extensions` starts, in order.
+    pub fn started_extensions(&self) -> Vec<(&ComponentId, &ExtensionConfig)> {
+        self.service
+            .extensions
+            .iter()
+            .filter_map(|e| ComponentId::parse(e).ok())
+            .filter_map(|id| self.extensions.get_key_value(&id))
+            .collect()
+    }
+}
+
+/// Serializes a component config for `print-config`.
+pub fn to_value<T: Serialize>(c: &T) -> Value {
+    serde_yaml::to_value(c).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! The data model: OTLP prost structs, end to end.
+//!
+//! A [`Telemetry`] is one export request of one signal exactly as OTLP defines it
+//! (`ExportTraceServiceRequest`, …). Receivers produce it, processors edit it in place, exporters
+//! encode it. There is no second event model; the helpers here give the pipeline what it needs
+//! (the signal, the item count, the encoded size) without copying.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+/// The three OTLP signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
+    /// The item noun the Collector uses in its self-metric names
+    /// (`otelcol_receiver_accepted_spans`, `…_metric_points`, `…_log_records`).
+    pub fn item_noun(self) -> &'static str {
+        match self {
+            Signal::Traces => "spans",
+            Signal::Metrics => "metric_points",
+            Signal::Logs => "log_records",
+        }
+    }
+
+    /// Parses the signal part of a pipeline id (`traces`, `metrics/internal`).
+    pub fn parse(s: &str) -> Option<Signal> {
+        match s {
+            "traces" => Some(Signal::Traces),
+            "metrics" => Some(Signal::Metrics),
+            "logs" => Some(Signal::Logs),
+            _ => None,
+        }
+    }
+
+    /// The OTLP/HTTP path suffix for this signal (`v1/traces`).
+    pub fn http_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+            Signal::Logs => "/v1/logs",
+        }
+    }
+
+    /// The gRPC method path for this signal's Export call.
+    pub fn grpc_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One OTLP export request of one signal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Telemetry {
+    Traces(ExportTraceServiceRequest),
+    Metrics(ExportMetricsServiceRequest),
+    Logs(ExportLogsServiceRequest),
+}
+
+impl Telemetry {
+    pub fn signal(&self) -> Signal {
+        match self {
+            Telemetry::Traces(_) => Signal::Traces,
+            Telemetry::Metrics(_) => Signal::Metrics,
+            Telemetry::Logs(_) => Signal::Logs,
+        }
+    }
+
+    /// Items as the Collector counts them: spans, metric data points, log records.
+    pub fn item_count(&self) -> u64 {
+        match self {
+            Telemetry::Traces(r) => span_count(r),
+            Telemetry::Metrics(r) => data_point_count(r),
+            Telemetry::Logs(r) => log_record_count(r),
+        }
+    }
+
+    /// The protobuf-encoded size in bytes.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Telemetry::Traces(r) => r.encoded_len(),
+            Telemetry::Metrics(r) => r.encoded_len(),
+            Telemetry::Logs(r) => r.encoded_len(),
+        }
+    }
+
+    /// Encodes to protobuf bytes.
+    pub fn encode_to_bytes(&self) -> Bytes {
+        let mut buf = Vec::with_capacity(self.encoded_len());
+        // Encoding into a Vec cannot fail: prost only fails when the buffer lacks capacity,
+        // and a Vec grows.
+        let _ = match self {
+            Telemetry::Traces(r) => r.encode(&mut buf),
+            Telemetry::Metrics(r) => r.encode(&mut buf),
+            Telemetry::Logs(r) => r.encode(&mut buf),
+        };
+        Bytes::from(buf)
+    }
+
+    /// Encodes as OTLP/JSON (hex ids, lowerCamelCase, 64-bit ints as strings).
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        match self {
+            Telemetry::Traces(r) => serde_json::to_vec(r),
+            Telemetry::Metrics(r) => serde_json::to_vec(r),
+            Telemetry::Logs(r) => serde_json::to_vec(r),
+        }
+    }
+
+    /// Decodes protobuf bytes of the given signal.
+    pub fn decode_proto(signal: Signal, bytes: &[u8]) -> Result<Telemetry, prost::DecodeError> {
+        Ok(match signal {
+            Signal::Traces => Telemetry::Traces(ExportTraceServiceRequest::decode(bytes)?),
+            Signal::Metrics => Telemetry::Metrics(ExportMetricsServiceRequest::decode(bytes)?),
+            Signal::Logs => Telemetry::Logs(ExportLogsServiceRequest::decode(bytes)?),
+        })
+    }
+
+    /// Decodes OTLP/JSON of the given signal.
+    pub fn decode_json(signal: Signal, bytes: &[u8]) -> Result<Telemetry, serde_json::Error> {
+        Ok(match signal {
+            Signal::Traces => Telemetry::Traces(serde_json::from_slice(bytes)?),
+            Signal::Metrics => Telemetry::Metrics(serde_json::from_slice(bytes)?),
+            Signal::Logs => Telemetry::Logs(serde_json::from_slice(bytes)?),
+        })
+    }
+
+    /// True when the request holds no resource groups at all.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Telemetry::Traces(r) => r.resource_spans.is_empty(),
+            Telemetry::Metrics(r) => r.resource_metrics.is_empty(),
+            Telemetry::Logs(r) => r.resource_logs.is_empty(),
+        }
+    }
+}
+
+pub fn span_count(r: &ExportTraceServiceRequest) -> u64 {
+    r.resource_spans
+        .iter()
+        .flat_map(|rs| rs.scope_spans.iter())
+        .map(|ss| ss.spans.len() as u64)
+        .sum()
+}
+
+pub fn log_record_count(r: &ExportLogsServiceRequest) -> u64 {
+    r.resource_logs
+        .iter()
+        .flat_map(|rl| rl.scope_logs.iter())
+        .map(|sl| sl.log_records.len() as u64)
+        .sum()
+}
+
+pub fn data_point_count(r: &ExportMetricsServiceRequest) -> u64 {
+    r.resource_metrics
+        .iter()
+        .flat_map(|rm| rm.scope_metrics.iter())
+        .flat_map(|sm| sm.metrics.iter())
+        .map(metric_point_count)
+        .sum()
+}
+
+/// Data points in one metric, as the Collector counts them.
+pub fn metric_point_count(m: &Metric) -> u64 {
+    (match &m.data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }) as u64
+}
+
+/// Request context carried beside the data: who sent it and, when the receiver's
+/// `include_metadata` is on, the request headers (lowercased names).
+#[derive(Debug, Default, Clone)]
+pub struct RequestMeta {
+    pub client_address: Option<std::net::SocketAddr>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// What travels through exporter queues: the data, its context, and the protobuf encoding
+/// computed at most once (retries and several OTLP exporters reuse it).
+#[derive(Debug)]
+pub struct Batch {
+    pub data: Telemetry,
+    pub meta: Arc<RequestMeta>,
+    items: u64,
+    encoded: OnceLock<Bytes>,
+}
+
+impl Batch {
+    pub fn new(data: Telemetry, meta: Arc<RequestMeta>) -> Batch {
+        let items = data.item_count();
+        Batch {
+            data,
+            meta,
+            items,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    pub fn signal(&self) -> Signal {
+        self.data.signal()
+    }
+
+    pub fn items(&self) -> u64 {
+        self.items
+    }
+
+    /// The protobuf encoding, computed on first use.
+    pub fn encoded(&self) -> &Bytes {
+        self.encoded.get_or_init(|| self.data.encode_to_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    #[test]
+    fn counts_spans_across_resources_and_scopes() {
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![
+                ResourceSpans {
+                    scope_spans: vec![
+                        ScopeSpans {
+                            spans: vec![Span::default(), Span::default()],
+                            ..Default::default()
+                        },
+                        ScopeSpans {
+                            spans: vec![Span::default()],
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                },
+                ResourceSpans::default(),
+            ],
+        };
+        let t = Telemetry::Traces(req);
+        assert_eq!(t.item_count(), 3);
+        let bytes = t.encode_to_bytes();
+        assert_eq!(Telemetry::decode_proto(Signal::Traces, &bytes).unwrap(), t);
+    }
+}

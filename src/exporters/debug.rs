@@ -1,0 +1,106 @@
+//! `debug` exporter (alias `logging`): writes what passes through to the log, for people.
+//!
+//! `basic`: one line per batch with counts. `normal`: one line per span / data point / log record
+//! with its key fields. `detailed`: the whole batch as OTLP/JSON.
+
+use futures_util::future::BoxFuture;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use serde::{Deserialize, Serialize};
+
+use super::{ExportError, ExportOutcome, Exporter};
+use crate::config::ComponentId;
+use crate::data::{Batch, Telemetry};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Verbosity {
+    #[default]
+    Basic,
+    Normal,
+    Detailed,
+}
+
+/// `exporters.debug`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugConfig {
+    /// `basic` (default), `normal`, or `detailed`.
+    pub verbosity: Verbosity,
+}
+
+pub struct DebugExporter {
+    id: String,
+    verbosity: Verbosity,
+}
+
+impl DebugExporter {
+    pub fn new(id: &ComponentId, cfg: &DebugConfig) -> DebugExporter {
+        DebugExporter {
+            id: id.to_string(),
+            verbosity: cfg.verbosity,
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn body_text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(AnyValue::StringValue(s)) => s.clone(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+/// Renders the `normal` verbosity lines.
+pub fn normal_lines(t: &Telemetry) -> Vec<String> {
+    let mut out = Vec::new();
+    match t {
+        Telemetry::Traces(r) => {
+            for s in r.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans) {
+                out.push(format!(
+                    "span {:?} trace_id={} span_id={} attributes={}",
+                    s.name,
+                    hex(&s.trace_id),
+                    hex(&s.span_id),
+                    s.attributes.len()
+                ));
+            }
+        }
+        Telemetry::Metrics(r) => {
+            for m in r.resource_metrics.iter().flat_map(|rm| &rm.scope_metrics).flat_map(|sm| &sm.metrics) {
+                out.push(format!("metric {:?} points={}", m.name, crate::data::metric_point_count(m)));
+            }
+        }
+        Telemetry::Logs(r) => {
+            for l in r.resource_logs.iter().flat_map(|rl| &rl.scope_logs).flat_map(|sl| &sl.log_records) {
+                out.push(format!("log severity={:?} body={:?}", l.severity_text, body_text(&l.body)));
+            }
+        }
+    }
+    out
+}
+
+impl Exporter for DebugExporter {
+    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+        Box::pin(async move {
+            let signal = batch.signal();
+            tracing::info!(exporter = %self.id, signal = %signal, items = batch.items(), "debug: {} {}", batch.items(), signal.item_noun());
+            match self.verbosity {
+                Verbosity::Basic => {}
+                Verbosity::Normal => {
+                    for line in normal_lines(&batch.data) {
+                        tracing::info!(exporter = %self.id, "{line}");
+                    }
+                }
+                Verbosity::Detailed => {
+                    let json = batch.data.to_json().map_err(|e| ExportError::permanent("encode", e.to_string()))?;
+                    tracing::info!(exporter = %self.id, "{}", String::from_utf8_lossy(&json));
+                }
+            }
+            Ok(ExportOutcome::default())
+        })
+    }
+}

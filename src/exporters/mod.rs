@@ -1,0 +1,219 @@
+//! Exporters: where data leaves. One closed enum of types, matched here, and the machinery every
+//! exporter shares: a bounded sending queue with a named full-policy, consumers, retries with
+//! one classifier ([`retry`]), self-metrics, and drain on shutdown ([`runner`]).
+//!
+//! The contract of an [`Exporter`]: `export` sends one [`Batch`] once and says how it went; it
+//! never retries by itself (the runner does) and never drops silently (every item ends up
+//! counted as sent, send-failed, or enqueue-failed).
+
+pub mod debug;
+pub mod file;
+pub mod otlp_grpc;
+pub mod otlp_http;
+pub mod retry;
+pub mod runner;
+pub mod tls;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::config::{typed, ComponentId, Diagnostics};
+use crate::data::{Batch, Signal};
+pub use retry::{ExportError, RetryConfig};
+
+/// What a peer said about a batch it accepted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExportOutcome {
+    /// Items the peer rejected (OTLP `partial_success`); counted, not retried.
+    pub rejected: u64,
+    pub message: String,
+}
+
+/// A running exporter: sends one batch once.
+pub trait Exporter: Send + Sync + 'static {
+    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>>;
+
+    /// Flushes buffers at shutdown.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Every exporter type otelgw has.
+#[derive(Debug, Clone)]
+pub enum ExporterConfig {
+    OtlpGrpc(otlp_grpc::OtlpGrpcConfig),
+    OtlpHttp(otlp_http::OtlpHttpConfig),
+    Debug(debug::DebugConfig),
+    File(file::FileConfig),
+}
+
+pub const EXPORTER_TYPES: &[&str] = &["otlp_grpc (alias otlp)", "otlp_http (alias otlphttp)", "debug", "file"];
+
+impl ExporterConfig {
+    pub fn from_value(id: &ComponentId, path: &str, v: Value, diag: &mut Diagnostics) -> Option<ExporterConfig> {
+        match id.kind.as_str() {
+            "otlp_grpc" | "otlp" => typed(path, v, diag).map(ExporterConfig::OtlpGrpc),
+            "otlp_http" | "otlphttp" => typed(path, v, diag).map(ExporterConfig::OtlpHttp),
+            "debug" | "logging" => typed(path, v, diag).map(ExporterConfig::Debug),
+            "file" => typed(path, v, diag).map(ExporterConfig::File),
+            other => {
+                diag.error(path, format!("unknown exporter type {other:?} (known: {})", EXPORTER_TYPES.join(", ")));
+                None
+            }
+        }
+    }
+
+    pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
+        match self {
+            ExporterConfig::OtlpGrpc(c) => c.validate(path, diag),
+            ExporterConfig::OtlpHttp(c) => c.validate(path, diag),
+            ExporterConfig::Debug(_) => {}
+            ExporterConfig::File(c) => c.validate(path, diag),
+        }
+        if let Some(q) = self.queue() {
+            q.validate(&format!("{path}.sending_queue"), diag);
+        }
+        if let Some(r) = self.retry() {
+            r.validate(&format!("{path}.retry_on_failure"), diag);
+        }
+    }
+
+    pub fn supports(&self, _signal: Signal) -> bool {
+        true
+    }
+
+    pub fn listeners(&self) -> Vec<(&'static str, &str)> {
+        vec![]
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            ExporterConfig::OtlpGrpc(c) => crate::config::to_value(c),
+            ExporterConfig::OtlpHttp(c) => crate::config::to_value(c),
+            ExporterConfig::Debug(c) => crate::config::to_value(c),
+            ExporterConfig::File(c) => crate::config::to_value(c),
+        }
+    }
+
+    /// The sending queue settings; local exporters get a default in-memory queue.
+    pub fn queue(&self) -> Option<&QueueConfig> {
+        match self {
+            ExporterConfig::OtlpGrpc(c) => Some(&c.sending_queue),
+            ExporterConfig::OtlpHttp(c) => Some(&c.sending_queue),
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) => None,
+        }
+    }
+
+    pub fn retry(&self) -> Option<&RetryConfig> {
+        match self {
+            ExporterConfig::OtlpGrpc(c) => Some(&c.retry_on_failure),
+            ExporterConfig::OtlpHttp(c) => Some(&c.retry_on_failure),
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) => None,
+        }
+    }
+
+    /// Builds the running exporter (I/O happens here, not in validation).
+    pub fn build(&self, id: &ComponentId) -> Result<std::sync::Arc<dyn Exporter>, BuildError> {
+        Ok(match self {
+            ExporterConfig::OtlpGrpc(c) => std::sync::Arc::new(otlp_grpc::OtlpGrpcExporter::new(c)?),
+            ExporterConfig::OtlpHttp(c) => std::sync::Arc::new(otlp_http::OtlpHttpExporter::new(c)?),
+            ExporterConfig::Debug(c) => std::sync::Arc::new(debug::DebugExporter::new(id, c)),
+            ExporterConfig::File(c) => std::sync::Arc::new(file::FileExporter::new(c)?),
+        })
+    }
+}
+
+/// Errors starting a component.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("cannot open {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("cannot listen on {address}: {reason}")]
+    Listen { address: String, reason: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a full queue does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FullPolicy {
+    /// Wait for room: backpressure reaches the pipeline and, through it, the client.
+    Block,
+    /// Refuse the new batch; the receiver answers with a retry hint and it is counted as
+    /// `otelcol_exporter_enqueue_failed_*`.
+    DropNewest,
+}
+
+/// `sending_queue`, with the Collector's keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// With `false`, the receiver's request waits for the export itself (retries included).
+    pub enabled: bool,
+    /// Concurrent senders draining the queue.
+    pub num_consumers: usize,
+    /// Capacity in requests (batches).
+    pub queue_size: usize,
+    /// `true` (default): a full queue blocks the pipeline; `false`: the newest batch is refused
+    /// and counted.
+    pub block_on_overflow: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000,
+            block_on_overflow: true,
+        }
+    }
+}
+
+impl QueueConfig {
+    pub fn policy(&self) -> FullPolicy {
+        if self.block_on_overflow {
+            FullPolicy::Block
+        } else {
+            FullPolicy::DropNewest
+        }
+    }
+
+    pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
+        if self.enabled && self.queue_size == 0 {
+            diag.error(format!("{path}.queue_size"), "must be at least 1");
+        }
+        if self.enabled && self.num_consumers == 0 {
+            diag.error(format!("{path}.num_consumers"), "must be at least 1");
+        }
+    }
+}
+
+/// Compression for push exporters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+    None,
+}
+
+/// Headers whose names or values are not valid HTTP are reported at their path.
+pub fn validate_headers(headers: &std::collections::BTreeMap<String, String>, path: &str, diag: &mut Diagnostics) {
+    for (k, v) in headers {
+        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            diag.error(format!("{path}.headers.{k}"), "invalid header name");
+        }
+        if http::HeaderValue::from_str(v).is_err() {
+            diag.error(format!("{path}.headers.{k}"), "invalid header value");
+        }
+    }
+}

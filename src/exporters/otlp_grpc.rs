@@ -1,0 +1,236 @@
+//! OTLP/gRPC exporter (`otlp_grpc`, alias `otlp`): to Jaeger, Tempo, or another gateway.
+//!
+//! Each batch is encoded once ([`Batch::encoded`]) and the bytes are sent as the gRPC message
+//! through a pass-through codec, so retries and several OTLP exporters share one encoding. The
+//! peer's `partial_success` is counted, not retried. Errors go through [`classify_grpc`].
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::time::Duration as StdDuration;
+
+use bytes::{BufMut, Bytes};
+use futures_util::future::BoxFuture;
+use http::uri::PathAndQuery;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use serde::{Deserialize, Serialize};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Request, Status};
+
+use super::retry::{classify_grpc, ExportError, RetryConfig};
+use super::tls::{resolve_endpoint, TlsClientConfig};
+use super::{validate_headers, BuildError, Compression, ExportOutcome, Exporter, QueueConfig};
+use crate::config::units::Duration;
+use crate::config::Diagnostics;
+use crate::data::{Batch, Signal};
+
+/// `exporters.otlp_grpc`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpGrpcConfig {
+    /// `host:port` or `http(s)://host:port` of the OTLP/gRPC receiver.
+    pub endpoint: String,
+    pub tls: TlsClientConfig,
+    /// Extra request metadata (e.g. `X-Scope-OrgID`, `authorization`).
+    pub headers: BTreeMap<String, String>,
+    /// `gzip` (default), `zstd`, or `none`.
+    pub compression: Compression,
+    /// Deadline for one export attempt.
+    pub timeout: Duration,
+    pub retry_on_failure: RetryConfig,
+    pub sending_queue: QueueConfig,
+}
+
+impl Default for OtlpGrpcConfig {
+    fn default() -> Self {
+        OtlpGrpcConfig {
+            endpoint: String::new(),
+            tls: TlsClientConfig::default(),
+            headers: BTreeMap::new(),
+            compression: Compression::Gzip,
+            timeout: Duration::from_secs(5),
+            retry_on_failure: RetryConfig::default(),
+            sending_queue: QueueConfig::default(),
+        }
+    }
+}
+
+impl OtlpGrpcConfig {
+    pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
+        if self.endpoint.is_empty() {
+            diag.error(format!("{path}.endpoint"), "required (e.g. tempo:4317 or http://jaeger:4317)");
+        } else {
+            let (_, uri) = resolve_endpoint(&self.endpoint, &self.tls);
+            if uri.parse::<http::Uri>().map(|u| u.host().is_none()).unwrap_or(true) {
+                diag.error(format!("{path}.endpoint"), format!("invalid endpoint {:?}", self.endpoint));
+            }
+        }
+        if self.timeout.is_zero() {
+            diag.error(format!("{path}.timeout"), "must be greater than 0");
+        }
+        if self.tls.insecure_skip_verify {
+            diag.error(
+                format!("{path}.tls.insecure_skip_verify"),
+                "not supported by the grpc exporter; trust the server's CA with ca_file instead",
+            );
+        }
+        self.tls.validate(path, diag);
+        validate_headers(&self.headers, path, diag);
+        for k in self.headers.keys() {
+            if MetadataKey::<tonic::metadata::Ascii>::from_bytes(k.as_bytes()).is_err() {
+                diag.error(format!("{path}.headers.{k}"), "invalid grpc metadata key (use lowercase ascii)");
+            }
+        }
+    }
+}
+
+/// Sends pre-encoded bytes as the request message and decodes the prost response.
+struct RawCodec<R>(PhantomData<R>);
+
+struct RawEncoder;
+
+struct ProstDecoder<R>(PhantomData<R>);
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl<R: prost::Message + Default> Decoder for ProstDecoder<R> {
+    type Item = R;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<R>, Status> {
+        R::decode(src)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("cannot decode response: {e}")))
+    }
+}
+
+impl<R: prost::Message + Default + Send + 'static> Codec for RawCodec<R> {
+    type Encode = Bytes;
+    type Decode = R;
+    type Encoder = RawEncoder;
+    type Decoder = ProstDecoder<R>;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> ProstDecoder<R> {
+        ProstDecoder(PhantomData)
+    }
+}
+
+pub struct OtlpGrpcExporter {
+    channel: Channel,
+    headers: MetadataMap,
+    compression: Option<CompressionEncoding>,
+    timeout: StdDuration,
+}
+
+impl OtlpGrpcExporter {
+    pub fn new(cfg: &OtlpGrpcConfig) -> Result<OtlpGrpcExporter, BuildError> {
+        let (use_tls, uri) = resolve_endpoint(&cfg.endpoint, &cfg.tls);
+        let bad = |reason: String| BuildError::Endpoint {
+            endpoint: cfg.endpoint.clone(),
+            reason,
+        };
+        let mut ep = Endpoint::from_shared(uri)
+            .map_err(|e| bad(e.to_string()))?
+            .connect_timeout(cfg.timeout.get())
+            .tcp_nodelay(true)
+            .http2_adaptive_window(true);
+        if use_tls {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = TlsClientConfig::read(&cfg.tls.ca_file)? {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let (Some(cert), Some(key)) = (
+                TlsClientConfig::read(&cfg.tls.cert_file)?,
+                TlsClientConfig::read(&cfg.tls.key_file)?,
+            ) {
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            if let Some(name) = &cfg.tls.server_name_override {
+                tls = tls.domain_name(name.clone());
+            }
+            ep = ep.tls_config(tls).map_err(|e| BuildError::Tls(e.to_string()))?;
+        }
+        let mut headers = MetadataMap::new();
+        for (k, v) in &cfg.headers {
+            let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|e| bad(e.to_string()))?;
+            let value = MetadataValue::try_from(v.as_str()).map_err(|e| bad(e.to_string()))?;
+            headers.insert(key, value);
+        }
+        Ok(OtlpGrpcExporter {
+            channel: ep.connect_lazy(),
+            headers,
+            compression: match cfg.compression {
+                Compression::Gzip => Some(CompressionEncoding::Gzip),
+                Compression::Zstd => Some(CompressionEncoding::Zstd),
+                Compression::None => None,
+            },
+            timeout: cfg.timeout.get(),
+        })
+    }
+
+    async fn send(&self, batch: &Batch) -> Result<ExportOutcome, ExportError> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        if let Some(c) = self.compression {
+            grpc = grpc.send_compressed(c);
+        }
+        grpc.ready()
+            .await
+            .map_err(|e| ExportError::retryable("unavailable", format!("grpc channel not ready: {e}")))?;
+        let mut req = Request::new(batch.encoded().clone());
+        *req.metadata_mut() = self.headers.clone();
+        req.set_timeout(self.timeout);
+        let path = PathAndQuery::from_static(batch.signal().grpc_path());
+        let call = async {
+            Ok::<_, Status>(match batch.signal() {
+                Signal::Traces => {
+                    let r = grpc
+                        .unary(req, path, RawCodec::<ExportTraceServiceResponse>(PhantomData))
+                        .await?
+                        .into_inner();
+                    r.partial_success.map(|p| (p.rejected_spans, p.error_message))
+                }
+                Signal::Metrics => {
+                    let r = grpc
+                        .unary(req, path, RawCodec::<ExportMetricsServiceResponse>(PhantomData))
+                        .await?
+                        .into_inner();
+                    r.partial_success.map(|p| (p.rejected_data_points, p.error_message))
+                }
+                Signal::Logs => {
+                    let r = grpc
+                        .unary(req, path, RawCodec::<ExportLogsServiceResponse>(PhantomData))
+                        .await?
+                        .into_inner();
+                    r.partial_success.map(|p| (p.rejected_log_records, p.error_message))
+                }
+            })
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(ExportError::retryable("timeout", format!("no answer within {:?}", self.timeout))),
+            Ok(Err(status)) => Err(classify_grpc(&status)),
+            Ok(Ok(partial)) => Ok(partial
+                .map(|(n, message)| ExportOutcome {
+                    rejected: n.max(0) as u64,
+                    message,
+                })
+                .unwrap_or_default()),
+        }
+    }
+}
+
+impl Exporter for OtlpGrpcExporter {
+    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+        Box::pin(self.send(batch))
+    }
+}

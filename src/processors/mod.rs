@@ -1,0 +1,94 @@
+//! Processors: edits between receivers and exporters. One closed enum of types, matched here.
+//!
+//! A [`Processor`] runs inline on the request path, in the order the pipeline lists it: it edits
+//! the request in place and may remove items, reporting how many and why in [`Rejections`] (the
+//! receiver turns that into OTLP `partial_success`). It never blocks and never does I/O.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::config::{typed, ComponentId, Diagnostics};
+use crate::data::{RequestMeta, Signal, Telemetry};
+
+/// Items a processor removed, with the reason the client should hear.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rejections {
+    pub count: u64,
+    pub reasons: Vec<String>,
+}
+
+impl Rejections {
+    pub fn add(&mut self, count: u64, reason: impl Into<String>) {
+        if count > 0 {
+            self.count += count;
+            let r = reason.into();
+            if !self.reasons.contains(&r) {
+                self.reasons.push(r);
+            }
+        }
+    }
+    pub fn message(&self) -> String {
+        self.reasons.join("; ")
+    }
+}
+
+/// A running processor.
+pub trait Processor: Send + Sync + 'static {
+    fn process(&self, data: &mut Telemetry, meta: &RequestMeta, rejected: &mut Rejections);
+}
+
+/// Every processor type otelgw has.
+#[derive(Debug, Clone)]
+pub enum ProcessorConfig {
+    /// Passes data through unchanged (useful to test graphs, and as the processor template).
+    Noop(NoopConfig),
+}
+
+pub const PROCESSOR_TYPES: &[&str] = &["noop"];
+
+impl ProcessorConfig {
+    pub fn from_value(id: &ComponentId, path: &str, v: Value, diag: &mut Diagnostics) -> Option<ProcessorConfig> {
+        match id.kind.as_str() {
+            "noop" => typed(path, v, diag).map(ProcessorConfig::Noop),
+            other => {
+                diag.error(
+                    path,
+                    format!("unknown processor type {other:?} (known: {})", PROCESSOR_TYPES.join(", ")),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn validate(&self, _path: &str, _diag: &mut Diagnostics) {}
+
+    pub fn supports(&self, _signal: Signal) -> bool {
+        true
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            ProcessorConfig::Noop(c) => crate::config::to_value(c),
+        }
+    }
+
+    pub fn build(&self) -> Arc<dyn Processor> {
+        match self {
+            ProcessorConfig::Noop(_) => Arc::new(Noop),
+        }
+    }
+}
+
+/// `processors.noop`: no settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoopConfig {}
+
+/// The pass-through processor.
+pub struct Noop;
+
+impl Processor for Noop {
+    fn process(&self, _data: &mut Telemetry, _meta: &RequestMeta, _rejected: &mut Rejections) {}
+}

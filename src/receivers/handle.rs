@@ -1,0 +1,220 @@
+//! The request path shared by both OTLP transports, after decoding:
+//! validate ids → fan out into pipelines → count → answer.
+//!
+//! Spans and log records whose trace or span ids have the wrong length (a trace id is 16 bytes,
+//! a span id 8; empty is allowed for logs) are removed and reported through `partial_success`:
+//! backends such as Tempo and Jaeger reject them anyway, and one bad item must not cost the
+//! client the whole request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::data::{RequestMeta, Signal, Telemetry};
+use crate::pipeline::{Fanout, PipelineError};
+use crate::processors::Rejections;
+use crate::telemetry::metrics::{names, Counter, ReceiverCounters, Registry};
+
+/// How one request ended, for the transport to encode.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Accepted; `rejected` items were dropped for the reasons given (partial success).
+    Accepted { rejected: u64, message: String },
+    /// Not accepted; the client may retry after the hint.
+    Refused { retry_after: Duration, message: String },
+    /// Not accepted; retrying will not help (a synchronous export failed permanently).
+    Failed { message: String },
+    /// Not accepted because otelgw is stopping; retry (against another instance).
+    Unavailable { message: String },
+}
+
+/// One receiver's entry to the pipelines for one signal and transport.
+#[derive(Clone)]
+pub struct Sink {
+    pub signal: Signal,
+    fanout: Fanout,
+    counters: ReceiverCounters,
+    outcome_ok: Counter,
+    outcome_refused: Counter,
+    outcome_failed: Counter,
+}
+
+impl Sink {
+    pub fn new(reg: &Registry, receiver: &str, transport: &'static str, signal: Signal, fanout: Fanout) -> Sink {
+        let req = |outcome: &str| {
+            reg.counter(
+                names::RECEIVER_REQUESTS,
+                "Requests received, by outcome.",
+                &[
+                    ("receiver", receiver),
+                    ("transport", transport),
+                    ("signal", signal.as_str()),
+                    ("outcome", outcome),
+                ],
+            )
+        };
+        Sink {
+            signal,
+            fanout,
+            counters: ReceiverCounters::new(reg, receiver, transport, signal),
+            outcome_ok: req("accepted"),
+            outcome_refused: req("refused"),
+            outcome_failed: req("failed"),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fanout.is_empty()
+    }
+
+    /// Counts a request refused before it could be decoded (bad body, too large, …). Its items
+    /// are unknown, so only the request is counted.
+    pub fn count_bad_request(&self) {
+        self.outcome_failed.inc();
+    }
+
+    /// Runs a decoded request through the pipelines.
+    pub async fn receive(&self, mut data: Telemetry, meta: Arc<RequestMeta>) -> Outcome {
+        let mut rejected = Rejections::default();
+        drop_invalid_ids(&mut data, &mut rejected);
+        let items = data.item_count();
+        self.counters.refused.add(rejected.count);
+        if items == 0 {
+            self.outcome_ok.inc();
+            return Outcome::Accepted {
+                rejected: rejected.count,
+                message: rejected.message(),
+            };
+        }
+        match self.fanout.consume(data, meta).await {
+            Ok(r) => {
+                // Items processors removed were received but not passed on; the Collector
+                // counts receipt, so accepted covers them and the client hears of them.
+                self.counters.accepted.add(items);
+                self.outcome_ok.inc();
+                rejected.count += r.count;
+                for reason in r.reasons {
+                    if !rejected.reasons.contains(&reason) {
+                        rejected.reasons.push(reason);
+                    }
+                }
+                Outcome::Accepted {
+                    rejected: rejected.count,
+                    message: rejected.message(),
+                }
+            }
+            Err(e) => {
+                self.counters.refused.add(items);
+                match e {
+                    PipelineError::Refused { retry_after, message, .. } => {
+                        self.outcome_refused.inc();
+                        Outcome::Refused { retry_after, message }
+                    }
+                    PipelineError::ExportFailed {
+                        retryable: true,
+                        message,
+                        ..
+                    } => {
+                        self.outcome_refused.inc();
+                        Outcome::Refused {
+                            retry_after: Duration::from_secs(5),
+                            message,
+                        }
+                    }
+                    PipelineError::ExportFailed { message, .. } => {
+                        self.outcome_failed.inc();
+                        Outcome::Failed { message }
+                    }
+                    PipelineError::ShuttingDown => {
+                        self.outcome_refused.inc();
+                        Outcome::Unavailable {
+                            message: "otelgw is shutting down".into(),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn valid_trace_id(id: &[u8]) -> bool {
+    id.len() == 16 && id.iter().any(|b| *b != 0)
+}
+
+fn valid_span_id(id: &[u8]) -> bool {
+    id.len() == 8 && id.iter().any(|b| *b != 0)
+}
+
+/// Removes spans with invalid ids and log records with malformed (non-empty, wrong length) ids.
+pub fn drop_invalid_ids(data: &mut Telemetry, rejected: &mut Rejections) {
+    match data {
+        Telemetry::Traces(r) => {
+            let mut bad = 0u64;
+            for rs in &mut r.resource_spans {
+                for ss in &mut rs.scope_spans {
+                    let before = ss.spans.len();
+                    ss.spans.retain(|s| {
+                        valid_trace_id(&s.trace_id)
+                            && valid_span_id(&s.span_id)
+                            && (s.parent_span_id.is_empty() || s.parent_span_id.len() == 8)
+                    });
+                    bad += (before - ss.spans.len()) as u64;
+                }
+            }
+            rejected.add(bad, "spans need a 16-byte non-zero trace_id and an 8-byte non-zero span_id");
+        }
+        Telemetry::Logs(r) => {
+            let mut bad = 0u64;
+            for rl in &mut r.resource_logs {
+                for sl in &mut rl.scope_logs {
+                    let before = sl.log_records.len();
+                    sl.log_records.retain(|l| {
+                        (l.trace_id.is_empty() || l.trace_id.len() == 16) && (l.span_id.is_empty() || l.span_id.len() == 8)
+                    });
+                    bad += (before - sl.log_records.len()) as u64;
+                }
+            }
+            rejected.add(bad, "log records with a trace_id must use 16 bytes, span_id 8 bytes");
+        }
+        Telemetry::Metrics(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    #[test]
+    fn invalid_span_ids_are_removed_and_reported() {
+        let good = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            ..Default::default()
+        };
+        let short = Span {
+            trace_id: vec![1; 15],
+            span_id: vec![2; 8],
+            ..Default::default()
+        };
+        let zero = Span {
+            trace_id: vec![0; 16],
+            span_id: vec![2; 8],
+            ..Default::default()
+        };
+        let mut t = Telemetry::Traces(ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![good.clone(), short, zero],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        });
+        let mut r = Rejections::default();
+        drop_invalid_ids(&mut t, &mut r);
+        assert_eq!(r.count, 2);
+        assert_eq!(t.item_count(), 1);
+        assert!(r.message().contains("16-byte"));
+    }
+}

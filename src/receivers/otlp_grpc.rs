@@ -1,0 +1,169 @@
+//! OTLP over gRPC (tonic): `TraceService`, `MetricsService`, `LogsService` `Export`.
+//!
+//! Only the services of signals that some pipeline takes from this receiver are registered;
+//! the others answer `UNIMPLEMENTED`. gzip, zstd and deflate request compression are accepted;
+//! `max_recv_msg_size_mib` caps the message after decompression (tonic stops inflating at the
+//! cap, so a gzip bomb costs at most the cap) and answers `RESOURCE_EXHAUSTED` above it.
+//! Overload answers `RESOURCE_EXHAUSTED` with `RetryInfo`; a stopping gateway `UNAVAILABLE`.
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use super::handle::{Outcome, Sink};
+use super::status::{code, grpc_status};
+use super::GrpcServerConfig;
+use crate::data::{RequestMeta, Signal, Telemetry};
+use crate::pipeline::ReceiverContext;
+
+/// One signal's gRPC service.
+#[derive(Clone)]
+pub struct SignalService {
+    sink: Sink,
+    include_metadata: bool,
+}
+
+impl SignalService {
+    async fn run<T>(&self, req: Request<T>, wrap: fn(T) -> Telemetry) -> Result<(u64, String), Status> {
+        let mut meta = RequestMeta {
+            client_address: req.remote_addr(),
+            headers: vec![],
+        };
+        if self.include_metadata {
+            meta.headers = req
+                .metadata()
+                .clone()
+                .into_headers()
+                .iter()
+                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+                .collect();
+        }
+        let data = wrap(req.into_inner());
+        match self.sink.receive(data, Arc::new(meta)).await {
+            Outcome::Accepted { rejected, message } => Ok((rejected, message)),
+            Outcome::Refused { retry_after, message } => {
+                Err(grpc_status(code::RESOURCE_EXHAUSTED, &message, Some(retry_after)))
+            }
+            Outcome::Failed { message } => Err(grpc_status(code::INTERNAL, &message, None)),
+            Outcome::Unavailable { message } => Err(grpc_status(
+                code::UNAVAILABLE,
+                &message,
+                Some(std::time::Duration::from_secs(1)),
+            )),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for SignalService {
+    async fn export(
+        &self,
+        req: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let (rejected, message) = self.run(req, Telemetry::Traces).await?;
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: rejected as i64,
+                error_message: message,
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for SignalService {
+    async fn export(
+        &self,
+        req: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let (rejected, message) = self.run(req, Telemetry::Metrics).await?;
+        Ok(Response::new(ExportMetricsServiceResponse {
+            partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
+                rejected_data_points: rejected as i64,
+                error_message: message,
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for SignalService {
+    async fn export(
+        &self,
+        req: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let (rejected, message) = self.run(req, Telemetry::Logs).await?;
+        Ok(Response::new(ExportLogsServiceResponse {
+            partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
+                rejected_log_records: rejected as i64,
+                error_message: message,
+            }),
+        }))
+    }
+}
+
+/// Starts the gRPC server on an already bound listener; resolves when `stop` fires and in-flight
+/// calls have finished.
+pub fn serve(
+    cfg: &GrpcServerConfig,
+    ctx: &ReceiverContext,
+    listener: TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let id = ctx.id.to_string();
+    let svc = |s: Signal| {
+        let f = ctx.fanout(s);
+        (!f.is_empty()).then(|| SignalService {
+            sink: Sink::new(&ctx.registry, &id, "grpc", s, f.clone()),
+            include_metadata: cfg.include_metadata,
+        })
+    };
+    let max = (cfg.max_recv_msg_size_mib as usize).saturating_mul(1024 * 1024);
+    macro_rules! configure {
+        ($server:expr) => {
+            $server
+                .max_decoding_message_size(max)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .accept_compressed(CompressionEncoding::Deflate)
+        };
+    }
+    let traces = svc(Signal::Traces).map(|s| configure!(TraceServiceServer::new(s)));
+    let metrics = svc(Signal::Metrics).map(|s| configure!(MetricsServiceServer::new(s)));
+    let logs = svc(Signal::Logs).map(|s| configure!(LogsServiceServer::new(s)));
+    let router = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .max_concurrent_streams(cfg.max_concurrent_streams)
+        .add_optional_service(traces)
+        .add_optional_service(metrics)
+        .add_optional_service(logs);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(async move {
+        let shutdown = async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+            tracing::error!(receiver = %id, error = %e, "grpc server stopped with an error");
+        }
+    })
+}

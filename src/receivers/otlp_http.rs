@@ -1,0 +1,294 @@
+//! OTLP over HTTP (hyper; HTTP/1.1 and h2c): `POST /v1/traces|metrics|logs`.
+//!
+//! The request path, in order: route (404) → method (405, `Allow: POST`) → `Content-Type`
+//! (`application/x-protobuf` or `application/json`, else 415) → `Content-Encoding` (gzip, zstd,
+//! deflate, snappy, identity; else 415) → body read under `max_request_body_size` (413) →
+//! decompression under the same cap (413; corrupt → 400) → decode (400) → pipelines. Answers are
+//! in the request's encoding: an `Export*ServiceResponse` (with `partial_success` when items were
+//! rejected) or a `google.rpc.Status`. Overload is 429 with `Retry-After` (never 500 or a bare
+//! 503); a stopping gateway answers 503 with `Retry-After`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use prost::Message;
+use tokio::net::TcpListener;
+
+use super::decode::{decode_payload, decompress, ContentEncoding, DecodeError, PayloadEncoding};
+use super::handle::{Outcome, Sink};
+use super::status::{code, rpc_status, status_json};
+use super::HttpServerConfig;
+use crate::data::{RequestMeta, Signal};
+use crate::pipeline::ReceiverContext;
+
+struct State {
+    routes: Vec<(String, Sink)>,
+    /// Paths of signals no pipeline takes from this receiver: 404 with a clear message.
+    unrouted: Vec<(String, Signal)>,
+    cap: usize,
+    include_metadata: bool,
+}
+
+type Body = Full<Bytes>;
+
+fn respond(status: StatusCode, enc: PayloadEncoding, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(enc.content_type()));
+    r
+}
+
+/// A `google.rpc.Status` error in the given encoding.
+fn error(status: StatusCode, enc: PayloadEncoding, grpc_code: i32, message: &str, retry: Option<Duration>) -> Response<Body> {
+    let body = match enc {
+        PayloadEncoding::Json => status_json(grpc_code, message, retry),
+        PayloadEncoding::Protobuf => rpc_status(grpc_code, message, retry).encode_to_vec(),
+    };
+    let mut r = respond(status, enc, body);
+    if let Some(d) = retry {
+        let secs = d.as_secs_f64().ceil().max(1.0) as u64;
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+fn success(signal: Signal, enc: PayloadEncoding, rejected: u64, message: String) -> Response<Body> {
+    if rejected == 0 && enc == PayloadEncoding::Json {
+        return respond(StatusCode::OK, enc, b"{}".to_vec());
+    }
+    let rejected = rejected as i64;
+    let body = match signal {
+        Signal::Traces => {
+            let r = ExportTraceServiceResponse {
+                partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: message,
+                }),
+            };
+            match enc {
+                PayloadEncoding::Protobuf => r.encode_to_vec(),
+                PayloadEncoding::Json => serde_json::to_vec(&r).unwrap_or_default(),
+            }
+        }
+        Signal::Metrics => {
+            let r = ExportMetricsServiceResponse {
+                partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
+                    rejected_data_points: rejected,
+                    error_message: message,
+                }),
+            };
+            match enc {
+                PayloadEncoding::Protobuf => r.encode_to_vec(),
+                PayloadEncoding::Json => serde_json::to_vec(&r).unwrap_or_default(),
+            }
+        }
+        Signal::Logs => {
+            let r = ExportLogsServiceResponse {
+                partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
+                    rejected_log_records: rejected,
+                    error_message: message,
+                }),
+            };
+            match enc {
+                PayloadEncoding::Protobuf => r.encode_to_vec(),
+                PayloadEncoding::Json => serde_json::to_vec(&r).unwrap_or_default(),
+            }
+        }
+    };
+    respond(StatusCode::OK, enc, body)
+}
+
+fn decode_error_response(e: &DecodeError, enc: PayloadEncoding) -> Response<Body> {
+    let status = match e {
+        DecodeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        DecodeError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, enc, code::INVALID_ARGUMENT, &e.to_string(), None)
+}
+
+async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> Response<Body> {
+    let path = req.uri().path();
+    let Some(sink) = state.routes.iter().find(|(p, _)| p == path).map(|(_, s)| s.clone()) else {
+        let msg = match state.unrouted.iter().find(|(p, _)| p == path) {
+            Some((_, s)) => format!("no pipeline takes {s} from this receiver"),
+            None => format!("unknown path {path:?}; OTLP paths are /v1/traces, /v1/metrics, /v1/logs"),
+        };
+        return error(StatusCode::NOT_FOUND, PayloadEncoding::Json, code::UNIMPLEMENTED, &msg, None);
+    };
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let enc_guess = PayloadEncoding::from_content_type(ct).unwrap_or(PayloadEncoding::Json);
+    if req.method() != Method::POST {
+        let mut r = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            enc_guess,
+            code::INVALID_ARGUMENT,
+            &format!("method {} not allowed; use POST", req.method()),
+            None,
+        );
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        sink.count_bad_request();
+        return r;
+    }
+    let Some(enc) = PayloadEncoding::from_content_type(ct) else {
+        sink.count_bad_request();
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PayloadEncoding::Json,
+            code::INVALID_ARGUMENT,
+            &format!(
+                "unsupported content type {:?}; use application/x-protobuf or application/json",
+                ct.unwrap_or("")
+            ),
+            None,
+        );
+    };
+    let ce = req.headers().get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    let content_encoding = match ContentEncoding::parse(ce) {
+        Ok(c) => c,
+        Err(e) => {
+            sink.count_bad_request();
+            return decode_error_response(&e, enc);
+        }
+    };
+    let cap = state.cap;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        sink.count_bad_request();
+        return decode_error_response(&DecodeError::TooLarge { limit: cap }, enc);
+    }
+    let mut meta = RequestMeta {
+        client_address: Some(peer),
+        headers: vec![],
+    };
+    if state.include_metadata {
+        meta.headers = req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .collect();
+    }
+    let body = match Limited::new(req.into_body(), cap).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            sink.count_bad_request();
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return decode_error_response(&DecodeError::TooLarge { limit: cap }, enc);
+            }
+            return error(StatusCode::BAD_REQUEST, enc, code::INVALID_ARGUMENT, &format!("cannot read body: {e}"), None);
+        }
+    };
+    let decoded = match content_encoding {
+        ContentEncoding::Identity => decode_payload(sink.signal, enc, &body),
+        other => decompress(other, &body, cap).and_then(|raw| decode_payload(sink.signal, enc, &raw)),
+    };
+    let data = match decoded {
+        Ok(d) => d,
+        Err(e) => {
+            sink.count_bad_request();
+            tracing::debug!(error = %e, kind = e.kind(), "rejected otlp/http request");
+            return decode_error_response(&e, enc);
+        }
+    };
+    match sink.receive(data, Arc::new(meta)).await {
+        Outcome::Accepted { rejected, message } => success(sink.signal, enc, rejected, message),
+        Outcome::Refused { retry_after, message } => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            enc,
+            code::RESOURCE_EXHAUSTED,
+            &message,
+            Some(retry_after),
+        ),
+        Outcome::Failed { message } => error(StatusCode::INTERNAL_SERVER_ERROR, enc, code::INTERNAL, &message, None),
+        Outcome::Unavailable { message } => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            enc,
+            code::UNAVAILABLE,
+            &message,
+            Some(Duration::from_secs(1)),
+        ),
+    }
+}
+
+/// Starts the HTTP server on an already bound listener; resolves when `stop` fires and open
+/// connections have finished their in-flight requests.
+pub fn serve(
+    cfg: &HttpServerConfig,
+    ctx: &ReceiverContext,
+    listener: TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let id = ctx.id.to_string();
+    let mut routes = Vec::new();
+    let mut unrouted = Vec::new();
+    for (signal, path) in [
+        (Signal::Traces, &cfg.traces_url_path),
+        (Signal::Metrics, &cfg.metrics_url_path),
+        (Signal::Logs, &cfg.logs_url_path),
+    ] {
+        let f = ctx.fanout(signal);
+        if f.is_empty() {
+            unrouted.push((path.clone(), signal));
+        } else {
+            routes.push((path.clone(), Sink::new(&ctx.registry, &id, "http", signal, f.clone())));
+        }
+    }
+    let state = Arc::new(State {
+        routes,
+        unrouted,
+        cap: cfg.max_request_body_size.bytes().min(usize::MAX as u64) as usize,
+        include_metadata: cfg.include_metadata,
+    });
+    tokio::spawn(async move {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(receiver = %id, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let state = state.clone();
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(req, state, peer).await) }
+            });
+            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "http connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
+    })
+}

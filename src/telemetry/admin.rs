@@ -1,0 +1,89 @@
+//! The admin listener (`service.telemetry.metrics.address`, default `127.0.0.1:8888`):
+//! `/metrics` (self-metrics, Prometheus text 0.0.4), `/healthz` (live), `/readyz` (pipelines
+//! running: 200, else 503). The `health_check` extension serves the same health routes, plus its
+//! configured path, on its own endpoint.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use super::metrics::Registry;
+use super::Health;
+
+/// What one admin-style listener serves.
+#[derive(Clone)]
+pub struct Routes {
+    /// Serve `/metrics` from this registry.
+    pub registry: Option<Arc<Registry>>,
+    pub health: Arc<Health>,
+    /// An extra liveness path (the health_check extension's `path`).
+    pub live_path: Option<String>,
+}
+
+fn text(status: StatusCode, ct: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r
+}
+
+fn route(req: &Request<hyper::body::Incoming>, routes: &Routes) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    match path {
+        "/metrics" if routes.registry.is_some() => {
+            let body = routes.registry.as_ref().map(|r| r.render()).unwrap_or_default();
+            text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)
+        }
+        "/readyz" => {
+            if routes.health.ready() {
+                text(StatusCode::OK, "application/json", r#"{"status":"ready"}"#)
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "application/json", r#"{"status":"not ready"}"#)
+            }
+        }
+        "/healthz" => text(StatusCode::OK, "application/json", r#"{"status":"Server available"}"#),
+        p if Some(p) == routes.live_path.as_deref() || p == "/" => {
+            if routes.health.ready() {
+                text(StatusCode::OK, "application/json", r#"{"status":"Server available"}"#)
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "application/json", r#"{"status":"Server not available"}"#)
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// Serves `routes` on `listener` until `stop` fires.
+pub fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop.changed() => break,
+            };
+            let Ok((stream, _)) = accepted else {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            };
+            let routes = routes.clone();
+            let svc = hyper::service::service_fn(move |req| {
+                let r = route(&req, &routes);
+                async move { Ok::<_, Infallible>(r) }
+            });
+            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    })
+}

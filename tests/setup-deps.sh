@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the real peers the integration tests talk to, idempotently:
+#   - a Python venv with the OpenTelemetry SDK and its OTLP gRPC / HTTP-protobuf exporters, plus
+#     rotel (an independent OTLP receiver, PyPI package `rotel`, binary `rotel-agent`);
+#   - a second venv with the OTLP/JSON HTTP exporter (it pins a different common package).
+# Prints the environment variables the tests read (`OTELGW_TEST_PYTHON`, `OTELGW_TEST_PYTHON_JSON`,
+# `OTELGW_TEST_ROTEL`) as `export` lines, so `eval "$(tests/setup-deps.sh)"` works.
+set -euo pipefail
+cache="${OTELGW_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otelgw-test}"
+mkdir -p "$cache"
+py="${PYTHON:-python3}"
+
+sdk_pkgs=(opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http rotel)
+json_pkgs=(opentelemetry-sdk opentelemetry-exporter-otlp-json-http)
+
+ensure_venv() { # dir, stamp, packages...
+  local dir="$1" stamp="$2"; shift 2
+  if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$stamp" ]; then return 0; fi
+  rm -rf "$dir"
+  "$py" -m venv "$dir" >&2
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" >&2
+  echo "$stamp" > "$dir/.stamp"
+}
+
+ensure_venv "$cache/venv-sdk" "v1 ${sdk_pkgs[*]}" "${sdk_pkgs[@]}"
+ensure_venv "$cache/venv-json" "v1 ${json_pkgs[*]}" "${json_pkgs[@]}"
+
+rotel="$cache/venv-sdk/bin/rotel-agent"
+if [ ! -x "$rotel" ]; then
+  rotel="$(find "$cache/venv-sdk" -name 'rotel-agent' -type f | head -n1)"
+fi
+[ -x "$rotel" ] || { echo "setup-deps: rotel-agent not found in $cache/venv-sdk" >&2; exit 1; }
+chmod +x "$rotel" || true
+
+echo "export OTELGW_TEST_PYTHON=$cache/venv-sdk/bin/python"
+echo "export OTELGW_TEST_PYTHON_JSON=$cache/venv-json/bin/python"
+echo "export OTELGW_TEST_ROTEL=$rotel"

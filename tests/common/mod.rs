@@ -1,0 +1,270 @@
+//! Test harness: runs the real `otelgw` binary with a generated config on free loopback ports,
+//! waits for readiness, scrapes its self-metrics, signals it, and reads what a `file` exporter
+//! wrote. Every wait is bounded; a gateway that does not come up fails the test with its log.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use otelgw::data::{Signal, Telemetry};
+
+/// A port that was free a moment ago (bind to :0, read, release).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn otelgw_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_otelgw")
+}
+
+/// A running otelgw process.
+pub struct Gateway {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub admin_port: u16,
+    pub grpc_port: u16,
+    pub http_port: u16,
+    pub config_path: PathBuf,
+}
+
+/// Ports and a temp dir, before the config is written.
+pub struct Ports {
+    pub admin: u16,
+    pub grpc: u16,
+    pub http: u16,
+}
+
+impl Ports {
+    pub fn new() -> Ports {
+        Ports {
+            admin: free_port(),
+            grpc: free_port(),
+            http: free_port(),
+        }
+    }
+
+    /// The telemetry block every test config ends with.
+    pub fn telemetry(&self) -> String {
+        format!(
+            "  telemetry:\n    logs:\n      level: debug\n    metrics:\n      address: 127.0.0.1:{}\n",
+            self.admin
+        )
+    }
+
+    /// An `otlp` receiver on both protocols.
+    pub fn otlp_receiver(&self) -> String {
+        format!(
+            "  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{}\n      http:\n        endpoint: 127.0.0.1:{}\n",
+            self.grpc, self.http
+        )
+    }
+}
+
+impl Gateway {
+    /// Writes `config` to a temp dir and starts otelgw on it; waits until `/readyz` is 200.
+    pub fn start(ports: Ports, dir: tempfile::TempDir, config: &str) -> Gateway {
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut gw = Gateway {
+            child: None,
+            admin_port: ports.admin,
+            grpc_port: ports.grpc,
+            http_port: ports.http,
+            config_path,
+            dir,
+        };
+        gw.spawn();
+        gw
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new(otelgw_bin())
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("otelgw.log")
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn admin_get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(&format!("127.0.0.1:{}", self.admin_port), path)
+    }
+
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("otelgw exited early ({status}); log:\n{}", self.logs());
+            }
+            if let Some((200, _)) = self.admin_get("/readyz") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("otelgw not ready after 20s; log:\n{}", self.logs());
+    }
+
+    /// The value of one self-metric series (0 when absent).
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (_, body) = self.admin_get("/metrics").expect("metrics scrape");
+        metric_value(&body, name, labels)
+    }
+
+    pub fn metrics_text(&self) -> String {
+        self.admin_get("/metrics").map(|(_, b)| b).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// SIGTERM and wait (bounded) for exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                self.child = None;
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("otelgw did not exit within {limit:?}; log:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A minimal blocking HTTP/1.1 GET over loopback (keeps the harness free of client crates).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// Parses one series from Prometheus text (labels given must all match; others ignored).
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = match line.rsplit_once(' ') {
+            Some(x) => x,
+            None => continue,
+        };
+        let (n, l) = match series.split_once('{') {
+            Some((n, l)) => (n, l.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if n != name {
+            continue;
+        }
+        if labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))) {
+            return value.parse().unwrap_or(0.0);
+        }
+    }
+    0.0
+}
+
+/// Waits (bounded) until `f` is true.
+pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// Reads a `file` exporter's output: one OTLP/JSON request per line.
+pub fn read_file_export(path: &Path) -> Vec<Telemetry> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let signal = if v.get("resourceSpans").is_some() {
+                Signal::Traces
+            } else if v.get("resourceMetrics").is_some() {
+                Signal::Metrics
+            } else {
+                Signal::Logs
+            };
+            Telemetry::decode_json(signal, l.as_bytes()).unwrap_or_else(|e| panic!("bad line {e}: {l}"))
+        })
+        .collect()
+}
+
+/// Items of one signal in a file export.
+pub fn count_items(data: &[Telemetry], s: Signal) -> u64 {
+    data.iter().filter(|t| t.signal() == s).map(|t| t.item_count()).sum()
+}
+
+/// Paths of the test peers installed by `tests/setup-deps.sh`; fails loudly when missing.
+pub fn peer(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if Path::new(&v).exists() => v,
+        _ => panic!(
+            "{var} is not set or does not exist: run the test suite with tests/run.sh \
+             (it installs the real peers), or eval \"$(tests/setup-deps.sh)\" first"
+        ),
+    }
+}

@@ -118,6 +118,57 @@ impl LogsService for SignalService {
     }
 }
 
+/// tonic answers a message over `max_decoding_message_size` with `OUT_OF_RANGE`, which OTLP
+/// clients treat as retryable: they would resend the same oversized message until their retry
+/// budget runs out. Rewrite it to `RESOURCE_EXHAUSTED` without `RetryInfo` (not retryable),
+/// whether the status travels in the headers (trailers-only answer) or in the trailers.
+fn too_large_is_not_retryable<B>(mut resp: http::Response<B>) -> http::Response<TooLargeStatus<B>> {
+    rewrite_too_large(resp.headers_mut());
+    resp.map(TooLargeStatus)
+}
+
+fn rewrite_too_large(h: &mut http::HeaderMap) {
+    let too_large = h.get("grpc-status").is_some_and(|v| v == "11")
+        && h
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|m| m.contains("length%20too%20large") || m.contains("length too large"));
+    if too_large {
+        h.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+}
+
+/// A response body whose trailers go through [`rewrite_too_large`].
+pub struct TooLargeStatus<B>(B);
+
+impl<B: http_body::Body + Unpin> http_body::Body for TooLargeStatus<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        match std::pin::Pin::new(&mut self.0).poll_frame(cx) {
+            std::task::Poll::Ready(Some(Ok(mut frame))) => {
+                if let Some(t) = frame.trailers_mut() {
+                    rewrite_too_large(t);
+                }
+                std::task::Poll::Ready(Some(Ok(frame)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
 /// Starts the gRPC server on an already bound listener; resolves when `stop` fires and in-flight
 /// calls have finished.
 pub fn serve(
@@ -148,6 +199,7 @@ pub fn serve(
     let metrics = svc(Signal::Metrics).map(|s| configure!(MetricsServiceServer::new(s)));
     let logs = svc(Signal::Logs).map(|s| configure!(LogsServiceServer::new(s)));
     let router = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(too_large_is_not_retryable))
         .tcp_nodelay(true)
         .max_concurrent_streams(cfg.max_concurrent_streams)
         .add_optional_service(traces)

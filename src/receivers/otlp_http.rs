@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
@@ -68,8 +68,23 @@ fn error(status: StatusCode, enc: PayloadEncoding, grpc_code: i32, message: &str
 }
 
 fn success(signal: Signal, enc: PayloadEncoding, rejected: u64, message: String) -> Response<Body> {
-    if rejected == 0 && enc == PayloadEncoding::Json {
-        return respond(StatusCode::OK, enc, b"{}".to_vec());
+    if enc == PayloadEncoding::Json {
+        // Written by hand: OTLP/JSON carries int64 as a decimal string, and an empty response
+        // is `{}`, not `{"partialSuccess":null}`.
+        let body = if rejected == 0 {
+            b"{}".to_vec()
+        } else {
+            let field = match signal {
+                Signal::Traces => "rejectedSpans",
+                Signal::Metrics => "rejectedDataPoints",
+                Signal::Logs => "rejectedLogRecords",
+            };
+            serde_json::to_vec(&serde_json::json!({
+                "partialSuccess": { field: rejected.to_string(), "errorMessage": message }
+            }))
+            .unwrap_or_default()
+        };
+        return respond(StatusCode::OK, enc, body);
     }
     let rejected = rejected as i64;
     let body = match signal {
@@ -80,10 +95,7 @@ fn success(signal: Signal, enc: PayloadEncoding, rejected: u64, message: String)
                     error_message: message,
                 }),
             };
-            match enc {
-                PayloadEncoding::Protobuf => r.encode_to_vec(),
-                PayloadEncoding::Json => serde_json::to_vec(&r).unwrap_or_default(),
-            }
+            r.encode_to_vec()
         }
         Signal::Metrics => {
             let r = ExportMetricsServiceResponse {
@@ -92,10 +104,7 @@ fn success(signal: Signal, enc: PayloadEncoding, rejected: u64, message: String)
                     error_message: message,
                 }),
             };
-            match enc {
-                PayloadEncoding::Protobuf => r.encode_to_vec(),
-                PayloadEncoding::Json => serde_json::to_vec(&r).unwrap_or_default(),
-            }
+            r.encode_to_vec()
         }
         Signal::Logs => {
             let r = ExportLogsServiceResponse {
@@ -104,10 +113,7 @@ fn success(signal: Signal, enc: PayloadEncoding, rejected: u64, message: String)
                     error_message: message,
                 }),
             };
-            match enc {
-                PayloadEncoding::Protobuf => r.encode_to_vec(),
-                PayloadEncoding::Json => serde_json::to_vec(&r).unwrap_or_default(),
-            }
+            r.encode_to_vec()
         }
     };
     respond(StatusCode::OK, enc, body)
@@ -122,31 +128,56 @@ fn decode_error_response(e: &DecodeError, enc: PayloadEncoding) -> Response<Body
     error(status, enc, code::INVALID_ARGUMENT, &e.to_string(), None)
 }
 
+/// Reads and discards what is left of a refused request's body (bounded in bytes and time), so
+/// the client reads our answer instead of a connection reset ("lingering close").
+fn discard(body: Incoming, limit: usize) {
+    tokio::spawn(async move {
+        let drain = async {
+            let mut body = body;
+            let mut seen = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map(|d| d.len()).unwrap_or(0);
+                if seen > limit {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    });
+}
+
+/// The largest body we read only to throw away before answering an error.
+const LINGER_LIMIT: usize = 64 << 20;
+
 async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> Response<Body> {
-    let path = req.uri().path();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
     let Some(sink) = state.routes.iter().find(|(p, _)| p == path).map(|(_, s)| s.clone()) else {
         let msg = match state.unrouted.iter().find(|(p, _)| p == path) {
             Some((_, s)) => format!("no pipeline takes {s} from this receiver"),
             None => format!("unknown path {path:?}; OTLP paths are /v1/traces, /v1/metrics, /v1/logs"),
         };
+        discard(body, LINGER_LIMIT);
         return error(StatusCode::NOT_FOUND, PayloadEncoding::Json, code::UNIMPLEMENTED, &msg, None);
     };
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let enc_guess = PayloadEncoding::from_content_type(ct).unwrap_or(PayloadEncoding::Json);
-    if req.method() != Method::POST {
+    if parts.method != Method::POST {
         let mut r = error(
             StatusCode::METHOD_NOT_ALLOWED,
             enc_guess,
             code::INVALID_ARGUMENT,
-            &format!("method {} not allowed; use POST", req.method()),
+            &format!("method {} not allowed; use POST", parts.method),
             None,
         );
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         sink.count_bad_request();
+        discard(body, LINGER_LIMIT);
         return r;
     }
     let Some(enc) = PayloadEncoding::from_content_type(ct) else {
         sink.count_bad_request();
+        discard(body, LINGER_LIMIT);
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadEncoding::Json,
@@ -158,22 +189,24 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             None,
         );
     };
-    let ce = req.headers().get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    let ce = parts.headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let content_encoding = match ContentEncoding::parse(ce) {
         Ok(c) => c,
         Err(e) => {
             sink.count_bad_request();
+            discard(body, LINGER_LIMIT);
             return decode_error_response(&e, enc);
         }
     };
     let cap = state.cap;
-    let declared = req
-        .headers()
+    let declared = parts
+        .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > cap as u64) {
         sink.count_bad_request();
+        discard(body, LINGER_LIMIT);
         return decode_error_response(&DecodeError::TooLarge { limit: cap }, enc);
     }
     let mut meta = RequestMeta {
@@ -181,20 +214,17 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
         headers: vec![],
     };
     if state.include_metadata {
-        meta.headers = req
-            .headers()
+        meta.headers = parts
+            .headers
             .iter()
             .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
             .collect();
     }
-    let body = match Limited::new(req.into_body(), cap).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    let body = match read_capped(body, cap).await {
+        Ok(b) => b,
+        Err(resp) => {
             sink.count_bad_request();
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return decode_error_response(&DecodeError::TooLarge { limit: cap }, enc);
-            }
-            return error(StatusCode::BAD_REQUEST, enc, code::INVALID_ARGUMENT, &format!("cannot read body: {e}"), None);
+            return resp(enc);
         }
     };
     let decoded = match content_encoding {
@@ -227,6 +257,35 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             Some(Duration::from_secs(1)),
         ),
     }
+}
+
+type ErrorResponder = Box<dyn FnOnce(PayloadEncoding) -> Response<Body> + Send>;
+
+/// Reads at most `cap` bytes of body; past the cap the rest is discarded in the background and
+/// the answer is 413.
+async fn read_capped(mut body: Incoming, cap: usize) -> Result<Bytes, ErrorResponder> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                let msg = format!("cannot read body: {e}");
+                return Err(Box::new(move |enc| {
+                    error(StatusCode::BAD_REQUEST, enc, code::INVALID_ARGUMENT, &msg, None)
+                }));
+            }
+        };
+        if let Some(d) = frame.data_ref() {
+            if buf.len() + d.len() > cap {
+                discard(body, LINGER_LIMIT);
+                return Err(Box::new(move |enc| {
+                    decode_error_response(&DecodeError::TooLarge { limit: cap }, enc)
+                }));
+            }
+            buf.extend_from_slice(d);
+        }
+    }
+    Ok(buf.freeze())
 }
 
 /// Starts the HTTP server on an already bound listener; resolves when `stop` fires and open

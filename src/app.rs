@@ -61,7 +61,11 @@ struct Running {
 }
 
 impl Running {
-    async fn start(cfg: &Config, registry: &Arc<Registry>, health: &Arc<Health>) -> Result<Running, BuildError> {
+    async fn start(
+        cfg: &Config,
+        registry: &Arc<Registry>,
+        health: &Arc<Health>,
+    ) -> Result<Running, BuildError> {
         let (ext_stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut ext_tasks = Vec::new();
         for (id, ext) in cfg.started_extensions() {
@@ -108,10 +112,12 @@ async fn bind(endpoint: &str) -> Result<tokio::net::TcpListener, BuildError> {
         address: endpoint.into(),
         reason,
     })?;
-    tokio::net::TcpListener::bind(addr).await.map_err(|e| BuildError::Listen {
-        address: endpoint.into(),
-        reason: e.to_string(),
-    })
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| BuildError::Listen {
+            address: endpoint.into(),
+            reason: e.to_string(),
+        })
 }
 
 fn log_warnings(cfg: &Config) {
@@ -128,7 +134,11 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
     crate::telemetry::logging::init(&initial.service.telemetry.logs);
     log_warnings(&initial);
     registry
-        .gauge(names::PROCESS_START_TIME, "Unix time the process started.", &[])
+        .gauge(
+            names::PROCESS_START_TIME,
+            "Unix time the process started.",
+            &[],
+        )
         .set(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -162,8 +172,16 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
     let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
     let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
-    let reloads_ok = registry.counter(names::CONFIG_RELOADS, "Config reloads by result.", &[("result", "applied")]);
-    let reloads_bad = registry.counter(names::CONFIG_RELOADS, "Config reloads by result.", &[("result", "rejected")]);
+    let reloads_ok = registry.counter(
+        names::CONFIG_RELOADS,
+        "Config reloads by result.",
+        &[("result", "applied")],
+    );
+    let reloads_bad = registry.counter(
+        names::CONFIG_RELOADS,
+        "Config reloads by result.",
+        &[("result", "rejected")],
+    );
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("received SIGTERM; draining"); break; }

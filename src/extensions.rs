@@ -15,13 +15,21 @@ pub enum ExtensionConfig {
 pub const EXTENSION_TYPES: &[&str] = &["health_check"];
 
 impl ExtensionConfig {
-    pub fn from_value(id: &ComponentId, path: &str, v: Value, diag: &mut Diagnostics) -> Option<ExtensionConfig> {
+    pub fn from_value(
+        id: &ComponentId,
+        path: &str,
+        v: Value,
+        diag: &mut Diagnostics,
+    ) -> Option<ExtensionConfig> {
         match id.kind.as_str() {
             "health_check" => typed(path, v, diag).map(ExtensionConfig::HealthCheck),
             other => {
                 diag.error(
                     path,
-                    format!("unknown extension type {other:?} (known: {})", EXTENSION_TYPES.join(", ")),
+                    format!(
+                        "unknown extension type {other:?} (known: {})",
+                        EXTENSION_TYPES.join(", ")
+                    ),
                 );
                 None
             }

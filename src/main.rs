@@ -48,10 +48,22 @@ fn main() -> ExitCode {
     let src = source(&cli);
     match cli.command {
         Some(Command::Components) => {
-            println!("receivers:  {}", otelgw::receivers::RECEIVER_TYPES.join(", "));
-            println!("processors: {}", otelgw::processors::PROCESSOR_TYPES.join(", "));
-            println!("exporters:  {}", otelgw::exporters::EXPORTER_TYPES.join(", "));
-            println!("extensions: {}", otelgw::extensions::EXTENSION_TYPES.join(", "));
+            println!(
+                "receivers:  {}",
+                otelgw::receivers::RECEIVER_TYPES.join(", ")
+            );
+            println!(
+                "processors: {}",
+                otelgw::processors::PROCESSOR_TYPES.join(", ")
+            );
+            println!(
+                "exporters:  {}",
+                otelgw::exporters::EXPORTER_TYPES.join(", ")
+            );
+            println!(
+                "extensions: {}",
+                otelgw::extensions::EXTENSION_TYPES.join(", ")
+            );
             ExitCode::SUCCESS
         }
         Some(Command::Validate) => match src.load() {
@@ -85,7 +97,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("cannot start runtime: {e}");

@@ -7,12 +7,14 @@
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{
+    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
+};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
-    exponential_histogram_data_point, metric, number_data_point, summary_data_point, ExponentialHistogram,
-    ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
-    ScopeMetrics, Sum, Summary, SummaryDataPoint,
+    exponential_histogram_data_point, metric, number_data_point, summary_data_point,
+    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
@@ -24,7 +26,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -35,7 +37,7 @@ impl Rng {
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         let mut v = Vec::with_capacity(n);
         while v.len() < n {
-            v.extend_from_slice(&self.next().to_le_bytes());
+            v.extend_from_slice(&self.next_u64().to_le_bytes());
         }
         v.truncate(n);
         if v.iter().all(|b| *b == 0) {
@@ -44,7 +46,7 @@ impl Rng {
         v
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -105,9 +107,18 @@ pub fn traces(seed: u64, resources: usize, spans_per_resource: usize) -> ExportT
                             kv("http.request.method", s("GET")),
                             kv("http.route", s("/api/v1/orders/{id}")),
                             kv("http.response.status_code", any_value::Value::IntValue(200)),
-                            kv("url.full", s(&format!("https://shop.example.com/api/v1/orders/{}", rng.below(100000)))),
+                            kv(
+                                "url.full",
+                                s(&format!(
+                                    "https://shop.example.com/api/v1/orders/{}",
+                                    rng.below(100000)
+                                )),
+                            ),
                             kv("server.address", s("shop.example.com")),
-                            kv("network.peer.port", any_value::Value::IntValue(rng.below(65535) as i64)),
+                            kv(
+                                "network.peer.port",
+                                any_value::Value::IntValue(rng.below(65535) as i64),
+                            ),
                             kv("sampled.ratio", any_value::Value::DoubleValue(0.25)),
                             kv("cache.hit", any_value::Value::BoolValue(i % 3 == 0)),
                         ],
@@ -119,7 +130,9 @@ pub fn traces(seed: u64, resources: usize, spans_per_resource: usize) -> ExportT
                                 attributes: vec![kv(
                                     "tags",
                                     any_value::Value::ArrayValue(ArrayValue {
-                                        values: vec![AnyValue { value: Some(s("a")) }],
+                                        values: vec![AnyValue {
+                                            value: Some(s("a")),
+                                        }],
                                     }),
                                 )],
                                 dropped_attributes_count: 0,
@@ -165,7 +178,11 @@ pub fn logs(seed: u64, resources: usize, records_per_resource: usize) -> ExportL
                     severity_number: [5, 9, 13, 17][i % 4],
                     severity_text: ["DEBUG", "INFO", "WARN", "ERROR"][i % 4].into(),
                     body: Some(AnyValue {
-                        value: Some(s(&format!("request {} finished: {}", rng.below(1_000_000), &filler[..260]))),
+                        value: Some(s(&format!(
+                            "request {} finished: {}",
+                            rng.below(1_000_000),
+                            &filler[..260]
+                        ))),
                     }),
                     attributes: vec![
                         kv("http.route", s("/api/v1/orders/{id}")),

@@ -1,6 +1,7 @@
 //! Bad input matrix: every malformed request gets the right status and a `google.rpc.Status`
 //! body in the request's encoding, the process keeps serving, and counters show the refusals.
 //! Also: `partial_success` for invalid items, over HTTP and gRPC.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::io::Write;
 
 use common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use otelgw::receivers::status::RpcStatus;
 use otelgw::testdata;
 use prost::Message;
@@ -46,7 +47,7 @@ async fn every_bad_request_gets_its_status_and_the_gateway_keeps_serving() {
     let gw = gateway();
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{}", gw.http_port);
-    let valid = ExportTraceServiceRequest::from(testdata::traces(1, 1, 3)).encode_to_vec();
+    let valid = testdata::traces(1, 1, 3).encode_to_vec();
     let bomb = gzip(&vec![0u8; 64 << 20]);
     let big_gz = gzip(&valid);
     // a span whose name is not UTF-8 (field 5 = 0xff 0xfe), nested by hand in its messages
@@ -55,34 +56,157 @@ async fn every_bad_request_gets_its_status_and_the_gateway_keeps_serving() {
     let pb = Some("application/x-protobuf");
     let json = Some("application/json");
     let cases = vec![
-        Case { name: "corrupt protobuf", method: Method::POST, path: "/v1/traces", content_type: pb, encoding: None, body: vec![0xff, 0xff, 0xff, 0x01], status: 400 },
-        Case { name: "bad json", method: Method::POST, path: "/v1/traces", content_type: json, encoding: None, body: b"{\"resourceSpans\": [".to_vec(), status: 400 },
-        Case { name: "wrong content type", method: Method::POST, path: "/v1/traces", content_type: Some("text/plain"), encoding: None, body: valid.clone(), status: 415 },
-        Case { name: "missing content type", method: Method::POST, path: "/v1/traces", content_type: None, encoding: None, body: valid.clone(), status: 415 },
-        Case { name: "wrong method", method: Method::GET, path: "/v1/traces", content_type: pb, encoding: None, body: vec![], status: 405 },
-        Case { name: "unknown path", method: Method::POST, path: "/v1/spans", content_type: pb, encoding: None, body: valid.clone(), status: 404 },
-        Case { name: "signal without pipeline", method: Method::POST, path: "/v1/logs", content_type: pb, encoding: None, body: vec![], status: 404 },
-        Case { name: "oversized body", method: Method::POST, path: "/v1/traces", content_type: pb, encoding: None, body: vec![0u8; 2 << 20], status: 413 },
-        Case { name: "gzip bomb", method: Method::POST, path: "/v1/traces", content_type: pb, encoding: Some("gzip"), body: bomb, status: 413 },
-        Case { name: "truncated gzip", method: Method::POST, path: "/v1/traces", content_type: pb, encoding: Some("gzip"), body: big_gz[..big_gz.len() / 2].to_vec(), status: 400 },
-        Case { name: "unsupported encoding", method: Method::POST, path: "/v1/traces", content_type: pb, encoding: Some("br"), body: valid.clone(), status: 415 },
-        Case { name: "empty json body", method: Method::POST, path: "/v1/traces", content_type: json, encoding: None, body: vec![], status: 400 },
-        Case { name: "invalid utf-8 string", method: Method::POST, path: "/v1/traces", content_type: pb, encoding: None, body: bad_utf8, status: 400 },
+        Case {
+            name: "corrupt protobuf",
+            method: Method::POST,
+            path: "/v1/traces",
+            content_type: pb,
+            encoding: None,
+            body: vec![0xff, 0xff, 0xff, 0x01],
+            status: 400,
+        },
+        Case {
+            name: "bad json",
+            method: Method::POST,
+            path: "/v1/traces",
+            content_type: json,
+            encoding: None,
+            body: b"{\"resourceSpans\": [".to_vec(),
+            status: 400,
+        },
+        Case {
+            name: "wrong content type",
+            method: Method::POST,
+            path: "/v1/traces",
+            content_type: Some("text/plain"),
+            encoding: None,
+            body: valid.clone(),
+            status: 415,
+        },
+        Case {
+            name: "missing content type",
+            method: Method::POST,
+            path: "/v1/traces",
+            content_type: None,
+            encoding: None,
+            body: valid.clone(),
+            status: 415,
+        },
+        Case {
+            name: "wrong method",
+            method: Method::GET,
+            path: "/v1/traces",
+            content_type: pb,
+            encoding: None,
+            body: vec![],
+            status: 405,
+        },
+        Case {
+            name: "unknown path",
+            method: Method::POST,
+            path: "/v1/spans",
+            content_type: pb,
+            encoding: None,
+            body: valid.clone(),
+            status: 404,
+        },
+        Case {
+            name: "signal without pipeline",
+            method: Method::POST,
+            path: "/v1/logs",
+            content_type: pb,
+            encoding: None,
+            body: vec![],
+            status: 404,
+        },
+        Case {
+            name: "oversized body",
+            method: Method::POST,
+            path: "/v1/traces",
+            content_type: pb,
+            encoding: None,
+            body: vec![0u8; 2 << 20],
+            status: 413,
+        },
+        Case {
+            name: "gzip bomb",
+            method: Method::POST,
+            path: "/v1/traces",
+            content_type: pb,
+            encoding: Some("gzip"),
+            body: bomb,
+            status: 413,
+        },
+        Case {
+            name: "truncated gzip",
+            method: Method::POST,
+            path: "/v1/traces",
+            content_type: pb,
+            encoding: Some("gzip"),
+            body: big_gz[..big_gz.len() / 2].to_vec(),
+            status: 400,
+        },
+        Case {
+            name: "unsupported encoding",
+            method: Method::POST,
+            path: "/v1/traces",
+            content_type: pb,
+            encoding: Some("br"),
+            body: valid.clone(),
+            status: 415,
+        },
+        Case {
+            name: "empty json body",
+            method: Method::POST,
+            path: "/v1/traces",
+            content_type: json,
+            encoding: None,
+            body: vec![],
+            status: 400,
+        },
+        Case {
+            name: "invalid utf-8 string",
+            method: Method::POST,
+            path: "/v1/traces",
+            content_type: pb,
+            encoding: None,
+            body: bad_utf8,
+            status: 400,
+        },
         // An empty protobuf body is a valid, empty ExportTraceServiceRequest.
-        Case { name: "empty protobuf body", method: Method::POST, path: "/v1/traces", content_type: pb, encoding: None, body: vec![], status: 200 },
+        Case {
+            name: "empty protobuf body",
+            method: Method::POST,
+            path: "/v1/traces",
+            content_type: pb,
+            encoding: None,
+            body: vec![],
+            status: 200,
+        },
     ];
     let mut sink_failures = 0;
     for c in &cases {
-        let mut req = client.request(c.method.clone(), format!("{base}{}", c.path)).body(c.body.clone());
+        let mut req = client
+            .request(c.method.clone(), format!("{base}{}", c.path))
+            .body(c.body.clone());
         if let Some(ct) = c.content_type {
             req = req.header("content-type", ct);
         }
         if let Some(e) = c.encoding {
             req = req.header("content-encoding", e);
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
         assert_eq!(resp.status().as_u16(), c.status, "{}", c.name);
-        let ct = resp.headers().get("content-type").unwrap().to_str().unwrap().to_string();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         if c.method == Method::GET {
             assert_eq!(resp.headers().get("allow").unwrap(), "POST");
         }
@@ -90,9 +214,12 @@ async fn every_bad_request_gets_its_status_and_the_gateway_keeps_serving() {
         if c.status != 200 {
             // error bodies are google.rpc.Status in the request's encoding
             let message = if ct == "application/x-protobuf" {
-                RpcStatus::decode(body.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", c.name)).message
+                RpcStatus::decode(body.as_ref())
+                    .unwrap_or_else(|e| panic!("{}: {e}", c.name))
+                    .message
             } else {
-                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+                let v: serde_json::Value =
+                    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{}: {e}", c.name));
                 assert!(v["code"].as_i64().is_some(), "{}", c.name);
                 v["message"].as_str().unwrap().to_string()
             };
@@ -112,13 +239,21 @@ async fn every_bad_request_gets_its_status_and_the_gateway_keeps_serving() {
         assert_eq!(ok.status().as_u16(), 200, "after {}", c.name);
     }
     assert_eq!(
-        gw.metric("otelgw_receiver_requests", &[("transport", "http"), ("outcome", "failed")]),
+        gw.metric(
+            "otelgw_receiver_requests",
+            &[("transport", "http"), ("outcome", "failed")]
+        ),
         sink_failures as f64
     );
-    assert_eq!(gw.metric("otelcol_receiver_accepted_spans", &[("transport", "http")]), 3.0 * cases.len() as f64);
+    assert_eq!(
+        gw.metric("otelcol_receiver_accepted_spans", &[("transport", "http")]),
+        3.0 * cases.len() as f64
+    );
 
     // gRPC: a message above max_recv_msg_size_mib is refused, the server keeps serving
-    let mut grpc = TraceServiceClient::connect(format!("http://127.0.0.1:{}", gw.grpc_port)).await.unwrap();
+    let mut grpc = TraceServiceClient::connect(format!("http://127.0.0.1:{}", gw.grpc_port))
+        .await
+        .unwrap();
     let huge = testdata::traces(2, 1, 5000);
     assert!(huge.encoded_len() > 1 << 20);
     let err = grpc.export(huge).await.unwrap_err();
@@ -142,11 +277,17 @@ async fn invalid_items_are_reported_through_partial_success() {
     req.resource_spans[0].scope_spans[0].spans[1].trace_id = vec![1, 2, 3];
     req.resource_spans[0].scope_spans[0].spans[2].span_id = vec![0; 8];
 
-    let mut grpc = TraceServiceClient::connect(format!("http://127.0.0.1:{}", gw.grpc_port)).await.unwrap();
+    let mut grpc = TraceServiceClient::connect(format!("http://127.0.0.1:{}", gw.grpc_port))
+        .await
+        .unwrap();
     let resp = grpc.export(req.clone()).await.unwrap().into_inner();
     let ps = resp.partial_success.expect("partial success");
     assert_eq!(ps.rejected_spans, 2);
-    assert!(ps.error_message.contains("trace_id"), "{}", ps.error_message);
+    assert!(
+        ps.error_message.contains("trace_id"),
+        "{}",
+        ps.error_message
+    );
 
     let http = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{}/v1/traces", gw.http_port))
@@ -170,7 +311,16 @@ async fn invalid_items_are_reported_through_partial_success() {
     let v: serde_json::Value = serde_json::from_slice(&http.bytes().await.unwrap()).unwrap();
     assert_eq!(v["partialSuccess"]["rejectedSpans"], serde_json::json!("2"));
 
-    assert_eq!(gw.metric("otelcol_receiver_refused_spans", &[("transport", "grpc")]), 2.0);
-    assert_eq!(gw.metric("otelcol_receiver_refused_spans", &[("transport", "http")]), 4.0);
-    assert_eq!(gw.metric("otelcol_receiver_accepted_spans", &[("transport", "http")]), 4.0);
+    assert_eq!(
+        gw.metric("otelcol_receiver_refused_spans", &[("transport", "grpc")]),
+        2.0
+    );
+    assert_eq!(
+        gw.metric("otelcol_receiver_refused_spans", &[("transport", "http")]),
+        4.0
+    );
+    assert_eq!(
+        gw.metric("otelcol_receiver_accepted_spans", &[("transport", "http")]),
+        4.0
+    );
 }

@@ -1,6 +1,7 @@
 //! Real receivers: otelgw's `otlp_grpc` and `otlp_http` exporters deliver to a second otelgw and
 //! to rotel (an independent OTLP implementation, `pip install rotel`); what arrives is compared
 //! with what was sent: same ids, attributes, timestamps, resource and scope.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
@@ -74,35 +75,83 @@ service:
     let traces = testdata::traces(1, 3, 20);
     let logs = testdata::logs(2, 2, 15);
     let metrics = testdata::metrics(3, 2, 4);
-    TraceServiceClient::connect(ep.clone()).await.unwrap().export(traces.clone()).await.unwrap();
-    LogsServiceClient::connect(ep.clone()).await.unwrap().export(logs.clone()).await.unwrap();
-    MetricsServiceClient::connect(ep.clone()).await.unwrap().export(metrics.clone()).await.unwrap();
+    TraceServiceClient::connect(ep.clone())
+        .await
+        .unwrap()
+        .export(traces.clone())
+        .await
+        .unwrap();
+    LogsServiceClient::connect(ep.clone())
+        .await
+        .unwrap()
+        .export(logs.clone())
+        .await
+        .unwrap();
+    MetricsServiceClient::connect(ep.clone())
+        .await
+        .unwrap()
+        .export(metrics.clone())
+        .await
+        .unwrap();
 
     let out2 = out.clone();
     tokio::task::spawn_blocking(move || {
         wait_until("everything at B", Duration::from_secs(15), || {
             let d = read_file_export(&out2);
-            count_items(&d, Signal::Traces) == 120 && count_items(&d, Signal::Logs) == 30 && count_items(&d, Signal::Metrics) == 40
+            count_items(&d, Signal::Traces) == 120
+                && count_items(&d, Signal::Logs) == 30
+                && count_items(&d, Signal::Metrics) == 40
         })
     })
     .await
     .unwrap();
     let received = read_file_export(&out);
     // fan-out (two trace pipelines) and fan-in (one shared exporter): two identical copies
-    let got_traces: Vec<_> = received.iter().filter(|t| t.signal() == Signal::Traces).collect();
+    let got_traces: Vec<_> = received
+        .iter()
+        .filter(|t| t.signal() == Signal::Traces)
+        .collect();
     assert_eq!(got_traces.len(), 2);
     for t in got_traces {
-        assert_eq!(t, &Telemetry::Traces(traces.clone()), "traces changed in transit");
+        assert_eq!(
+            t,
+            &Telemetry::Traces(traces.clone()),
+            "traces changed in transit"
+        );
     }
-    assert!(received.contains(&Telemetry::Logs(logs.clone())), "logs changed in transit (otlp_http proto + zstd)");
+    assert!(
+        received.contains(&Telemetry::Logs(logs.clone())),
+        "logs changed in transit (otlp_http proto + zstd)"
+    );
     assert!(
         received.contains(&Telemetry::Metrics(metrics.clone())),
         "metrics changed in transit (otlp_http json)"
     );
-    assert_eq!(a.metric("otelcol_exporter_sent_spans", &[("exporter", "otlp/b")]), 120.0);
-    assert_eq!(a.metric("otelcol_exporter_sent_log_records", &[("exporter", "otlphttp/b")]), 30.0);
-    assert_eq!(a.metric("otelcol_exporter_sent_metric_points", &[("exporter", "otlp_http/json")]), 40.0);
-    assert_eq!(a.metric("otelcol_exporter_send_failed_spans", &[("exporter", "otlp/b")]), 0.0);
+    assert_eq!(
+        a.metric("otelcol_exporter_sent_spans", &[("exporter", "otlp/b")]),
+        120.0
+    );
+    assert_eq!(
+        a.metric(
+            "otelcol_exporter_sent_log_records",
+            &[("exporter", "otlphttp/b")]
+        ),
+        30.0
+    );
+    assert_eq!(
+        a.metric(
+            "otelcol_exporter_sent_metric_points",
+            &[("exporter", "otlp_http/json")]
+        ),
+        40.0
+    );
+    assert_eq!(
+        a.metric(
+            "otelcol_exporter_send_failed_spans",
+            &[("exporter", "otlp/b")]
+        ),
+        0.0
+    );
 }
 
 struct Rotel(Child);
@@ -117,17 +166,25 @@ impl Drop for Rotel {
 fn start_rotel(grpc: u16, http: u16, export_to_grpc: u16, log: &std::path::Path) -> Rotel {
     let bin = peer("OTELGW_TEST_ROTEL");
     let child = Command::new(bin)
-        .args(["start", "--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
+        .args([
+            "start",
+            "--otlp-grpc-endpoint",
+            &format!("127.0.0.1:{grpc}"),
+        ])
         .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
         .args(["--exporter", "otlp", "--otlp-exporter-protocol", "grpc"])
-        .args(["--otlp-exporter-endpoint", &format!("http://127.0.0.1:{export_to_grpc}")])
+        .args([
+            "--otlp-exporter-endpoint",
+            &format!("http://127.0.0.1:{export_to_grpc}"),
+        ])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
     let r = Rotel(child);
     wait_until("rotel listening", Duration::from_secs(15), || {
-        std::net::TcpStream::connect(("127.0.0.1", grpc)).is_ok() && std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
+        std::net::TcpStream::connect(("127.0.0.1", grpc)).is_ok()
+            && std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
     });
     r
 }
@@ -178,15 +235,29 @@ service:
     let ep = format!("http://127.0.0.1:{}", a.grpc_port);
     let traces = testdata::traces(7, 2, 25);
     let logs = testdata::logs(8, 1, 10);
-    TraceServiceClient::connect(ep.clone()).await.unwrap().export(traces.clone()).await.unwrap();
-    LogsServiceClient::connect(ep.clone()).await.unwrap().export(logs.clone()).await.unwrap();
+    TraceServiceClient::connect(ep.clone())
+        .await
+        .unwrap()
+        .export(traces.clone())
+        .await
+        .unwrap();
+    LogsServiceClient::connect(ep.clone())
+        .await
+        .unwrap()
+        .export(logs.clone())
+        .await
+        .unwrap();
 
     let out2 = out.clone();
     tokio::task::spawn_blocking(move || {
-        wait_until("rotel forwarded everything to B", Duration::from_secs(20), || {
-            let d = read_file_export(&out2);
-            count_items(&d, Signal::Traces) >= 50 && count_items(&d, Signal::Logs) >= 10
-        })
+        wait_until(
+            "rotel forwarded everything to B",
+            Duration::from_secs(20),
+            || {
+                let d = read_file_export(&out2);
+                count_items(&d, Signal::Traces) >= 50 && count_items(&d, Signal::Logs) >= 10
+            },
+        )
     })
     .await
     .unwrap();
@@ -204,10 +275,26 @@ service:
             Telemetry::Logs(r) => Some(r),
             _ => None,
         })
-        .flat_map(|r| r.resource_logs.iter().flat_map(|rl| rl.scope_logs.iter().flat_map(|sl| sl.log_records.clone())))
+        .flat_map(|r| {
+            r.resource_logs
+                .iter()
+                .flat_map(|rl| rl.scope_logs.iter().flat_map(|sl| sl.log_records.clone()))
+        })
         .collect();
     let sent_logs: Vec<_> = logs.resource_logs[0].scope_logs[0].log_records.clone();
     assert_eq!(got_logs, sent_logs);
-    assert_eq!(a.metric("otelcol_exporter_sent_spans", &[("exporter", "otlp_grpc/rotel")]), 50.0);
-    assert_eq!(a.metric("otelcol_exporter_sent_log_records", &[("exporter", "otlp_http/rotel")]), 10.0);
+    assert_eq!(
+        a.metric(
+            "otelcol_exporter_sent_spans",
+            &[("exporter", "otlp_grpc/rotel")]
+        ),
+        50.0
+    );
+    assert_eq!(
+        a.metric(
+            "otelcol_exporter_sent_log_records",
+            &[("exporter", "otlp_http/rotel")]
+        ),
+        10.0
+    );
 }

@@ -1,6 +1,7 @@
 //! Real clients: the OpenTelemetry Python SDK sends traces, metrics and logs over gRPC,
 //! HTTP/protobuf and HTTP/JSON (the `opentelemetry-exporter-otlp-json-http` package); a `file`
 //! exporter's output is compared field by field with what the SDK says it sent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
@@ -14,7 +15,10 @@ use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use otelgw::data::{Signal, Telemetry};
 
 fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()?.value.as_ref())
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
 }
 
 fn hex(b: &[u8]) -> String {
@@ -49,12 +53,22 @@ fn run(protocol: &str, python_var: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "python sender failed: {stderr}");
     let sent: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(sent["flushed"], serde_json::json!([true, true, true]), "sdk flush failed: {stderr}");
+    assert_eq!(
+        sent["flushed"],
+        serde_json::json!([true, true, true]),
+        "sdk flush failed: {stderr}"
+    );
 
-    wait_until("all three signals in the file", Duration::from_secs(10), || {
-        let d = read_file_export(&out);
-        count_items(&d, Signal::Traces) >= 2 && count_items(&d, Signal::Logs) >= 1 && count_items(&d, Signal::Metrics) >= 4
-    });
+    wait_until(
+        "all three signals in the file",
+        Duration::from_secs(10),
+        || {
+            let d = read_file_export(&out);
+            count_items(&d, Signal::Traces) >= 2
+                && count_items(&d, Signal::Logs) >= 1
+                && count_items(&d, Signal::Metrics) >= 4
+        },
+    );
     let data = read_file_export(&out);
 
     // traces: ids, parentage, times, typed attributes, resource and scope
@@ -64,7 +78,11 @@ fn run(protocol: &str, python_var: &str) {
             for rs in &r.resource_spans {
                 for ss in &rs.scope_spans {
                     for s in &ss.spans {
-                        spans.push((rs.resource.clone().unwrap_or_default(), ss.scope.clone().unwrap_or_default(), s.clone()));
+                        spans.push((
+                            rs.resource.clone().unwrap_or_default(),
+                            ss.scope.clone().unwrap_or_default(),
+                            s.clone(),
+                        ));
                     }
                 }
             }
@@ -78,23 +96,56 @@ fn run(protocol: &str, python_var: &str) {
     assert_eq!(hex(&parent.span_id), sent["parent"]["span_id"]);
     assert_eq!(hex(&child.span_id), sent["child"]["span_id"]);
     assert_eq!(child.parent_span_id, parent.span_id);
-    assert_eq!(parent.start_time_unix_nano, sent["parent"]["start"].as_u64().unwrap());
-    assert_eq!(parent.end_time_unix_nano, sent["parent"]["end"].as_u64().unwrap());
-    assert_eq!(child.start_time_unix_nano, sent["child"]["start"].as_u64().unwrap());
+    assert_eq!(
+        parent.start_time_unix_nano,
+        sent["parent"]["start"].as_u64().unwrap()
+    );
+    assert_eq!(
+        parent.end_time_unix_nano,
+        sent["parent"]["end"].as_u64().unwrap()
+    );
+    assert_eq!(
+        child.start_time_unix_nano,
+        sent["child"]["start"].as_u64().unwrap()
+    );
     assert_eq!(child.kind, 2, "SERVER");
-    assert_eq!(attr(&parent.attributes, "http.method"), Some(&Value::StringValue("GET".into())));
-    assert_eq!(attr(&parent.attributes, "retries"), Some(&Value::IntValue(3)));
-    assert_eq!(attr(&parent.attributes, "ratio"), Some(&Value::DoubleValue(0.25)));
-    assert_eq!(attr(&parent.attributes, "ok"), Some(&Value::BoolValue(true)));
-    assert_eq!(attr(&parent.attributes, "unicode"), Some(&Value::StringValue("héllo ✓".into())));
+    assert_eq!(
+        attr(&parent.attributes, "http.method"),
+        Some(&Value::StringValue("GET".into()))
+    );
+    assert_eq!(
+        attr(&parent.attributes, "retries"),
+        Some(&Value::IntValue(3))
+    );
+    assert_eq!(
+        attr(&parent.attributes, "ratio"),
+        Some(&Value::DoubleValue(0.25))
+    );
+    assert_eq!(
+        attr(&parent.attributes, "ok"),
+        Some(&Value::BoolValue(true))
+    );
+    assert_eq!(
+        attr(&parent.attributes, "unicode"),
+        Some(&Value::StringValue("héllo ✓".into()))
+    );
     match attr(&parent.attributes, "tags") {
         Some(Value::ArrayValue(a)) => assert_eq!(a.values.len(), 2),
         other => panic!("tags: {other:?}"),
     }
     // 2^53 + 1 survives only if 64-bit ints are carried exactly (JSON: as strings)
-    assert_eq!(attr(&child.attributes, "big"), Some(&Value::IntValue(9007199254740993)));
-    assert_eq!(attr(&res.attributes, "service.name"), Some(&Value::StringValue("py-svc".into())));
-    assert_eq!(attr(&res.attributes, "service.namespace"), Some(&Value::StringValue("shop".into())));
+    assert_eq!(
+        attr(&child.attributes, "big"),
+        Some(&Value::IntValue(9007199254740993))
+    );
+    assert_eq!(
+        attr(&res.attributes, "service.name"),
+        Some(&Value::StringValue("py-svc".into()))
+    );
+    assert_eq!(
+        attr(&res.attributes, "service.namespace"),
+        Some(&Value::StringValue("shop".into()))
+    );
     assert_eq!(scope.name, "otelgw.python.test");
     assert_eq!(scope.version, "1.2.3");
 
@@ -131,7 +182,10 @@ fn run(protocol: &str, python_var: &str) {
         .flat_map(|rm| rm.scope_metrics.iter())
         .flat_map(|sm| sm.metrics.iter())
         .collect();
-    let orders = metrics.iter().find(|m| m.name == "orders").expect("orders metric");
+    let orders = metrics
+        .iter()
+        .find(|m| m.name == "orders")
+        .expect("orders metric");
     assert_eq!(orders.unit, "1");
     assert_eq!(orders.description, "orders placed");
     match &orders.data {
@@ -141,16 +195,24 @@ fn run(protocol: &str, python_var: &str) {
                 .data_points
                 .iter()
                 .map(|p| match p.value {
-                    Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => i,
+                    Some(
+                        opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i),
+                    ) => i,
                     _ => panic!("int expected"),
                 })
                 .sum();
             assert_eq!(total, 7);
-            assert!(s.data_points.iter().any(|p| attr(&p.attributes, "region") == Some(&Value::StringValue("eu".into()))));
+            assert!(s
+                .data_points
+                .iter()
+                .any(|p| attr(&p.attributes, "region") == Some(&Value::StringValue("eu".into()))));
         }
         other => panic!("orders: {other:?}"),
     }
-    let latency = metrics.iter().find(|m| m.name == "latency").expect("latency metric");
+    let latency = metrics
+        .iter()
+        .find(|m| m.name == "latency")
+        .expect("latency metric");
     match &latency.data {
         Some(Data::Histogram(h)) => {
             assert_eq!(h.data_points.len(), 1);
@@ -160,15 +222,27 @@ fn run(protocol: &str, python_var: &str) {
         }
         other => panic!("latency: {other:?}"),
     }
-    let depth = metrics.iter().find(|m| m.name == "queue_depth").expect("queue_depth");
+    let depth = metrics
+        .iter()
+        .find(|m| m.name == "queue_depth")
+        .expect("queue_depth");
     match &depth.data {
         Some(Data::Sum(s)) => assert!(!s.is_monotonic),
         other => panic!("queue_depth: {other:?}"),
     }
 
     let transport = if protocol == "grpc" { "grpc" } else { "http" };
-    assert_eq!(gw.metric("otelcol_receiver_accepted_spans", &[("transport", transport)]), 2.0);
-    assert_eq!(gw.metric("otelcol_exporter_sent_spans", &[("exporter", "file")]), 2.0);
+    assert_eq!(
+        gw.metric(
+            "otelcol_receiver_accepted_spans",
+            &[("transport", transport)]
+        ),
+        2.0
+    );
+    assert_eq!(
+        gw.metric("otelcol_exporter_sent_spans", &[("exporter", "file")]),
+        2.0
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Real clients: the `opentelemetry-otlp` crate (gRPC via tonic, HTTP protobuf and HTTP JSON via
 //! reqwest) sends spans, logs and metrics; the `file` exporter's output is compared with what the
 //! SDK created (ids from the SDK's own span contexts).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
@@ -11,7 +12,9 @@ use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Seve
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{LogExporter, MetricExporter, Protocol, SpanExporter, WithExportConfig, WithHttpConfig};
+use opentelemetry_otlp::{
+    LogExporter, MetricExporter, Protocol, SpanExporter, WithExportConfig, WithHttpConfig,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -48,7 +51,10 @@ fn send_span(exporter: SpanExporter, name: &'static str) -> (String, String) {
     let tracer = provider.tracer("otelgw.rust.test");
     let mut span = tracer
         .span_builder(name)
-        .with_attributes(vec![KeyValue::new("answer", 42i64), KeyValue::new("path", "/checkout")])
+        .with_attributes(vec![
+            KeyValue::new("answer", 42i64),
+            KeyValue::new("path", "/checkout"),
+        ])
         .start(&tracer);
     let ctx = span.span_context().clone();
     span.end();
@@ -57,7 +63,10 @@ fn send_span(exporter: SpanExporter, name: &'static str) -> (String, String) {
     (ctx.trace_id().to_string(), ctx.span_id().to_string())
 }
 
-fn find_span(out: &std::path::Path, name: &str) -> (opentelemetry_proto::tonic::trace::v1::Span, String) {
+fn find_span(
+    out: &std::path::Path,
+    name: &str,
+) -> (opentelemetry_proto::tonic::trace::v1::Span, String) {
     let mut found = None;
     wait_until(&format!("span {name}"), Duration::from_secs(10), || {
         for t in read_file_export(out) {
@@ -69,7 +78,9 @@ fn find_span(out: &std::path::Path, name: &str) -> (opentelemetry_proto::tonic::
                                 let svc = rs
                                     .resource
                                     .as_ref()
-                                    .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+                                    .and_then(|r| {
+                                        r.attributes.iter().find(|kv| kv.key == "service.name")
+                                    })
                                     .and_then(|kv| kv.value.clone()?.value)
                                     .map(|v| format!("{v:?}"))
                                     .unwrap_or_default();
@@ -130,12 +141,24 @@ fn rust_sdk_traces_over_grpc_http_protobuf_and_http_json() {
         assert_eq!(hex(&span.trace_id), trace_id, "{name}");
         assert_eq!(hex(&span.span_id), span_id, "{name}");
         assert!(svc.contains("rust-svc"), "{name}: {svc}");
-        let answer = span.attributes.iter().find(|kv| kv.key == "answer").and_then(|kv| kv.value.clone()?.value);
+        let answer = span
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "answer")
+            .and_then(|kv| kv.value.clone()?.value);
         assert_eq!(answer, Some(Value::IntValue(42)), "{name}");
-        assert!(span.end_time_unix_nano >= span.start_time_unix_nano && span.start_time_unix_nano > 0);
+        assert!(
+            span.end_time_unix_nano >= span.start_time_unix_nano && span.start_time_unix_nano > 0
+        );
     }
-    assert_eq!(gw.metric("otelcol_receiver_accepted_spans", &[("transport", "grpc")]), 1.0);
-    assert_eq!(gw.metric("otelcol_receiver_accepted_spans", &[("transport", "http")]), 2.0);
+    assert_eq!(
+        gw.metric("otelcol_receiver_accepted_spans", &[("transport", "grpc")]),
+        1.0
+    );
+    assert_eq!(
+        gw.metric("otelcol_receiver_accepted_spans", &[("transport", "http")]),
+        2.0
+    );
 }
 
 #[test]
@@ -146,7 +169,13 @@ fn rust_sdk_logs_and_metrics_over_grpc() {
     let endpoint = format!("http://127.0.0.1:{}", gw.grpc_port);
 
     let logs = SdkLoggerProvider::builder()
-        .with_simple_exporter(LogExporter::builder().with_tonic().with_endpoint(&endpoint).build().unwrap())
+        .with_simple_exporter(
+            LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(&endpoint)
+                .build()
+                .unwrap(),
+        )
         .with_resource(resource())
         .build();
     let logger = logs.logger("otelgw.rust.test");
@@ -159,10 +188,19 @@ fn rust_sdk_logs_and_metrics_over_grpc() {
     logs.force_flush().unwrap();
 
     let meters = SdkMeterProvider::builder()
-        .with_periodic_exporter(MetricExporter::builder().with_tonic().with_endpoint(&endpoint).build().unwrap())
+        .with_periodic_exporter(
+            MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(&endpoint)
+                .build()
+                .unwrap(),
+        )
         .with_resource(resource())
         .build();
-    let counter = meters.meter("otelgw.rust.test").u64_counter("jobs_done").build();
+    let counter = meters
+        .meter("otelgw.rust.test")
+        .u64_counter("jobs_done")
+        .build();
     counter.add(3, &[KeyValue::new("queue", "a")]);
     counter.add(4, &[KeyValue::new("queue", "a")]);
     meters.force_flush().unwrap();
@@ -178,15 +216,25 @@ fn rust_sdk_logs_and_metrics_over_grpc() {
         match t {
             Telemetry::Logs(r) => {
                 let l = &r.resource_logs[0].scope_logs[0].log_records[0];
-                assert_eq!(l.body.clone().and_then(|b| b.value), Some(Value::StringValue("disk almost full".into())));
+                assert_eq!(
+                    l.body.clone().and_then(|b| b.value),
+                    Some(Value::StringValue("disk almost full".into()))
+                );
                 assert_eq!(l.severity_number, Severity::Warn as i32);
                 assert_eq!(l.attributes[0].key, "disk");
                 saw_log = true;
             }
             Telemetry::Metrics(r) => {
-                for m in r.resource_metrics.iter().flat_map(|rm| &rm.scope_metrics).flat_map(|sm| &sm.metrics) {
+                for m in r
+                    .resource_metrics
+                    .iter()
+                    .flat_map(|rm| &rm.scope_metrics)
+                    .flat_map(|sm| &sm.metrics)
+                {
                     if m.name == "jobs_done" {
-                        if let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(s)) = &m.data {
+                        if let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(s)) =
+                            &m.data
+                        {
                             assert_eq!(
                                 s.data_points[0].value,
                                 Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(7))

@@ -8,7 +8,11 @@ use serde_yaml::Value;
 
 /// Expands every string in `value`. Unset variables without a default expand to the empty
 /// string and are reported in `unset` (the Collector does the same, silently).
-pub fn expand_value(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>, unset: &mut Vec<String>) {
+pub fn expand_value(
+    value: &mut Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+) {
     match value {
         Value::String(s) => {
             if !s.contains('$') {
@@ -17,7 +21,9 @@ pub fn expand_value(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>, 
             let whole_ref = is_single_reference(s);
             let expanded = expand_str(s, lookup, unset);
             if whole_ref {
-                if let Ok(typed @ (Value::Number(_) | Value::Bool(_))) = serde_yaml::from_str::<Value>(&expanded) {
+                if let Ok(typed @ (Value::Number(_) | Value::Bool(_))) =
+                    serde_yaml::from_str::<Value>(&expanded)
+                {
                     *value = typed;
                     return;
                 }
@@ -25,7 +31,9 @@ pub fn expand_value(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>, 
             *s = expanded;
         }
         Value::Sequence(seq) => seq.iter_mut().for_each(|v| expand_value(v, lookup, unset)),
-        Value::Mapping(map) => map.iter_mut().for_each(|(_, v)| expand_value(v, lookup, unset)),
+        Value::Mapping(map) => map
+            .iter_mut()
+            .for_each(|(_, v)| expand_value(v, lookup, unset)),
         Value::Tagged(t) => expand_value(&mut t.value, lookup, unset),
         _ => {}
     }
@@ -36,7 +44,11 @@ fn is_single_reference(s: &str) -> bool {
 }
 
 /// Expands references in one string.
-pub fn expand_str(s: &str, lookup: &dyn Fn(&str) -> Option<String>, unset: &mut Vec<String>) -> String {
+pub fn expand_str(
+    s: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<String>,
+) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(pos) = rest.find('$') {
@@ -92,7 +104,10 @@ mod tests {
     #[test]
     fn expands_all_forms() {
         let mut unset = vec![];
-        assert_eq!(expand_str("http://${env:HOST}:4317", &env, &mut unset), "http://tempo:4317");
+        assert_eq!(
+            expand_str("http://${env:HOST}:4317", &env, &mut unset),
+            "http://tempo:4317"
+        );
         assert_eq!(expand_str("${HOST}", &env, &mut unset), "tempo");
         assert_eq!(expand_str("${env:NOPE:-dflt}", &env, &mut unset), "dflt");
         assert_eq!(expand_str("cost $$5 $x", &env, &mut unset), "cost $5 $x");
@@ -103,7 +118,9 @@ mod tests {
 
     #[test]
     fn single_reference_takes_the_type_of_its_value() {
-        let mut v: Value = serde_yaml::from_str("{limit: '${env:LIMIT}', host: '${HOST}', s: 'x${LIMIT}'}").unwrap();
+        let mut v: Value =
+            serde_yaml::from_str("{limit: '${env:LIMIT}', host: '${HOST}', s: 'x${LIMIT}'}")
+                .unwrap();
         let mut unset = vec![];
         expand_value(&mut v, &env, &mut unset);
         assert_eq!(v["limit"], Value::Number(400.into()));

@@ -99,9 +99,15 @@ impl ComponentId {
             Some((k, n)) => (k, Some(n)),
             None => (s, None),
         };
-        let valid = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        let valid = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        };
         if !valid(kind) {
-            return Err(format!("invalid component id {s:?}: the type must be [a-zA-Z0-9_.-]+"));
+            return Err(format!(
+                "invalid component id {s:?}: the type must be [a-zA-Z0-9_.-]+"
+            ));
         }
         if let Some(n) = name {
             if n.is_empty() || n.contains('/') {
@@ -258,7 +264,10 @@ pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> Result<Config, ConfigError> {
                 name: p.display().to_string(),
                 text,
             }),
-            Err(e) => diag.error(p.display().to_string(), format!("cannot read config file: {e}")),
+            Err(e) => diag.error(
+                p.display().to_string(),
+                format!("cannot read config file: {e}"),
+            ),
         }
     }
     if !diag.errors.is_empty() {
@@ -271,7 +280,10 @@ pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> Result<Config, ConfigError> {
 }
 
 /// Loads and validates config sources with the given environment.
-pub fn load_sources(sources: &[Source], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub fn load_sources(
+    sources: &[Source],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let mut diag = Diagnostics::default();
     let merged = merge_sources(sources, env, &mut diag);
     let config = match merged {
@@ -290,7 +302,11 @@ pub fn load_sources(sources: &[Source], env: &dyn Fn(&str) -> Option<String>) ->
     }
 }
 
-fn merge_sources(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, diag: &mut Diagnostics) -> Option<Value> {
+fn merge_sources(
+    sources: &[Source],
+    env: &dyn Fn(&str) -> Option<String>,
+    diag: &mut Diagnostics,
+) -> Option<Value> {
     let mut merged = Value::Mapping(Mapping::new());
     let mut ok = true;
     for src in sources {
@@ -308,7 +324,10 @@ fn merge_sources(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, diag:
         unset.sort();
         unset.dedup();
         for name in unset {
-            diag.warn(src.name.clone(), format!("environment variable {name} is not set; it expanded to an empty string"));
+            diag.warn(
+                src.name.clone(),
+                format!("environment variable {name} is not set; it expanded to an empty string"),
+            );
         }
         deep_merge(&mut merged, v);
     }
@@ -333,7 +352,11 @@ pub fn deep_merge(base: &mut Value, over: Value) {
 }
 
 /// Deserializes `value` into `T`, reporting errors with their full path under `path`.
-pub fn typed<T: DeserializeOwned + Default>(path: &str, value: Value, diag: &mut Diagnostics) -> Option<T> {
+pub fn typed<T: DeserializeOwned + Default>(
+    path: &str,
+    value: Value,
+    diag: &mut Diagnostics,
+) -> Option<T> {
     if value.is_null() {
         return Some(T::default());
     }
@@ -380,18 +403,53 @@ fn from_value(root: Value, diag: &mut Diagnostics) -> Option<Config> {
             return None;
         }
     };
-    let receivers = typed_section(&mut root, "receivers", diag, ReceiverConfig::from_value);
-    let processors = typed_section(&mut root, "processors", diag, ProcessorConfig::from_value);
-    let exporters = typed_section(&mut root, "exporters", diag, ExporterConfig::from_value);
-    let extensions = typed_section(&mut root, "extensions", diag, ExtensionConfig::from_value);
-    let service: ServiceConfig = typed("service", root.remove("service").unwrap_or(Value::Null), diag).unwrap_or_default();
+    // Ids whose settings failed to parse are still "defined": references to them must not add
+    // a misleading "not defined" error on top of the real one.
+    let mut broken = BTreeSet::new();
+    let receivers = typed_section(
+        &mut root,
+        "receivers",
+        diag,
+        &mut broken,
+        ReceiverConfig::from_value,
+    );
+    let processors = typed_section(
+        &mut root,
+        "processors",
+        diag,
+        &mut broken,
+        ProcessorConfig::from_value,
+    );
+    let exporters = typed_section(
+        &mut root,
+        "exporters",
+        diag,
+        &mut broken,
+        ExporterConfig::from_value,
+    );
+    let extensions = typed_section(
+        &mut root,
+        "extensions",
+        diag,
+        &mut broken,
+        ExtensionConfig::from_value,
+    );
+    let service: ServiceConfig = typed(
+        "service",
+        root.remove("service").unwrap_or(Value::Null),
+        diag,
+    )
+    .unwrap_or_default();
     let _ = root.remove("connectors").map(|v| {
         if !v.is_null() {
             diag.error("connectors", "connectors are not supported yet");
         }
     });
     for (k, _) in root {
-        let k = k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"));
+        let k = k
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{k:?}"));
         diag.error(
             k,
             "unknown top-level key (expected receivers, processors, exporters, extensions, service)",
@@ -406,7 +464,7 @@ fn from_value(root: Value, diag: &mut Diagnostics) -> Option<Config> {
         pipelines: vec![],
         warnings: vec![],
     };
-    validate(&mut cfg, diag);
+    validate(&mut cfg, &broken, diag);
     Some(cfg)
 }
 
@@ -414,17 +472,21 @@ fn typed_section<T>(
     root: &mut Mapping,
     key: &str,
     diag: &mut Diagnostics,
+    broken: &mut BTreeSet<String>,
     parse: fn(&ComponentId, &str, Value, &mut Diagnostics) -> Option<T>,
 ) -> BTreeMap<ComponentId, T> {
     let mut out = BTreeMap::new();
     for (id, value) in section(root, key, diag) {
         let path = format!("{key}.{id}");
         match ComponentId::parse(&id) {
-            Ok(cid) => {
-                if let Some(c) = parse(&cid, &path, value, diag) {
+            Ok(cid) => match parse(&cid, &path, value, diag) {
+                Some(c) => {
                     out.insert(cid, c);
                 }
-            }
+                None => {
+                    broken.insert(id);
+                }
+            },
             Err(e) => diag.error(path, e),
         }
     }
@@ -432,7 +494,7 @@ fn typed_section<T>(
 }
 
 /// Cross-component validation: references, signals, listeners, and each component's own rules.
-fn validate(cfg: &mut Config, diag: &mut Diagnostics) {
+fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut Diagnostics) {
     for (id, r) in &cfg.receivers {
         r.validate(&format!("receivers.{id}"), diag);
     }
@@ -457,24 +519,60 @@ fn validate(cfg: &mut Config, diag: &mut Diagnostics) {
             None => (pid.as_str(), None),
         };
         let Some(signal) = Signal::parse(sig) else {
-            diag.error(path, format!("unknown signal {sig:?} in pipeline id (expected traces, metrics or logs)"));
+            diag.error(
+                path,
+                format!("unknown signal {sig:?} in pipeline id (expected traces, metrics or logs)"),
+            );
             continue;
         };
         if p.receivers.is_empty() {
-            diag.error(format!("{path}.receivers"), "a pipeline needs at least one receiver");
+            diag.error(
+                format!("{path}.receivers"),
+                "a pipeline needs at least one receiver",
+            );
         }
         if p.exporters.is_empty() {
-            diag.error(format!("{path}.exporters"), "a pipeline needs at least one exporter");
+            diag.error(
+                format!("{path}.exporters"),
+                "a pipeline needs at least one exporter",
+            );
         }
-        check_refs(&p.receivers, &format!("{path}.receivers"), "receiver", diag, &mut used, |id| {
-            cfg.receivers.get(id).map(|r| r.supports(signal))
-        }, signal);
-        check_refs(&p.processors, &format!("{path}.processors"), "processor", diag, &mut used, |id| {
-            cfg.processors.get(id).map(|r| r.supports(signal))
-        }, signal);
-        check_refs(&p.exporters, &format!("{path}.exporters"), "exporter", diag, &mut used, |id| {
-            cfg.exporters.get(id).map(|r| r.supports(signal))
-        }, signal);
+        let refs = Refs {
+            diag,
+            used: &mut used,
+            broken,
+            signal,
+        };
+        refs.check(
+            &p.receivers,
+            &format!("{path}.receivers"),
+            "receiver",
+            |id| cfg.receivers.get(id).map(|r| r.supports(signal)),
+        );
+        let refs = Refs {
+            diag,
+            used: &mut used,
+            broken,
+            signal,
+        };
+        refs.check(
+            &p.processors,
+            &format!("{path}.processors"),
+            "processor",
+            |id| cfg.processors.get(id).map(|r| r.supports(signal)),
+        );
+        let refs = Refs {
+            diag,
+            used: &mut used,
+            broken,
+            signal,
+        };
+        refs.check(
+            &p.exporters,
+            &format!("{path}.exporters"),
+            "exporter",
+            |id| cfg.exporters.get(id).map(|r| r.supports(signal)),
+        );
         cfg.pipelines.push((PipelineId { signal, name }, p.clone()));
     }
     for (i, ext) in cfg.service.extensions.iter().enumerate() {
@@ -483,7 +581,10 @@ fn validate(cfg: &mut Config, diag: &mut Diagnostics) {
             Ok(id) if cfg.extensions.contains_key(&id) => {
                 used.insert(("extension", id));
             }
-            Ok(_) => diag.error(path, format!("extension {ext:?} is not defined under extensions")),
+            Ok(_) => diag.error(
+                path,
+                format!("extension {ext:?} is not defined under extensions"),
+            ),
             Err(e) => diag.error(path, e),
         }
     }
@@ -495,40 +596,57 @@ fn validate(cfg: &mut Config, diag: &mut Diagnostics) {
     ] {
         for id in ids {
             if !used.contains(&(kind, id.clone())) {
-                diag.warn(format!("{kind}s.{id}"), format!("{kind} is defined but not used by any pipeline; it will not start"));
+                diag.warn(
+                    format!("{kind}s.{id}"),
+                    format!("{kind} is defined but not used by any pipeline; it will not start"),
+                );
             }
         }
     }
     check_listeners(cfg, &used, diag);
 }
 
-fn check_refs(
-    refs: &[String],
-    path: &str,
-    kind: &'static str,
-    diag: &mut Diagnostics,
-    used: &mut BTreeSet<(&'static str, ComponentId)>,
-    lookup: impl Fn(&ComponentId) -> Option<bool>,
+/// Checks one list of component references in a pipeline.
+struct Refs<'a> {
+    diag: &'a mut Diagnostics,
+    used: &'a mut BTreeSet<(&'static str, ComponentId)>,
+    broken: &'a BTreeSet<String>,
     signal: Signal,
-) {
-    let mut seen = BTreeSet::new();
-    for (i, r) in refs.iter().enumerate() {
-        let p = format!("{path}[{i}]");
-        let id = match ComponentId::parse(r) {
-            Ok(id) => id,
-            Err(e) => {
-                diag.error(p, e);
-                continue;
+}
+
+impl Refs<'_> {
+    fn check(
+        self,
+        refs: &[String],
+        path: &str,
+        kind: &'static str,
+        lookup: impl Fn(&ComponentId) -> Option<bool>,
+    ) {
+        let mut seen = BTreeSet::new();
+        for (i, r) in refs.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let id = match ComponentId::parse(r) {
+                Ok(id) => id,
+                Err(e) => {
+                    self.diag.error(p, e);
+                    continue;
+                }
+            };
+            if !seen.insert(id.clone()) {
+                self.diag
+                    .error(p.clone(), format!("{kind} {r:?} is listed twice"));
             }
-        };
-        if !seen.insert(id.clone()) {
-            diag.error(p.clone(), format!("{kind} {r:?} is listed twice"));
-        }
-        match lookup(&id) {
-            None => diag.error(p, format!("{kind} {r:?} is not defined under {kind}s")),
-            Some(false) => diag.error(p, format!("{kind} {r:?} does not support {signal}")),
-            Some(true) => {
-                used.insert((kind, id));
+            match lookup(&id) {
+                None if self.broken.contains(r) => {}
+                None => self
+                    .diag
+                    .error(p, format!("{kind} {r:?} is not defined under {kind}s")),
+                Some(false) => self
+                    .diag
+                    .error(p, format!("{kind} {r:?} does not support {}", self.signal)),
+                Some(true) => {
+                    self.used.insert((kind, id));
+                }
             }
         }
     }
@@ -558,12 +676,17 @@ pub fn parse_listen_addr(endpoint: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("invalid listen address {endpoint:?}: cannot resolve host {host:?}"))
 }
 
-fn check_listeners(cfg: &Config, used: &BTreeSet<(&'static str, ComponentId)>, diag: &mut Diagnostics) {
+fn check_listeners(
+    cfg: &Config,
+    used: &BTreeSet<(&'static str, ComponentId)>,
+    diag: &mut Diagnostics,
+) {
     let mut listeners: Vec<(String, SocketAddr)> = Vec::new();
-    let mut add = |path: String, endpoint: &str, diag: &mut Diagnostics| match parse_listen_addr(endpoint) {
-        Ok(a) => listeners.push((path, a)),
-        Err(e) => diag.error(path, e),
-    };
+    let mut add =
+        |path: String, endpoint: &str, diag: &mut Diagnostics| match parse_listen_addr(endpoint) {
+            Ok(a) => listeners.push((path, a)),
+            Err(e) => diag.error(path, e),
+        };
     for (id, r) in &cfg.receivers {
         if used.contains(&("receiver", id.clone())) {
             for (suffix, ep) in r.listeners() {
@@ -586,7 +709,11 @@ fn check_listeners(cfg: &Config, used: &BTreeSet<(&'static str, ComponentId)>, d
         }
     }
     if cfg.service.telemetry.metrics.level != "none" {
-        add("service.telemetry.metrics.address".into(), &cfg.service.telemetry.metrics.address, diag);
+        add(
+            "service.telemetry.metrics.address".into(),
+            &cfg.service.telemetry.metrics.address,
+            diag,
+        );
     }
     for i in 0..listeners.len() {
         for j in i + 1..listeners.len() {
@@ -594,14 +721,26 @@ fn check_listeners(cfg: &Config, used: &BTreeSet<(&'static str, ComponentId)>, d
             let (pb, b) = &listeners[j];
             let overlap = a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified();
             if a.port() != 0 && a.port() == b.port() && overlap {
-                diag.error(pb.clone(), format!("listens on {b}, which {pa} already uses ({a})"));
+                diag.error(
+                    pb.clone(),
+                    format!("listens on {b}, which {pa} already uses ({a})"),
+                );
             }
         }
     }
 }
 
 /// Keys whose values are secrets in `print-config` output.
-const SECRET_KEYS: &[&str] = &["password", "token", "secret", "authorization", "api_key", "apikey", "key_pem", "bearer"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "token",
+    "secret",
+    "authorization",
+    "api_key",
+    "apikey",
+    "key_pem",
+    "bearer",
+];
 
 /// Replaces secret values in a serialized config with `[REDACTED]`.
 pub fn redact(v: &mut Value) {
@@ -610,7 +749,10 @@ pub fn redact(v: &mut Value) {
             for (k, val) in m.iter_mut() {
                 let key = k.as_str().unwrap_or_default().to_ascii_lowercase();
                 let secret = SECRET_KEYS.iter().any(|s| key.contains(s)) && !key.ends_with("_file");
-                if secret && !val.is_null() && !matches!(val, Value::Mapping(_) | Value::Sequence(_)) {
+                if secret
+                    && !val.is_null()
+                    && !matches!(val, Value::Mapping(_) | Value::Sequence(_))
+                {
                     *val = Value::String("[REDACTED]".into());
                 } else if key == "headers" {
                     if let Value::Mapping(h) = val {
@@ -642,10 +784,22 @@ impl Config {
             Value::Mapping(out)
         }
         let mut root = Mapping::new();
-        root.insert("receivers".into(), section(&self.receivers, |c| c.to_value()));
-        root.insert("processors".into(), section(&self.processors, |c| c.to_value()));
-        root.insert("exporters".into(), section(&self.exporters, |c| c.to_value()));
-        root.insert("extensions".into(), section(&self.extensions, |c| c.to_value()));
+        root.insert(
+            "receivers".into(),
+            section(&self.receivers, |c| c.to_value()),
+        );
+        root.insert(
+            "processors".into(),
+            section(&self.processors, |c| c.to_value()),
+        );
+        root.insert(
+            "exporters".into(),
+            section(&self.exporters, |c| c.to_value()),
+        );
+        root.insert(
+            "extensions".into(),
+            section(&self.extensions, |c| c.to_value()),
+        );
         root.insert(
             "service".into(),
             serde_yaml::to_value(&self.service).unwrap_or(Value::Null),

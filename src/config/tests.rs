@@ -1,0 +1,266 @@
+//! Config loading and validation: every problem at once, each with its path.
+
+use super::*;
+
+fn load(yaml: &str) -> Result<Config, ConfigError> {
+    load_sources(
+        &[Source {
+            name: "test.yaml".into(),
+            text: yaml.into(),
+        }],
+        &|k| match k {
+            "TEMPO" => Some("tempo:4317".into()),
+            _ => None,
+        },
+    )
+}
+
+fn messages(e: &ConfigError) -> Vec<String> {
+    e.errors.iter().map(|i| i.to_string()).collect()
+}
+
+const GOOD: &str = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+      http:
+        endpoint: 127.0.0.1:14318
+  otlp/internal:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:14317
+exporters:
+  otlp/tempo:
+    endpoint: ${env:TEMPO}
+    tls: {insecure: true}
+    headers: {X-Scope-OrgID: team-a, authorization: "Bearer s3cret"}
+  debug:
+    verbosity: normal
+processors:
+  noop:
+extensions:
+  health_check:
+service:
+  extensions: [health_check]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [noop]
+      exporters: [otlp/tempo, debug]
+    metrics/internal:
+      receivers: [otlp, otlp/internal]
+      exporters: [debug]
+    logs:
+      receivers: [otlp]
+      exporters: [debug]
+"#;
+
+#[test]
+fn a_collector_shaped_config_loads() {
+    let c = load(GOOD).unwrap();
+    assert_eq!(c.pipelines.len(), 3);
+    let id = ComponentId::parse("otlp/tempo").unwrap();
+    match &c.exporters[&id] {
+        ExporterConfig::OtlpGrpc(e) => {
+            assert_eq!(e.endpoint, "tempo:4317");
+            assert_eq!(e.timeout.get(), std::time::Duration::from_secs(5));
+        }
+        other => panic!("{other:?}"),
+    }
+    let ReceiverConfig::Otlp(r) = &c.receivers[&ComponentId::parse("otlp").unwrap()];
+    assert_eq!(
+        r.protocols.grpc.as_ref().unwrap().endpoint,
+        "127.0.0.1:4317"
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_path() {
+    let bad = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:4317
+        max_recv_msg_sise_mib: 4
+  otlp/b:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:4317
+  kafka: {}
+processors:
+  batch:
+exporters:
+  otlp/tempo:
+    endpoint: tempo:4317
+    timeout: 5
+  otlp_http/loki:
+    endpoint: loki:3100
+    retry_on_failure:
+      max_interval: 1s
+      initial_interval: 5s
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp, otlp/missing]
+      exporters: []
+    logs:
+      receivers: [otlp/b]
+      exporters: [otlp_http/loki, debug, debug]
+    profiles:
+      receivers: [otlp]
+      exporters: [debug]
+unknown_top: 1
+"#;
+    let e = load(bad).unwrap_err();
+    let m = messages(&e);
+    let expect = [
+        "receivers.otlp.protocols.grpc.max_recv_msg_sise_mib: unknown field `max_recv_msg_sise_mib`, expected one of",
+        "receivers.kafka: unknown receiver type \"kafka\"",
+        "processors.batch: unknown processor type \"batch\"",
+        "exporters.otlp/tempo.timeout: invalid duration 5: give a unit",
+        "exporters.otlp_http/loki.endpoint: invalid url \"loki:3100\"",
+        "exporters.otlp_http/loki.retry_on_failure.max_interval: must not be less than initial_interval",
+        "service.pipelines.traces.receivers[1]: receiver \"otlp/missing\" is not defined under receivers",
+        "service.pipelines.traces.exporters: a pipeline needs at least one exporter",
+        "service.pipelines.logs.exporters[2]: exporter \"debug\" is listed twice",
+        "service.pipelines.profiles: unknown signal \"profiles\"",
+        "unknown_top: unknown top-level key",
+    ];
+    for want in expect {
+        assert!(
+            m.iter().any(|got| got.starts_with(want)),
+            "missing {want:?} in:\n{}",
+            m.join("\n")
+        );
+    }
+    assert_eq!(
+        m.len(),
+        expect.len(),
+        "unexpected extra errors:\n{}",
+        m.join("\n")
+    );
+    // the Display lists them all, one per line
+    assert_eq!(
+        e.to_string()
+            .lines()
+            .filter(|l| l.contains("error:"))
+            .count(),
+        expect.len()
+    );
+}
+
+#[test]
+fn two_listeners_on_one_address_clash() {
+    let yaml = GOOD.replace("127.0.0.1:14317", "0.0.0.0:14318");
+    let e = load(&yaml).unwrap_err();
+    assert_eq!(
+        messages(&e),
+        vec!["receivers.otlp/internal.protocols.grpc.endpoint: listens on 0.0.0.0:14318, which receivers.otlp.protocols.http.endpoint already uses (127.0.0.1:14318)".to_string()]
+    );
+    let yaml = GOOD.replace("127.0.0.1:14317", "127.0.0.1:8888");
+    let e = load(&yaml).unwrap_err();
+    assert!(
+        messages(&e)[0].contains("service.telemetry.metrics.address"),
+        "{:?}",
+        messages(&e)
+    );
+}
+
+#[test]
+fn invalid_yaml_and_empty_config_fail_clearly() {
+    let e = load("receivers: [").unwrap_err();
+    assert!(
+        messages(&e)[0].starts_with("test.yaml: invalid yaml"),
+        "{:?}",
+        messages(&e)
+    );
+    let e = load("").unwrap_err();
+    assert_eq!(
+        messages(&e),
+        vec!["service.pipelines: at least one pipeline is required".to_string()]
+    );
+}
+
+#[test]
+fn later_sources_deep_merge_over_earlier_ones() {
+    let base = Source {
+        name: "base.yaml".into(),
+        text: GOOD.into(),
+    };
+    let over = Source {
+        name: "override.yaml".into(),
+        text: "exporters:\n  otlp/tempo:\n    timeout: 9s\nservice:\n  telemetry:\n    logs:\n      level: debug\n".into(),
+    };
+    let c = load_sources(&[base, over], &|_| Some("tempo:4317".into())).unwrap();
+    let ExporterConfig::OtlpGrpc(e) = &c.exporters[&ComponentId::parse("otlp/tempo").unwrap()]
+    else {
+        panic!()
+    };
+    assert_eq!(e.timeout.get(), std::time::Duration::from_secs(9));
+    assert_eq!(
+        e.endpoint, "tempo:4317",
+        "merge keeps keys the override does not name"
+    );
+    assert_eq!(c.service.telemetry.logs.level, "debug");
+}
+
+#[test]
+fn unset_env_vars_warn_and_unused_components_warn() {
+    let yaml = GOOD.replace("${env:TEMPO}", "${env:NOT_SET}:4317").replace(
+        "exporters:\n",
+        "exporters:\n  otlphttp/loki:\n    endpoint: http://loki:3100/otlp/v1/logs\n",
+    );
+    let c = load(&yaml).unwrap();
+    let w: Vec<String> = c.warnings.iter().map(|i| i.to_string()).collect();
+    assert!(w.iter().any(|m| m.contains("NOT_SET is not set")), "{w:?}");
+    assert!(
+        w.iter()
+            .any(|m| m.starts_with("exporters.otlphttp/loki.endpoint: ends in /v1/logs")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|m| m.starts_with("exporters.otlphttp/loki: exporter is defined but not used")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn print_config_fills_defaults_and_redacts_secrets() {
+    let c = load(GOOD).unwrap();
+    let y = c.to_redacted_yaml();
+    assert!(
+        y.contains("authorization: '[REDACTED]'") || y.contains("authorization: \"[REDACTED]\""),
+        "{y}"
+    );
+    assert!(!y.contains("s3cret"), "{y}");
+    assert!(
+        y.contains("X-Scope-OrgID: team-a"),
+        "org ids are not secrets: {y}"
+    );
+    assert!(
+        y.contains("max_elapsed_time: 300s"),
+        "defaults are shown: {y}"
+    );
+    // the printed config loads again to the same thing
+    let again = load(&y).unwrap();
+    assert_eq!(again.pipelines.len(), c.pipelines.len());
+}
+
+#[test]
+fn the_embedded_quickstart_config_is_valid() {
+    let c = load_sources(
+        &[Source {
+            name: "quickstart".into(),
+            text: QUICKSTART_YAML.into(),
+        }],
+        &|_| None,
+    )
+    .unwrap();
+    assert_eq!(c.pipelines.len(), 3);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}

@@ -59,7 +59,11 @@ pub fn parse_duration(s: &str) -> Result<StdDuration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?} (ns, us, ms, s, m, h)")),
+            _ => {
+                return Err(format!(
+                    "invalid duration {s:?}: unknown unit {unit:?} (ns, us, ms, s, m, h)"
+                ))
+            }
         };
         total += (number * nanos_per) as u128;
         rest = &after[unit_end..];
@@ -102,7 +106,9 @@ impl<'de> Deserialize<'de> for Duration {
             Raw::Int(n) => Err(serde::de::Error::custom(format!(
                 "invalid duration {n}: give a unit, e.g. \"{n}s\" or \"{n}ms\""
             ))),
-            Raw::Str(s) => parse_duration(&s).map(Duration).map_err(serde::de::Error::custom),
+            Raw::Str(s) => parse_duration(&s)
+                .map(Duration)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -129,9 +135,13 @@ impl ByteSize {
 
 pub fn parse_byte_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let number: f64 = num.parse().map_err(|_| format!("invalid size {s:?}: expected a number"))?;
+    let number: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number"))?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
@@ -140,7 +150,11 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         "mib" | "mi" => 1024.0 * 1024.0,
         "gb" | "g" => 1e9,
         "gib" | "gi" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("invalid size {s:?}: unknown unit {other:?} (B, KB, KiB, MB, MiB, GB, GiB)")),
+        other => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {other:?} (B, KB, KiB, MB, MiB, GB, GiB)"
+            ))
+        }
     };
     let v = number * mult;
     if !(0.0..1.8e19).contains(&v) {
@@ -159,7 +173,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::Int(n) => Ok(ByteSize(n)),
-            Raw::Str(s) => parse_byte_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+            Raw::Str(s) => parse_byte_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -183,16 +199,25 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("200ms").unwrap(), StdDuration::from_millis(200));
+        assert_eq!(
+            parse_duration("200ms").unwrap(),
+            StdDuration::from_millis(200)
+        );
         assert_eq!(parse_duration("1m30s").unwrap(), StdDuration::from_secs(90));
-        assert_eq!(parse_duration("1.5s").unwrap(), StdDuration::from_millis(1500));
+        assert_eq!(
+            parse_duration("1.5s").unwrap(),
+            StdDuration::from_millis(1500)
+        );
         assert_eq!(parse_duration("0").unwrap(), StdDuration::ZERO);
         assert!(parse_duration("5").unwrap_err().contains("missing unit"));
         assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("ms").is_err());
         let d: Duration = serde_yaml::from_str("\"2h\"").unwrap();
         assert_eq!(d.to_string(), "7200s");
-        assert!(serde_yaml::from_str::<Duration>("5").unwrap_err().to_string().contains("give a unit"));
+        assert!(serde_yaml::from_str::<Duration>("5")
+            .unwrap_err()
+            .to_string()
+            .contains("give a unit"));
     }
 
     #[test]

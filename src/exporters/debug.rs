@@ -59,7 +59,12 @@ pub fn normal_lines(t: &Telemetry) -> Vec<String> {
     let mut out = Vec::new();
     match t {
         Telemetry::Traces(r) => {
-            for s in r.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans) {
+            for s in r
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .flat_map(|ss| &ss.spans)
+            {
                 out.push(format!(
                     "span {:?} trace_id={} span_id={} attributes={}",
                     s.name,
@@ -70,13 +75,31 @@ pub fn normal_lines(t: &Telemetry) -> Vec<String> {
             }
         }
         Telemetry::Metrics(r) => {
-            for m in r.resource_metrics.iter().flat_map(|rm| &rm.scope_metrics).flat_map(|sm| &sm.metrics) {
-                out.push(format!("metric {:?} points={}", m.name, crate::data::metric_point_count(m)));
+            for m in r
+                .resource_metrics
+                .iter()
+                .flat_map(|rm| &rm.scope_metrics)
+                .flat_map(|sm| &sm.metrics)
+            {
+                out.push(format!(
+                    "metric {:?} points={}",
+                    m.name,
+                    crate::data::metric_point_count(m)
+                ));
             }
         }
         Telemetry::Logs(r) => {
-            for l in r.resource_logs.iter().flat_map(|rl| &rl.scope_logs).flat_map(|sl| &sl.log_records) {
-                out.push(format!("log severity={:?} body={:?}", l.severity_text, body_text(&l.body)));
+            for l in r
+                .resource_logs
+                .iter()
+                .flat_map(|rl| &rl.scope_logs)
+                .flat_map(|sl| &sl.log_records)
+            {
+                out.push(format!(
+                    "log severity={:?} body={:?}",
+                    l.severity_text,
+                    body_text(&l.body)
+                ));
             }
         }
     }
@@ -96,7 +119,10 @@ impl Exporter for DebugExporter {
                     }
                 }
                 Verbosity::Detailed => {
-                    let json = batch.data.to_json().map_err(|e| ExportError::permanent("encode", e.to_string()))?;
+                    let json = batch
+                        .data
+                        .to_json()
+                        .map_err(|e| ExportError::permanent("encode", e.to_string()))?;
                     tracing::info!(exporter = %self.id, "{}", String::from_utf8_lossy(&json));
                 }
             }

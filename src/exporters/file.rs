@@ -56,21 +56,28 @@ impl FileExporter {
 impl Exporter for FileExporter {
     fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
-            let mut line = batch
-                .data
-                .to_json()
-                .map_err(|e| ExportError::permanent("encode", format!("json encoding failed: {e}")))?;
+            let mut line = batch.data.to_json().map_err(|e| {
+                ExportError::permanent("encode", format!("json encoding failed: {e}"))
+            })?;
             line.push(b'\n');
             let mut guard = self.file.lock().await;
             let Some(f) = guard.as_mut() else {
-                return Err(ExportError::permanent("closed", "file exporter is shut down"));
+                return Err(ExportError::permanent(
+                    "closed",
+                    "file exporter is shut down",
+                ));
             };
             let res = async {
                 f.write_all(&line).await?;
                 f.flush().await
             }
             .await;
-            res.map_err(|e| ExportError::retryable("io", format!("write to {} failed: {e}", self.path.display())))?;
+            res.map_err(|e| {
+                ExportError::retryable(
+                    "io",
+                    format!("write to {} failed: {e}", self.path.display()),
+                )
+            })?;
             Ok(ExportOutcome::default())
         })
     }

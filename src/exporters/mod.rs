@@ -49,17 +49,33 @@ pub enum ExporterConfig {
     File(file::FileConfig),
 }
 
-pub const EXPORTER_TYPES: &[&str] = &["otlp_grpc (alias otlp)", "otlp_http (alias otlphttp)", "debug", "file"];
+pub const EXPORTER_TYPES: &[&str] = &[
+    "otlp_grpc (alias otlp)",
+    "otlp_http (alias otlphttp)",
+    "debug",
+    "file",
+];
 
 impl ExporterConfig {
-    pub fn from_value(id: &ComponentId, path: &str, v: Value, diag: &mut Diagnostics) -> Option<ExporterConfig> {
+    pub fn from_value(
+        id: &ComponentId,
+        path: &str,
+        v: Value,
+        diag: &mut Diagnostics,
+    ) -> Option<ExporterConfig> {
         match id.kind.as_str() {
             "otlp_grpc" | "otlp" => typed(path, v, diag).map(ExporterConfig::OtlpGrpc),
             "otlp_http" | "otlphttp" => typed(path, v, diag).map(ExporterConfig::OtlpHttp),
             "debug" | "logging" => typed(path, v, diag).map(ExporterConfig::Debug),
             "file" => typed(path, v, diag).map(ExporterConfig::File),
             other => {
-                diag.error(path, format!("unknown exporter type {other:?} (known: {})", EXPORTER_TYPES.join(", ")));
+                diag.error(
+                    path,
+                    format!(
+                        "unknown exporter type {other:?} (known: {})",
+                        EXPORTER_TYPES.join(", ")
+                    ),
+                );
                 None
             }
         }
@@ -117,8 +133,12 @@ impl ExporterConfig {
     /// Builds the running exporter (I/O happens here, not in validation).
     pub fn build(&self, id: &ComponentId) -> Result<std::sync::Arc<dyn Exporter>, BuildError> {
         Ok(match self {
-            ExporterConfig::OtlpGrpc(c) => std::sync::Arc::new(otlp_grpc::OtlpGrpcExporter::new(c)?),
-            ExporterConfig::OtlpHttp(c) => std::sync::Arc::new(otlp_http::OtlpHttpExporter::new(c)?),
+            ExporterConfig::OtlpGrpc(c) => {
+                std::sync::Arc::new(otlp_grpc::OtlpGrpcExporter::new(c)?)
+            }
+            ExporterConfig::OtlpHttp(c) => {
+                std::sync::Arc::new(otlp_http::OtlpHttpExporter::new(c)?)
+            }
             ExporterConfig::Debug(c) => std::sync::Arc::new(debug::DebugExporter::new(id, c)),
             ExporterConfig::File(c) => std::sync::Arc::new(file::FileExporter::new(c)?),
         })
@@ -207,7 +227,11 @@ pub enum Compression {
 }
 
 /// Headers whose names or values are not valid HTTP are reported at their path.
-pub fn validate_headers(headers: &std::collections::BTreeMap<String, String>, path: &str, diag: &mut Diagnostics) {
+pub fn validate_headers(
+    headers: &std::collections::BTreeMap<String, String>,
+    path: &str,
+    diag: &mut Diagnostics,
+) {
     for (k, v) in headers {
         if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
             diag.error(format!("{path}.headers.{k}"), "invalid header name");

@@ -61,11 +61,21 @@ impl Default for OtlpGrpcConfig {
 impl OtlpGrpcConfig {
     pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
         if self.endpoint.is_empty() {
-            diag.error(format!("{path}.endpoint"), "required (e.g. tempo:4317 or http://jaeger:4317)");
+            diag.error(
+                format!("{path}.endpoint"),
+                "required (e.g. tempo:4317 or http://jaeger:4317)",
+            );
         } else {
             let (_, uri) = resolve_endpoint(&self.endpoint, &self.tls);
-            if uri.parse::<http::Uri>().map(|u| u.host().is_none()).unwrap_or(true) {
-                diag.error(format!("{path}.endpoint"), format!("invalid endpoint {:?}", self.endpoint));
+            if uri
+                .parse::<http::Uri>()
+                .map(|u| u.host().is_none())
+                .unwrap_or(true)
+            {
+                diag.error(
+                    format!("{path}.endpoint"),
+                    format!("invalid endpoint {:?}", self.endpoint),
+                );
             }
         }
         if self.timeout.is_zero() {
@@ -81,7 +91,10 @@ impl OtlpGrpcConfig {
         validate_headers(&self.headers, path, diag);
         for k in self.headers.keys() {
             if MetadataKey::<tonic::metadata::Ascii>::from_bytes(k.as_bytes()).is_err() {
-                diag.error(format!("{path}.headers.{k}"), "invalid grpc metadata key (use lowercase ascii)");
+                diag.error(
+                    format!("{path}.headers.{k}"),
+                    "invalid grpc metadata key (use lowercase ascii)",
+                );
             }
         }
     }
@@ -159,11 +172,14 @@ impl OtlpGrpcExporter {
             if let Some(name) = &cfg.tls.server_name_override {
                 tls = tls.domain_name(name.clone());
             }
-            ep = ep.tls_config(tls).map_err(|e| BuildError::Tls(e.to_string()))?;
+            ep = ep
+                .tls_config(tls)
+                .map_err(|e| BuildError::Tls(e.to_string()))?;
         }
         let mut headers = MetadataMap::new();
         for (k, v) in &cfg.headers {
-            let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|e| bad(e.to_string()))?;
+            let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+                .map_err(|e| bad(e.to_string()))?;
             let value = MetadataValue::try_from(v.as_str()).map_err(|e| bad(e.to_string()))?;
             headers.insert(key, value);
         }
@@ -184,9 +200,9 @@ impl OtlpGrpcExporter {
         if let Some(c) = self.compression {
             grpc = grpc.send_compressed(c);
         }
-        grpc.ready()
-            .await
-            .map_err(|e| ExportError::retryable("unavailable", format!("grpc channel not ready: {e}")))?;
+        grpc.ready().await.map_err(|e| {
+            ExportError::retryable("unavailable", format!("grpc channel not ready: {e}"))
+        })?;
         let mut req = Request::new(batch.encoded().clone());
         *req.metadata_mut() = self.headers.clone();
         req.set_timeout(self.timeout);
@@ -195,29 +211,47 @@ impl OtlpGrpcExporter {
             Ok::<_, Status>(match batch.signal() {
                 Signal::Traces => {
                     let r = grpc
-                        .unary(req, path, RawCodec::<ExportTraceServiceResponse>(PhantomData))
+                        .unary(
+                            req,
+                            path,
+                            RawCodec::<ExportTraceServiceResponse>(PhantomData),
+                        )
                         .await?
                         .into_inner();
-                    r.partial_success.map(|p| (p.rejected_spans, p.error_message))
+                    r.partial_success
+                        .map(|p| (p.rejected_spans, p.error_message))
                 }
                 Signal::Metrics => {
                     let r = grpc
-                        .unary(req, path, RawCodec::<ExportMetricsServiceResponse>(PhantomData))
+                        .unary(
+                            req,
+                            path,
+                            RawCodec::<ExportMetricsServiceResponse>(PhantomData),
+                        )
                         .await?
                         .into_inner();
-                    r.partial_success.map(|p| (p.rejected_data_points, p.error_message))
+                    r.partial_success
+                        .map(|p| (p.rejected_data_points, p.error_message))
                 }
                 Signal::Logs => {
                     let r = grpc
-                        .unary(req, path, RawCodec::<ExportLogsServiceResponse>(PhantomData))
+                        .unary(
+                            req,
+                            path,
+                            RawCodec::<ExportLogsServiceResponse>(PhantomData),
+                        )
                         .await?
                         .into_inner();
-                    r.partial_success.map(|p| (p.rejected_log_records, p.error_message))
+                    r.partial_success
+                        .map(|p| (p.rejected_log_records, p.error_message))
                 }
             })
         };
         match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => Err(ExportError::retryable("timeout", format!("no answer within {:?}", self.timeout))),
+            Err(_) => Err(ExportError::retryable(
+                "timeout",
+                format!("no answer within {:?}", self.timeout),
+            )),
             Ok(Err(status)) => Err(classify_grpc(&status)),
             Ok(Ok(partial)) => Ok(partial
                 .map(|(n, message)| ExportOutcome {

@@ -94,18 +94,21 @@ impl OtlpHttpConfig {
     }
 
     pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
-        let all_explicit = self.traces_endpoint.is_some() && self.metrics_endpoint.is_some() && self.logs_endpoint.is_some();
+        let all_explicit = self.traces_endpoint.is_some()
+            && self.metrics_endpoint.is_some()
+            && self.logs_endpoint.is_some();
         if self.endpoint.is_empty() && !all_explicit {
             diag.error(
                 format!("{path}.endpoint"),
                 "required unless traces_endpoint, metrics_endpoint and logs_endpoint are all set",
             );
         }
-        let mut check = |key: &str, url: &str| {
-            match url.parse::<http::Uri>() {
-                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
-                _ => diag.error(format!("{path}.{key}"), format!("invalid url {url:?}: expected http(s)://host[:port][/path]")),
-            }
+        let mut check = |key: &str, url: &str| match url.parse::<http::Uri>() {
+            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
+            _ => diag.error(
+                format!("{path}.{key}"),
+                format!("invalid url {url:?}: expected http(s)://host[:port][/path]"),
+            ),
         };
         if !self.endpoint.is_empty() {
             check("endpoint", &self.endpoint);
@@ -166,7 +169,8 @@ impl OtlpHttpExporter {
             .pool_idle_timeout(StdDuration::from_secs(90))
             .danger_accept_invalid_certs(cfg.tls.insecure_skip_verify);
         if let Some(ca) = TlsClientConfig::read(&cfg.tls.ca_file)? {
-            let certs = reqwest::Certificate::from_pem_bundle(&ca).map_err(|e| BuildError::Tls(e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&ca)
+                .map_err(|e| BuildError::Tls(e.to_string()))?;
             for c in certs {
                 b = b.add_root_certificate(c);
             }
@@ -176,20 +180,28 @@ impl OtlpHttpExporter {
             TlsClientConfig::read(&cfg.tls.key_file)?,
         ) {
             cert.extend_from_slice(&key);
-            b = b.identity(reqwest::Identity::from_pem(&cert).map_err(|e| BuildError::Tls(e.to_string()))?);
+            b = b.identity(
+                reqwest::Identity::from_pem(&cert).map_err(|e| BuildError::Tls(e.to_string()))?,
+            );
         }
-        let client = b.build().map_err(|e| BuildError::Other(format!("http client: {e}")))?;
+        let client = b
+            .build()
+            .map_err(|e| BuildError::Other(format!("http client: {e}")))?;
         let mut headers = reqwest::header::HeaderMap::new();
         for (k, v) in &cfg.headers {
             let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| BuildError::Other(format!("header {k}: {e}")))?;
-            let value =
-                reqwest::header::HeaderValue::from_str(v).map_err(|e| BuildError::Other(format!("header {k}: {e}")))?;
+            let value = reqwest::header::HeaderValue::from_str(v)
+                .map_err(|e| BuildError::Other(format!("header {k}: {e}")))?;
             headers.insert(name, value);
         }
         Ok(OtlpHttpExporter {
             client,
-            urls: [cfg.url(Signal::Traces), cfg.url(Signal::Metrics), cfg.url(Signal::Logs)],
+            urls: [
+                cfg.url(Signal::Traces),
+                cfg.url(Signal::Metrics),
+                cfg.url(Signal::Logs),
+            ],
             encoding: cfg.encoding,
             compression: cfg.compression,
             headers,
@@ -200,17 +212,17 @@ impl OtlpHttpExporter {
     fn body(&self, batch: &Batch) -> Result<Bytes, ExportError> {
         let raw: Bytes = match self.encoding {
             HttpEncoding::Proto => batch.encoded().clone(),
-            HttpEncoding::Json => Bytes::from(
-                batch
-                    .data
-                    .to_json()
-                    .map_err(|e| ExportError::permanent("encode", format!("json encoding failed: {e}")))?,
-            ),
+            HttpEncoding::Json => Bytes::from(batch.data.to_json().map_err(|e| {
+                ExportError::permanent("encode", format!("json encoding failed: {e}"))
+            })?),
         };
         let compressed = match self.compression {
             Compression::None => return Ok(raw),
             Compression::Gzip => {
-                let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 4), flate2::Compression::fast());
+                let mut e = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(raw.len() / 4),
+                    flate2::Compression::fast(),
+                );
                 e.write_all(&raw).and_then(|_| e.finish())
             }
             Compression::Zstd => zstd::bulk::compress(&raw, 1),
@@ -247,7 +259,10 @@ impl OtlpHttpExporter {
             } else {
                 "transport"
             };
-            ExportError::retryable(kind, format!("request to {} failed: {e}", self.urls[url_index(signal)]))
+            ExportError::retryable(
+                kind,
+                format!("request to {} failed: {e}", self.urls[url_index(signal)]),
+            )
         })?;
         let status = resp.status();
         let retry_after = resp
@@ -262,7 +277,11 @@ impl OtlpHttpExporter {
             .is_some_and(|v| v.contains("json"));
         let bytes = resp.bytes().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(classify_http(status.as_u16(), retry_after, &String::from_utf8_lossy(&bytes)));
+            return Err(classify_http(
+                status.as_u16(),
+                retry_after,
+                &String::from_utf8_lossy(&bytes),
+            ));
         }
         Ok(partial_success(signal, &bytes, json))
     }
@@ -327,6 +346,10 @@ mod tests {
         c.validate("exporters.otlphttp/loki", &mut d);
         assert_eq!(d.warnings.len(), 1);
         assert_eq!(d.warnings[0].path, "exporters.otlphttp/loki.endpoint");
-        assert!(d.warnings[0].message.contains("/otlp/v1/logs/v1/logs"), "{}", d.warnings[0].message);
+        assert!(
+            d.warnings[0].message.contains("/otlp/v1/logs/v1/logs"),
+            "{}",
+            d.warnings[0].message
+        );
     }
 }

@@ -109,7 +109,10 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// `retry_on_failure`, with the Collector's keys and defaults.
@@ -149,13 +152,22 @@ impl RetryConfig {
             diag.error(format!("{path}.multiplier"), "must be at least 1.0");
         }
         if !(0.0..=1.0).contains(&self.randomization_factor) {
-            diag.error(format!("{path}.randomization_factor"), "must be between 0 and 1");
+            diag.error(
+                format!("{path}.randomization_factor"),
+                "must be between 0 and 1",
+            );
         }
         if self.enabled && self.initial_interval.is_zero() {
-            diag.error(format!("{path}.initial_interval"), "must be greater than 0 when retries are enabled");
+            diag.error(
+                format!("{path}.initial_interval"),
+                "must be greater than 0 when retries are enabled",
+            );
         }
         if self.max_interval < self.initial_interval {
-            diag.error(format!("{path}.max_interval"), "must not be less than initial_interval");
+            diag.error(
+                format!("{path}.max_interval"),
+                "must not be less than initial_interval",
+            );
         }
     }
 }
@@ -220,7 +232,9 @@ mod tests {
     fn grpc_classification_honours_retry_info() {
         let st = crate::receivers::status::grpc_status(8, "full", Some(Duration::from_secs(2)));
         match classify_grpc(&st) {
-            ExportError::Retryable { retry_after, .. } => assert_eq!(retry_after, Some(Duration::from_secs(2))),
+            ExportError::Retryable { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(2)))
+            }
             e => panic!("{e:?}"),
         }
         assert!(!classify_grpc(&tonic::Status::resource_exhausted("too big")).is_retryable());
@@ -242,7 +256,10 @@ mod tests {
         assert_eq!(b.next_delay(None), Some(Duration::from_millis(150)));
         assert_eq!(b.next_delay(None), Some(Duration::from_millis(225)));
         assert_eq!(b.next_delay(None), Some(Duration::from_millis(300)));
-        assert_eq!(b.next_delay(Some(Duration::from_millis(5))), Some(Duration::from_millis(5)));
+        assert_eq!(
+            b.next_delay(Some(Duration::from_millis(5))),
+            Some(Duration::from_millis(5))
+        );
         assert_eq!(b.next_delay(Some(Duration::from_secs(5))), None);
         let mut off = Backoff::new(&RetryConfig {
             enabled: false,

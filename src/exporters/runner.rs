@@ -71,12 +71,24 @@ impl Metrics {
             }
         };
         let l = [("exporter", id)];
-        reg.gauge(names::EXPORTER_QUEUE_CAPACITY, "Capacity of the sending queue, in batches.", &l)
-            .set(capacity as i64);
+        reg.gauge(
+            names::EXPORTER_QUEUE_CAPACITY,
+            "Capacity of the sending queue, in batches.",
+            &l,
+        )
+        .set(capacity as i64);
         Metrics {
             signals: [per(Signal::Traces), per(Signal::Metrics), per(Signal::Logs)],
-            queue_size: reg.gauge(names::EXPORTER_QUEUE_SIZE, "Batches currently in the sending queue.", &l),
-            retries: reg.counter(names::EXPORTER_RETRIES, "Export attempts that were retried.", &l),
+            queue_size: reg.gauge(
+                names::EXPORTER_QUEUE_SIZE,
+                "Batches currently in the sending queue.",
+                &l,
+            ),
+            retries: reg.counter(
+                names::EXPORTER_RETRIES,
+                "Export attempts that were retried.",
+                &l,
+            ),
         }
     }
     fn of(&self, s: Signal) -> &PerSignal {
@@ -116,7 +128,11 @@ impl RunningExporter {
         retry: RetryConfig,
         reg: &Registry,
     ) -> RunningExporter {
-        let capacity = if queue.enabled { queue.queue_size.max(1) } else { 0 };
+        let capacity = if queue.enabled {
+            queue.queue_size.max(1)
+        } else {
+            0
+        };
         let chan = queue.enabled.then(|| async_channel::bounded(capacity));
         let shared = Arc::new(Shared {
             id: id.to_string(),
@@ -190,16 +206,21 @@ impl ExporterHandle {
     pub async fn consume(&self, batch: Batch) -> Result<(), PipelineError> {
         let s = &self.shared;
         match &s.queue {
-            None => deliver(s, &batch).await.map_err(|e| PipelineError::ExportFailed {
-                component: s.id.clone(),
-                retryable: e.is_retryable(),
-                message: e.to_string(),
-            }),
+            None => deliver(s, &batch)
+                .await
+                .map_err(|e| PipelineError::ExportFailed {
+                    component: s.id.clone(),
+                    retryable: e.is_retryable(),
+                    message: e.to_string(),
+                }),
             Some((tx, _)) => {
                 let items = batch.items();
                 let signal = batch.signal();
                 let res = match s.policy {
-                    FullPolicy::Block => tx.send(batch).await.map_err(|_| PipelineError::ShuttingDown),
+                    FullPolicy::Block => tx
+                        .send(batch)
+                        .await
+                        .map_err(|_| PipelineError::ShuttingDown),
                     FullPolicy::DropNewest => tx.try_send(batch).map_err(|e| match e {
                         async_channel::TrySendError::Full(_) => {
                             s.metrics.of(signal).enqueue_failed.add(items);
@@ -241,7 +262,11 @@ async fn deliver(s: &Shared, batch: &Batch) -> Result<(), ExportError> {
                     ExportError::Retryable { retry_after, .. } => *retry_after,
                     ExportError::Permanent { .. } => None,
                 };
-                let next = if e.is_retryable() { backoff.next_delay(hint) } else { None };
+                let next = if e.is_retryable() {
+                    backoff.next_delay(hint)
+                } else {
+                    None
+                };
                 match next {
                     Some(delay) => {
                         s.metrics.retries.inc();

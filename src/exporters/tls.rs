@@ -38,10 +38,12 @@ impl TlsClientConfig {
     pub fn read(path: &Option<String>) -> Result<Option<Vec<u8>>, super::BuildError> {
         match path {
             None => Ok(None),
-            Some(p) => std::fs::read(p).map(Some).map_err(|e| super::BuildError::File {
-                path: p.clone(),
-                reason: e.to_string(),
-            }),
+            Some(p) => std::fs::read(p)
+                .map(Some)
+                .map_err(|e| super::BuildError::File {
+                    path: p.clone(),
+                    reason: e.to_string(),
+                }),
         }
     }
 }

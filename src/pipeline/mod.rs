@@ -54,7 +54,11 @@ pub struct Pipeline {
 impl Pipeline {
     /// Runs processors, then hands the result to every exporter. Returns what processors
     /// rejected (for `partial_success`).
-    pub async fn consume(&self, mut data: Telemetry, meta: Arc<RequestMeta>) -> Result<Rejections, PipelineError> {
+    pub async fn consume(
+        &self,
+        mut data: Telemetry,
+        meta: Arc<RequestMeta>,
+    ) -> Result<Rejections, PipelineError> {
         let mut rejected = Rejections::default();
         for p in &self.processors {
             p.process(&mut data, &meta, &mut rejected);
@@ -86,12 +90,20 @@ impl Fanout {
     }
 
     /// Sends `data` into every pipeline. Rejections are summed; the first error wins.
-    pub async fn consume(&self, data: Telemetry, meta: Arc<RequestMeta>) -> Result<Rejections, PipelineError> {
+    pub async fn consume(
+        &self,
+        data: Telemetry,
+        meta: Arc<RequestMeta>,
+    ) -> Result<Rejections, PipelineError> {
         let mut total = Rejections::default();
         let n = self.pipelines.len();
         let mut data = Some(data);
         for (i, p) in self.pipelines.iter().enumerate() {
-            let d = if i + 1 == n { data.take() } else { data.clone() };
+            let d = if i + 1 == n {
+                data.take()
+            } else {
+                data.clone()
+            };
             let Some(d) = d else { break };
             let r = p.consume(d, meta.clone()).await?;
             total.count += r.count;
@@ -138,7 +150,10 @@ impl Graph {
         let mut exporters = Vec::new();
         let mut handles: BTreeMap<String, ExporterHandle> = BTreeMap::new();
         for (id, ecfg) in &cfg.exporters {
-            let used = cfg.pipelines.iter().any(|(_, p)| p.exporters.contains(&id.to_string()));
+            let used = cfg
+                .pipelines
+                .iter()
+                .any(|(_, p)| p.exporters.contains(&id.to_string()));
             if !used {
                 continue;
             }
@@ -158,7 +173,8 @@ impl Graph {
                 enabled: false,
                 ..Default::default()
             });
-            let running = RunningExporter::start(&id.to_string(), exporter, &queue, retry, registry);
+            let running =
+                RunningExporter::start(&id.to_string(), exporter, &queue, retry, registry);
             handles.insert(id.to_string(), running.handle.clone());
             exporters.push(running);
         }
@@ -171,7 +187,11 @@ impl Graph {
                 .filter_map(|p| ComponentId::parse(p).ok())
                 .filter_map(|id| cfg.processors.get(&id).map(|c| c.build()))
                 .collect();
-            let ex = pcfg.exporters.iter().filter_map(|e| handles.get(e).cloned()).collect();
+            let ex = pcfg
+                .exporters
+                .iter()
+                .filter_map(|e| handles.get(e).cloned())
+                .collect();
             let pipeline = Arc::new(Pipeline {
                 id: pid.clone(),
                 processors,
@@ -214,12 +234,18 @@ impl Graph {
                 }
             }
         }
-        Ok(Graph { receivers, exporters })
+        Ok(Graph {
+            receivers,
+            exporters,
+        })
     }
 
     /// Addresses the receivers actually listen on (useful with port 0).
     pub fn receiver_addresses(&self) -> Vec<(String, std::net::SocketAddr)> {
-        self.receivers.iter().flat_map(|r| r.addresses.clone()).collect()
+        self.receivers
+            .iter()
+            .flat_map(|r| r.addresses.clone())
+            .collect()
     }
 
     /// Stops receivers (in-flight requests finish), then drains exporter queues until
@@ -227,7 +253,10 @@ impl Graph {
     pub async fn shutdown(self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         for r in self.receivers {
-            if tokio::time::timeout_at(deadline.into(), r.stop()).await.is_err() {
+            if tokio::time::timeout_at(deadline.into(), r.stop())
+                .await
+                .is_err()
+            {
                 tracing::warn!("receiver did not stop before the shutdown deadline");
             }
         }

@@ -49,13 +49,21 @@ pub enum ProcessorConfig {
 pub const PROCESSOR_TYPES: &[&str] = &["noop"];
 
 impl ProcessorConfig {
-    pub fn from_value(id: &ComponentId, path: &str, v: Value, diag: &mut Diagnostics) -> Option<ProcessorConfig> {
+    pub fn from_value(
+        id: &ComponentId,
+        path: &str,
+        v: Value,
+        diag: &mut Diagnostics,
+    ) -> Option<ProcessorConfig> {
         match id.kind.as_str() {
             "noop" => typed(path, v, diag).map(ProcessorConfig::Noop),
             other => {
                 diag.error(
                     path,
-                    format!("unknown processor type {other:?} (known: {})", PROCESSOR_TYPES.join(", ")),
+                    format!(
+                        "unknown processor type {other:?} (known: {})",
+                        PROCESSOR_TYPES.join(", ")
+                    ),
                 );
                 None
             }

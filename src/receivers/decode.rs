@@ -10,10 +10,15 @@ use crate::data::{Signal, Telemetry};
 pub enum DecodeError {
     #[error("body exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
-    #[error("unsupported content encoding {0:?} (supported: gzip, zstd, deflate, snappy, identity)")]
+    #[error(
+        "unsupported content encoding {0:?} (supported: gzip, zstd, deflate, snappy, identity)"
+    )]
     UnsupportedEncoding(String),
     #[error("cannot decompress {encoding} body: {reason}")]
-    Corrupt { encoding: &'static str, reason: String },
+    Corrupt {
+        encoding: &'static str,
+        reason: String,
+    },
     #[error("cannot decode protobuf body: {0}")]
     Protobuf(String),
     #[error("cannot decode json body: {0}")]
@@ -45,7 +50,9 @@ pub enum ContentEncoding {
 
 impl ContentEncoding {
     pub fn parse(header: Option<&str>) -> Result<ContentEncoding, DecodeError> {
-        let v = header.map(|h| h.trim().to_ascii_lowercase()).unwrap_or_default();
+        let v = header
+            .map(|h| h.trim().to_ascii_lowercase())
+            .unwrap_or_default();
         Ok(match v.as_str() {
             "" | "identity" => ContentEncoding::Identity,
             "gzip" | "x-gzip" => ContentEncoding::Gzip,
@@ -58,8 +65,17 @@ impl ContentEncoding {
 }
 
 /// Decompresses `body` into at most `cap` bytes.
-pub fn decompress(encoding: ContentEncoding, body: &[u8], cap: usize) -> Result<Vec<u8>, DecodeError> {
-    fn capped<R: Read>(r: R, cap: usize, encoding: &'static str, hint: usize) -> Result<Vec<u8>, DecodeError> {
+pub fn decompress(
+    encoding: ContentEncoding,
+    body: &[u8],
+    cap: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    fn capped<R: Read>(
+        r: R,
+        cap: usize,
+        encoding: &'static str,
+        hint: usize,
+    ) -> Result<Vec<u8>, DecodeError> {
         let mut out = Vec::with_capacity(hint.min(cap));
         // Read one byte past the cap so "exactly cap" is allowed and "more" is detected.
         r.take(cap as u64 + 1)
@@ -80,13 +96,26 @@ pub fn decompress(encoding: ContentEncoding, body: &[u8], cap: usize) -> Result<
             }
             Ok(body.to_vec())
         }
-        ContentEncoding::Gzip => capped(flate2::read::MultiGzDecoder::new(body), cap, "gzip", body.len() * 4),
+        ContentEncoding::Gzip => capped(
+            flate2::read::MultiGzDecoder::new(body),
+            cap,
+            "gzip",
+            body.len() * 4,
+        ),
         ContentEncoding::Deflate => {
             // HTTP "deflate" is zlib-wrapped, but some clients send raw deflate; accept both.
-            match capped(flate2::read::ZlibDecoder::new(body), cap, "deflate", body.len() * 4) {
-                Err(DecodeError::Corrupt { .. }) => {
-                    capped(flate2::read::DeflateDecoder::new(body), cap, "deflate", body.len() * 4)
-                }
+            match capped(
+                flate2::read::ZlibDecoder::new(body),
+                cap,
+                "deflate",
+                body.len() * 4,
+            ) {
+                Err(DecodeError::Corrupt { .. }) => capped(
+                    flate2::read::DeflateDecoder::new(body),
+                    cap,
+                    "deflate",
+                    body.len() * 4,
+                ),
                 other => other,
             }
         }
@@ -101,7 +130,12 @@ pub fn decompress(encoding: ContentEncoding, body: &[u8], cap: usize) -> Result<
             // Snappy block format (what the Collector's confighttp sends); the framed format
             // starts with the stream identifier chunk 0xff 0x06 0x00 0x00 "sNaPpY".
             if body.starts_with(b"\xff\x06\x00\x00sNaPpY") {
-                return capped(snap::read::FrameDecoder::new(body), cap, "snappy", body.len() * 4);
+                return capped(
+                    snap::read::FrameDecoder::new(body),
+                    cap,
+                    "snappy",
+                    body.len() * 4,
+                );
             }
             let len = snap::raw::decompress_len(body).map_err(|e| DecodeError::Corrupt {
                 encoding: "snappy",
@@ -147,12 +181,18 @@ impl PayloadEncoding {
 }
 
 /// Decodes an OTLP payload.
-pub fn decode_payload(signal: Signal, enc: PayloadEncoding, bytes: &[u8]) -> Result<Telemetry, DecodeError> {
+pub fn decode_payload(
+    signal: Signal,
+    enc: PayloadEncoding,
+    bytes: &[u8],
+) -> Result<Telemetry, DecodeError> {
     match enc {
         PayloadEncoding::Protobuf => {
             Telemetry::decode_proto(signal, bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))
         }
-        PayloadEncoding::Json => Telemetry::decode_json(signal, bytes).map_err(|e| DecodeError::Json(e.to_string())),
+        PayloadEncoding::Json => {
+            Telemetry::decode_json(signal, bytes).map_err(|e| DecodeError::Json(e.to_string()))
+        }
     }
 }
 
@@ -201,7 +241,12 @@ mod tests {
             Err(DecodeError::TooLarge { limit: 1 << 20 })
         );
         // exactly the cap is fine
-        assert_eq!(decompress(ContentEncoding::Gzip, &gzip(&[1; 100]), 100).unwrap().len(), 100);
+        assert_eq!(
+            decompress(ContentEncoding::Gzip, &gzip(&[1; 100]), 100)
+                .unwrap()
+                .len(),
+            100
+        );
     }
 
     #[test]
@@ -209,8 +254,14 @@ mod tests {
         let g = gzip(&[7u8; 10_000]);
         let err = decompress(ContentEncoding::Gzip, &g[..g.len() / 2], 1 << 20).unwrap_err();
         assert_eq!(err.kind(), "corrupt_compression");
-        assert_eq!(ContentEncoding::parse(Some("br")).unwrap_err().kind(), "unsupported_encoding");
-        assert_eq!(ContentEncoding::parse(Some(" GZIP ")).unwrap(), ContentEncoding::Gzip);
+        assert_eq!(
+            ContentEncoding::parse(Some("br")).unwrap_err().kind(),
+            "unsupported_encoding"
+        );
+        assert_eq!(
+            ContentEncoding::parse(Some(" GZIP ")).unwrap(),
+            ContentEncoding::Gzip
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ pub enum Outcome {
     /// Accepted; `rejected` items were dropped for the reasons given (partial success).
     Accepted { rejected: u64, message: String },
     /// Not accepted; the client may retry after the hint.
-    Refused { retry_after: Duration, message: String },
+    Refused {
+        retry_after: Duration,
+        message: String,
+    },
     /// Not accepted; retrying will not help (a synchronous export failed permanently).
     Failed { message: String },
     /// Not accepted because otelgw is stopping; retry (against another instance).
@@ -39,7 +42,13 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn new(reg: &Registry, receiver: &str, transport: &'static str, signal: Signal, fanout: Fanout) -> Sink {
+    pub fn new(
+        reg: &Registry,
+        receiver: &str,
+        transport: &'static str,
+        signal: Signal,
+        fanout: Fanout,
+    ) -> Sink {
         let req = |outcome: &str| {
             reg.counter(
                 names::RECEIVER_REQUESTS,
@@ -105,9 +114,16 @@ impl Sink {
             Err(e) => {
                 self.counters.refused.add(items);
                 match e {
-                    PipelineError::Refused { retry_after, message, .. } => {
+                    PipelineError::Refused {
+                        retry_after,
+                        message,
+                        ..
+                    } => {
                         self.outcome_refused.inc();
-                        Outcome::Refused { retry_after, message }
+                        Outcome::Refused {
+                            retry_after,
+                            message,
+                        }
                     }
                     PipelineError::ExportFailed {
                         retryable: true,
@@ -160,7 +176,10 @@ pub fn drop_invalid_ids(data: &mut Telemetry, rejected: &mut Rejections) {
                     bad += (before - ss.spans.len()) as u64;
                 }
             }
-            rejected.add(bad, "spans need a 16-byte non-zero trace_id and an 8-byte non-zero span_id");
+            rejected.add(
+                bad,
+                "spans need a 16-byte non-zero trace_id and an 8-byte non-zero span_id",
+            );
         }
         Telemetry::Logs(r) => {
             let mut bad = 0u64;
@@ -168,12 +187,16 @@ pub fn drop_invalid_ids(data: &mut Telemetry, rejected: &mut Rejections) {
                 for sl in &mut rl.scope_logs {
                     let before = sl.log_records.len();
                     sl.log_records.retain(|l| {
-                        (l.trace_id.is_empty() || l.trace_id.len() == 16) && (l.span_id.is_empty() || l.span_id.len() == 8)
+                        (l.trace_id.is_empty() || l.trace_id.len() == 16)
+                            && (l.span_id.is_empty() || l.span_id.len() == 8)
                     });
                     bad += (before - sl.log_records.len()) as u64;
                 }
             }
-            rejected.add(bad, "log records with a trace_id must use 16 bytes, span_id 8 bytes");
+            rejected.add(
+                bad,
+                "log records with a trace_id must use 16 bytes, span_id 8 bytes",
+            );
         }
         Telemetry::Metrics(_) => {}
     }

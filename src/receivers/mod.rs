@@ -27,11 +27,22 @@ pub enum ReceiverConfig {
 pub const RECEIVER_TYPES: &[&str] = &["otlp"];
 
 impl ReceiverConfig {
-    pub fn from_value(id: &ComponentId, path: &str, v: Value, diag: &mut Diagnostics) -> Option<ReceiverConfig> {
+    pub fn from_value(
+        id: &ComponentId,
+        path: &str,
+        v: Value,
+        diag: &mut Diagnostics,
+    ) -> Option<ReceiverConfig> {
         match id.kind.as_str() {
             "otlp" => typed(path, v, diag).map(ReceiverConfig::Otlp),
             other => {
-                diag.error(path, format!("unknown receiver type {other:?} (known: {})", RECEIVER_TYPES.join(", ")));
+                diag.error(
+                    path,
+                    format!(
+                        "unknown receiver type {other:?} (known: {})",
+                        RECEIVER_TYPES.join(", ")
+                    ),
+                );
                 None
             }
         }
@@ -81,9 +92,15 @@ pub struct OtlpReceiverConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Protocols {
-    #[serde(deserialize_with = "present_means_default", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "present_means_default",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub grpc: Option<GrpcServerConfig>,
-    #[serde(deserialize_with = "present_means_default", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "present_means_default",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub http: Option<HttpServerConfig>,
 }
 
@@ -156,14 +173,20 @@ impl Default for HttpServerConfig {
 impl OtlpReceiverConfig {
     pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
         if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
-            diag.error(format!("{path}.protocols"), "enable at least one protocol (grpc or http)");
+            diag.error(
+                format!("{path}.protocols"),
+                "enable at least one protocol (grpc or http)",
+            );
         }
         if let Some(g) = &self.protocols.grpc {
             if let Err(e) = parse_listen_addr(&g.endpoint) {
                 diag.error(format!("{path}.protocols.grpc.endpoint"), e);
             }
             if g.max_recv_msg_size_mib == 0 {
-                diag.error(format!("{path}.protocols.grpc.max_recv_msg_size_mib"), "must be at least 1");
+                diag.error(
+                    format!("{path}.protocols.grpc.max_recv_msg_size_mib"),
+                    "must be at least 1",
+                );
             }
         }
         if let Some(h) = &self.protocols.http {
@@ -171,7 +194,10 @@ impl OtlpReceiverConfig {
                 diag.error(format!("{path}.protocols.http.endpoint"), e);
             }
             if h.max_request_body_size.bytes() == 0 {
-                diag.error(format!("{path}.protocols.http.max_request_body_size"), "must be greater than 0");
+                diag.error(
+                    format!("{path}.protocols.http.max_request_body_size"),
+                    "must be greater than 0",
+                );
             }
             let paths = [
                 ("traces_url_path", &h.traces_url_path),
@@ -180,14 +206,20 @@ impl OtlpReceiverConfig {
             ];
             for (k, p) in paths {
                 if !p.starts_with('/') {
-                    diag.error(format!("{path}.protocols.http.{k}"), format!("must start with '/', got {p:?}"));
+                    diag.error(
+                        format!("{path}.protocols.http.{k}"),
+                        format!("must start with '/', got {p:?}"),
+                    );
                 }
             }
             if h.traces_url_path == h.metrics_url_path
                 || h.traces_url_path == h.logs_url_path
                 || h.metrics_url_path == h.logs_url_path
             {
-                diag.error(format!("{path}.protocols.http"), "traces, metrics and logs url paths must differ");
+                diag.error(
+                    format!("{path}.protocols.http"),
+                    "traces, metrics and logs url paths must differ",
+                );
             }
         }
     }
@@ -211,10 +243,11 @@ impl RunningReceiver {
 }
 
 async fn bind(endpoint: &str) -> Result<tokio::net::TcpListener, crate::exporters::BuildError> {
-    let addr = parse_listen_addr(endpoint).map_err(|reason| crate::exporters::BuildError::Listen {
-        address: endpoint.to_string(),
-        reason,
-    })?;
+    let addr =
+        parse_listen_addr(endpoint).map_err(|reason| crate::exporters::BuildError::Listen {
+            address: endpoint.to_string(),
+            reason,
+        })?;
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| crate::exporters::BuildError::Listen {
@@ -258,5 +291,9 @@ pub async fn start(
             }
         }
     }
-    Ok(RunningReceiver { addresses, stop, tasks })
+    Ok(RunningReceiver {
+        addresses,
+        stop,
+        tasks,
+    })
 }

@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -18,7 +20,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -40,7 +44,11 @@ pub struct SignalService {
 }
 
 impl SignalService {
-    async fn run<T>(&self, req: Request<T>, wrap: fn(T) -> Telemetry) -> Result<(u64, String), Status> {
+    async fn run<T>(
+        &self,
+        req: Request<T>,
+        wrap: fn(T) -> Telemetry,
+    ) -> Result<(u64, String), Status> {
         let mut meta = RequestMeta {
             client_address: req.remote_addr(),
             headers: vec![],
@@ -51,15 +59,24 @@ impl SignalService {
                 .clone()
                 .into_headers()
                 .iter()
-                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+                .filter_map(|(k, v)| {
+                    v.to_str()
+                        .ok()
+                        .map(|v| (k.as_str().to_string(), v.to_string()))
+                })
                 .collect();
         }
         let data = wrap(req.into_inner());
         match self.sink.receive(data, Arc::new(meta)).await {
             Outcome::Accepted { rejected, message } => Ok((rejected, message)),
-            Outcome::Refused { retry_after, message } => {
-                Err(grpc_status(code::RESOURCE_EXHAUSTED, &message, Some(retry_after)))
-            }
+            Outcome::Refused {
+                retry_after,
+                message,
+            } => Err(grpc_status(
+                code::RESOURCE_EXHAUSTED,
+                &message,
+                Some(retry_after),
+            )),
             Outcome::Failed { message } => Err(grpc_status(code::INTERNAL, &message, None)),
             Outcome::Unavailable { message } => Err(grpc_status(
                 code::UNAVAILABLE,
@@ -129,8 +146,7 @@ fn too_large_is_not_retryable<B>(mut resp: http::Response<B>) -> http::Response<
 
 fn rewrite_too_large(h: &mut http::HeaderMap) {
     let too_large = h.get("grpc-status").is_some_and(|v| v == "11")
-        && h
-            .get("grpc-message")
+        && h.get("grpc-message")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|m| m.contains("length%20too%20large") || m.contains("length too large"));
     if too_large {
@@ -199,7 +215,9 @@ pub fn serve(
     let metrics = svc(Signal::Metrics).map(|s| configure!(MetricsServiceServer::new(s)));
     let logs = svc(Signal::Logs).map(|s| configure!(LogsServiceServer::new(s)));
     let router = tonic::transport::Server::builder()
-        .layer(tower::util::MapResponseLayer::new(too_large_is_not_retryable))
+        .layer(tower::util::MapResponseLayer::new(
+            too_large_is_not_retryable,
+        ))
         .tcp_nodelay(true)
         .max_concurrent_streams(cfg.max_concurrent_streams)
         .add_optional_service(traces)
@@ -214,7 +232,10 @@ pub fn serve(
                 }
             }
         };
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+        {
             tracing::error!(receiver = %id, error = %e, "grpc server stopped with an error");
         }
     })

@@ -18,11 +18,15 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
 use prost::Message;
 use tokio::net::TcpListener;
 
@@ -46,13 +50,21 @@ type Body = Full<Bytes>;
 fn respond(status: StatusCode, enc: PayloadEncoding, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(enc.content_type()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(enc.content_type()),
+    );
     r
 }
 
 /// A `google.rpc.Status` error in the given encoding.
-fn error(status: StatusCode, enc: PayloadEncoding, grpc_code: i32, message: &str, retry: Option<Duration>) -> Response<Body> {
+fn error(
+    status: StatusCode,
+    enc: PayloadEncoding,
+    grpc_code: i32,
+    message: &str,
+    retry: Option<Duration>,
+) -> Response<Body> {
     let body = match enc {
         PayloadEncoding::Json => status_json(grpc_code, message, retry),
         PayloadEncoding::Protobuf => rpc_status(grpc_code, message, retry).encode_to_vec(),
@@ -152,15 +164,31 @@ const LINGER_LIMIT: usize = 64 << 20;
 async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
-    let Some(sink) = state.routes.iter().find(|(p, _)| p == path).map(|(_, s)| s.clone()) else {
+    let Some(sink) = state
+        .routes
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, s)| s.clone())
+    else {
         let msg = match state.unrouted.iter().find(|(p, _)| p == path) {
             Some((_, s)) => format!("no pipeline takes {s} from this receiver"),
-            None => format!("unknown path {path:?}; OTLP paths are /v1/traces, /v1/metrics, /v1/logs"),
+            None => {
+                format!("unknown path {path:?}; OTLP paths are /v1/traces, /v1/metrics, /v1/logs")
+            }
         };
         discard(body, LINGER_LIMIT);
-        return error(StatusCode::NOT_FOUND, PayloadEncoding::Json, code::UNIMPLEMENTED, &msg, None);
+        return error(
+            StatusCode::NOT_FOUND,
+            PayloadEncoding::Json,
+            code::UNIMPLEMENTED,
+            &msg,
+            None,
+        );
     };
-    let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let ct = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let enc_guess = PayloadEncoding::from_content_type(ct).unwrap_or(PayloadEncoding::Json);
     if parts.method != Method::POST {
         let mut r = error(
@@ -170,7 +198,8 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             &format!("method {} not allowed; use POST", parts.method),
             None,
         );
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         sink.count_bad_request();
         discard(body, LINGER_LIMIT);
         return r;
@@ -189,7 +218,10 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             None,
         );
     };
-    let ce = parts.headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    let ce = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
     let content_encoding = match ContentEncoding::parse(ce) {
         Ok(c) => c,
         Err(e) => {
@@ -217,7 +249,11 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
         meta.headers = parts
             .headers
             .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_string(), v.to_string()))
+            })
             .collect();
     }
     let body = match read_capped(body, cap).await {
@@ -229,7 +265,9 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
     };
     let decoded = match content_encoding {
         ContentEncoding::Identity => decode_payload(sink.signal, enc, &body),
-        other => decompress(other, &body, cap).and_then(|raw| decode_payload(sink.signal, enc, &raw)),
+        other => {
+            decompress(other, &body, cap).and_then(|raw| decode_payload(sink.signal, enc, &raw))
+        }
     };
     let data = match decoded {
         Ok(d) => d,
@@ -241,14 +279,23 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
     };
     match sink.receive(data, Arc::new(meta)).await {
         Outcome::Accepted { rejected, message } => success(sink.signal, enc, rejected, message),
-        Outcome::Refused { retry_after, message } => error(
+        Outcome::Refused {
+            retry_after,
+            message,
+        } => error(
             StatusCode::TOO_MANY_REQUESTS,
             enc,
             code::RESOURCE_EXHAUSTED,
             &message,
             Some(retry_after),
         ),
-        Outcome::Failed { message } => error(StatusCode::INTERNAL_SERVER_ERROR, enc, code::INTERNAL, &message, None),
+        Outcome::Failed { message } => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            enc,
+            code::INTERNAL,
+            &message,
+            None,
+        ),
         Outcome::Unavailable { message } => error(
             StatusCode::SERVICE_UNAVAILABLE,
             enc,
@@ -271,7 +318,13 @@ async fn read_capped(mut body: Incoming, cap: usize) -> Result<Bytes, ErrorRespo
             Err(e) => {
                 let msg = format!("cannot read body: {e}");
                 return Err(Box::new(move |enc| {
-                    error(StatusCode::BAD_REQUEST, enc, code::INVALID_ARGUMENT, &msg, None)
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        enc,
+                        code::INVALID_ARGUMENT,
+                        &msg,
+                        None,
+                    )
                 }));
             }
         };
@@ -308,7 +361,10 @@ pub fn serve(
         if f.is_empty() {
             unrouted.push((path.clone(), signal));
         } else {
-            routes.push((path.clone(), Sink::new(&ctx.registry, &id, "http", signal, f.clone())));
+            routes.push((
+                path.clone(),
+                Sink::new(&ctx.registry, &id, "http", signal, f.clone()),
+            ));
         }
     }
     let state = Arc::new(State {
@@ -339,7 +395,9 @@ pub fn serve(
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(req, state, peer).await) }
             });
-            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), svc)
+                .into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {

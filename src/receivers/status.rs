@@ -62,7 +62,11 @@ pub fn rpc_status(code: i32, message: &str, retry_after: Option<Duration>) -> Rp
 /// `grpc-status-details-bin` find `RetryInfo`).
 pub fn grpc_status(code: i32, message: &str, retry_after: Option<Duration>) -> tonic::Status {
     let st = rpc_status(code, message, retry_after);
-    tonic::Status::with_details(tonic::Code::from_i32(code), message, Bytes::from(st.encode_to_vec()))
+    tonic::Status::with_details(
+        tonic::Code::from_i32(code),
+        message,
+        Bytes::from(st.encode_to_vec()),
+    )
 }
 
 /// The retry delay a peer's gRPC status carries in `RetryInfo`, if any.
@@ -94,12 +98,17 @@ mod tests {
 
     #[test]
     fn retry_info_round_trips_through_grpc_status() {
-        let st = grpc_status(code::RESOURCE_EXHAUSTED, "memory limit", Some(Duration::from_secs(3)));
+        let st = grpc_status(
+            code::RESOURCE_EXHAUSTED,
+            "memory limit",
+            Some(Duration::from_secs(3)),
+        );
         assert_eq!(st.code(), tonic::Code::ResourceExhausted);
         assert_eq!(retry_delay_of(&st), Some(Duration::from_secs(3)));
         let plain = grpc_status(code::INVALID_ARGUMENT, "bad", None);
         assert_eq!(retry_delay_of(&plain), None);
-        let j: serde_json::Value = serde_json::from_slice(&status_json(8, "x", Some(Duration::from_secs(2)))).unwrap();
+        let j: serde_json::Value =
+            serde_json::from_slice(&status_json(8, "x", Some(Duration::from_secs(2)))).unwrap();
         assert_eq!(j["details"][0]["retryDelay"], "2s");
     }
 }

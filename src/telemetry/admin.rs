@@ -28,7 +28,8 @@ pub struct Routes {
 fn text(status: StatusCode, ct: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     r
 }
 
@@ -36,22 +37,46 @@ fn route(req: &Request<hyper::body::Incoming>, routes: &Routes) -> Response<Full
     let path = req.uri().path();
     match path {
         "/metrics" if routes.registry.is_some() => {
-            let body = routes.registry.as_ref().map(|r| r.render()).unwrap_or_default();
-            text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)
+            let body = routes
+                .registry
+                .as_ref()
+                .map(|r| r.render())
+                .unwrap_or_default();
+            text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                body,
+            )
         }
         "/readyz" => {
             if routes.health.ready() {
                 text(StatusCode::OK, "application/json", r#"{"status":"ready"}"#)
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "application/json", r#"{"status":"not ready"}"#)
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "application/json",
+                    r#"{"status":"not ready"}"#,
+                )
             }
         }
-        "/healthz" => text(StatusCode::OK, "application/json", r#"{"status":"Server available"}"#),
+        "/healthz" => text(
+            StatusCode::OK,
+            "application/json",
+            r#"{"status":"Server available"}"#,
+        ),
         p if Some(p) == routes.live_path.as_deref() || p == "/" => {
             if routes.health.ready() {
-                text(StatusCode::OK, "application/json", r#"{"status":"Server available"}"#)
+                text(
+                    StatusCode::OK,
+                    "application/json",
+                    r#"{"status":"Server available"}"#,
+                )
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "application/json", r#"{"status":"Server not available"}"#)
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "application/json",
+                    r#"{"status":"Server not available"}"#,
+                )
             }
         }
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
@@ -80,7 +105,9 @@ pub fn serve(
                 let r = route(&req, &routes);
                 async move { Ok::<_, Infallible>(r) }
             });
-            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), svc)
+                .into_owned();
             tokio::spawn(async move {
                 let _ = conn.await;
             });

@@ -120,7 +120,12 @@ impl Registry {
         Arc::new(Registry::default())
     }
 
-    pub fn counter(&self, name: &str, help: &'static str, labels: &[(&'static str, &str)]) -> Counter {
+    pub fn counter(
+        &self,
+        name: &str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+    ) -> Counter {
         match self.cell(name, help, Kind::Counter, labels) {
             Some(Cell::Counter(c)) => Counter(c),
             // A name registered twice with different kinds is a programming error; hand out a
@@ -136,7 +141,13 @@ impl Registry {
         }
     }
 
-    fn cell(&self, name: &str, help: &'static str, kind: Kind, labels: &[(&'static str, &str)]) -> Option<Cell> {
+    fn cell(
+        &self,
+        name: &str,
+        help: &'static str,
+        kind: Kind,
+        labels: &[(&'static str, &str)],
+    ) -> Option<Cell> {
         let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let family = families.entry(name.to_string()).or_insert_with(|| Family {
             help,
@@ -218,7 +229,12 @@ pub struct ReceiverCounters {
 }
 
 impl ReceiverCounters {
-    pub fn new(reg: &Registry, receiver: &str, transport: &str, signal: Signal) -> ReceiverCounters {
+    pub fn new(
+        reg: &Registry,
+        receiver: &str,
+        transport: &str,
+        signal: Signal,
+    ) -> ReceiverCounters {
         let labels = [("receiver", receiver), ("transport", transport)];
         ReceiverCounters {
             accepted: reg.counter(
@@ -250,9 +266,15 @@ mod tests {
         g.set(-4);
         let text = reg.render();
         assert!(text.contains("# TYPE otelcol_x counter\n"), "{text}");
-        assert!(text.contains("otelcol_x{receiver=\"otlp/a\\\"b\"} 3\n"), "{text}");
+        assert!(
+            text.contains("otelcol_x{receiver=\"otlp/a\\\"b\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("otelcol_q -4\n"), "{text}");
-        assert_eq!(reg.value("otelcol_x", &[("receiver", "otlp/a\"b")]), Some(3));
+        assert_eq!(
+            reg.value("otelcol_x", &[("receiver", "otlp/a\"b")]),
+            Some(3)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Test harness: runs the real `otelgw` binary with a generated config on free loopback ports,
 //! waits for readiness, scrapes its self-metrics, signals it, and reads what a `file` exporter
 //! wrote. Every wait is bounded; a gateway that does not come up fails the test with its log.
-#![allow(dead_code)]
+#![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,11 @@ use otelgw::data::{Signal, Telemetry};
 
 /// A port that was free a moment ago (bind to :0, read, release).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn otelgw_bin() -> &'static str {
@@ -135,7 +139,9 @@ impl Gateway {
     }
 
     pub fn metrics_text(&self) -> String {
-        self.admin_get("/metrics").map(|(_, b)| b).unwrap_or_default()
+        self.admin_get("/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
@@ -168,7 +174,10 @@ impl Gateway {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("otelgw did not exit within {limit:?}; log:\n{}", self.logs());
+                panic!(
+                    "otelgw did not exit within {limit:?}; log:\n{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -187,14 +196,22 @@ impl Drop for Gateway {
 /// A minimal blocking HTTP/1.1 GET over loopback (keeps the harness free of client crates).
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf).to_string();
     let status: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -215,7 +232,10 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         if n != name {
             continue;
         }
-        if labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))) {
+        if labels
+            .iter()
+            .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        {
             return value.parse().unwrap_or(0.0);
         }
     }
@@ -248,14 +268,18 @@ pub fn read_file_export(path: &Path) -> Vec<Telemetry> {
             } else {
                 Signal::Logs
             };
-            Telemetry::decode_json(signal, l.as_bytes()).unwrap_or_else(|e| panic!("bad line {e}: {l}"))
+            Telemetry::decode_json(signal, l.as_bytes())
+                .unwrap_or_else(|e| panic!("bad line {e}: {l}"))
         })
         .collect()
 }
 
 /// Items of one signal in a file export.
 pub fn count_items(data: &[Telemetry], s: Signal) -> u64 {
-    data.iter().filter(|t| t.signal() == s).map(|t| t.item_count()).sum()
+    data.iter()
+        .filter(|t| t.signal() == s)
+        .map(|t| t.item_count())
+        .sum()
 }
 
 /// Paths of the test peers installed by `tests/setup-deps.sh`; fails loudly when missing.

@@ -21,14 +21,20 @@ fn traces(c: &mut Criterion) {
             b.iter(|| Telemetry::decode_proto(Signal::Traces, bytes).map(|t| t.item_count()))
         });
         let t = Telemetry::Traces(req.clone());
-        g.bench_with_input(BenchmarkId::new("encode", spans), &t, |b, t| b.iter(|| t.encode_to_bytes().len()));
-        g.bench_with_input(BenchmarkId::new("decode_encode", spans), &bytes, |b, bytes| {
-            b.iter(|| {
-                Telemetry::decode_proto(Signal::Traces, bytes)
-                    .map(|t| t.encode_to_bytes().len())
-                    .unwrap_or(0)
-            })
+        g.bench_with_input(BenchmarkId::new("encode", spans), &t, |b, t| {
+            b.iter(|| t.encode_to_bytes().len())
         });
+        g.bench_with_input(
+            BenchmarkId::new("decode_encode", spans),
+            &bytes,
+            |b, bytes| {
+                b.iter(|| {
+                    Telemetry::decode_proto(Signal::Traces, bytes)
+                        .map(|t| t.encode_to_bytes().len())
+                        .unwrap_or(0)
+                })
+            },
+        );
         let json = serde_json::to_vec(&req).unwrap_or_default();
         g.bench_with_input(BenchmarkId::new("decode_json", spans), &json, |b, json| {
             b.iter(|| Telemetry::decode_json(Signal::Traces, json).map(|t| t.item_count()))

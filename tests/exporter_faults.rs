@@ -30,6 +30,7 @@ struct Answer(u16, Option<u64>, i64);
 struct Script {
     answers: Mutex<VecDeque<Answer>>,
     hits: Mutex<Vec<Instant>>,
+    tenants: Mutex<Vec<String>>,
     /// When set, requests hang (a stuck backend).
     stall: std::sync::atomic::AtomicBool,
 }
@@ -96,7 +97,7 @@ fn gateway(backend: u16, queue: &str) -> Gateway {
     let ports = Ports::new();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "receivers:\n{}exporters:\n  otlphttp:\n    endpoint: http://127.0.0.1:{backend}\n    compression: none\n    retry_on_failure:\n      initial_interval: 50ms\n      max_interval: 100ms\n      max_elapsed_time: 20s\n    sending_queue:\n{queue}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [otlphttp]}}\n{}",
+        "receivers:\n{}exporters:\n  otlphttp:\n    endpoint: http://127.0.0.1:{backend}\n    compression: none\n    headers:\n      X-Scope-OrgID: tenant-1\n    retry_on_failure:\n      initial_interval: 50ms\n      max_interval: 100ms\n      max_elapsed_time: 20s\n    sending_queue:\n{queue}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [otlphttp]}}\n{}",
         ports.otlp_receiver(),
         ports.telemetry()
     );

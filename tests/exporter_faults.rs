@@ -163,6 +163,11 @@ async fn retryable_answers_are_retried_after_the_hint_and_permanent_ones_are_not
         gw.metric("otelgw_exporter_retries", &[("exporter", "otlphttp")]),
         2.0
     );
+    let tenants = script.tenants.lock().unwrap().clone();
+    assert!(
+        tenants.len() == 3 && tenants.iter().all(|t| t == "tenant-1"),
+        "configured headers are sent: {tenants:?}"
+    );
 
     // 400 is permanent: one attempt, counted as failed
     assert_eq!(post_spans(gw.http_port, 2, 7).await.status().as_u16(), 200);

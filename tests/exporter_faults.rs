@@ -49,6 +49,15 @@ async fn fake_backend(script: Arc<Script>) -> u16 {
                     hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let script = script.clone();
                         async move {
+                            let tenant = req
+                                .headers()
+                                .get("x-scope-orgid")
+                                .map(|v| v.to_str().unwrap().to_string());
+                            script
+                                .tenants
+                                .lock()
+                                .unwrap()
+                                .push(tenant.unwrap_or_default());
                             let _ = req.into_body().collect().await;
                             script.hits.lock().unwrap().push(Instant::now());
                             while script.stall.load(std::sync::atomic::Ordering::SeqCst) {

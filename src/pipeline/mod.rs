@@ -18,7 +18,8 @@ use crate::config::{ComponentId, Config, PipelineId};
 use crate::data::{Batch, RequestMeta, Signal, Telemetry};
 use crate::exporters::runner::{ExporterHandle, RunningExporter};
 use crate::exporters::{BuildError, QueueConfig, RetryConfig};
-use crate::processors::{Processor, Rejections};
+use crate::processors::batch::BatchHandle;
+use crate::processors::{Built, Processor, Rejections};
 use crate::receivers::RunningReceiver;
 use crate::telemetry::metrics::Registry;
 
@@ -39,21 +40,33 @@ pub enum PipelineError {
         retryable: bool,
         message: String,
     },
+    /// The request cannot be taken as it is (e.g. a batching key past its cardinality limit);
+    /// retrying the same request will not help.
+    #[error("{message}")]
+    Invalid { message: String },
     /// The gateway is stopping.
     #[error("otelgw is shutting down")]
     ShuttingDown,
 }
 
-/// One `service.pipelines.<id>`.
-pub struct Pipeline {
-    pub id: PipelineId,
-    processors: Vec<Arc<dyn Processor>>,
-    exporters: Vec<ExporterHandle>,
+/// What follows a run of inline processors.
+pub enum Next {
+    /// Fan-in to exporters (the end of the pipeline).
+    Exporters(Vec<ExporterHandle>),
+    /// A batch stage, whose task runs the rest of the pipeline.
+    Batch(BatchHandle),
 }
 
-impl Pipeline {
-    /// Runs processors, then hands the result to every exporter. Returns what processors
-    /// rejected (for `partial_success`).
+/// A run of inline processors and what comes after them. A pipeline is a chain; a batch stage
+/// holds the chain that follows it.
+pub struct Chain {
+    processors: Vec<Arc<dyn Processor>>,
+    next: Next,
+}
+
+impl Chain {
+    /// Runs the processors, then hands the result on. Returns what processors rejected (for
+    /// `partial_success`).
     pub async fn consume(
         &self,
         mut data: Telemetry,
@@ -66,15 +79,39 @@ impl Pipeline {
         if data.is_empty() {
             return Ok(rejected);
         }
-        let n = self.exporters.len();
-        for (i, e) in self.exporters.iter().enumerate() {
-            if i + 1 == n {
-                e.consume(Batch::new(data, meta)).await?;
-                break;
+        match &self.next {
+            Next::Batch(b) => b.consume(data, meta).await?,
+            Next::Exporters(exporters) => {
+                let n = exporters.len();
+                let mut data = Some(data);
+                for (i, e) in exporters.iter().enumerate() {
+                    let d = if i + 1 == n {
+                        data.take()
+                    } else {
+                        data.clone()
+                    };
+                    let Some(d) = d else { break };
+                    e.consume(Batch::new(d, meta.clone())).await?;
+                }
             }
-            e.consume(Batch::new(data.clone(), meta.clone())).await?;
         }
         Ok(rejected)
+    }
+}
+
+/// One `service.pipelines.<id>`.
+pub struct Pipeline {
+    pub id: PipelineId,
+    head: Chain,
+}
+
+impl Pipeline {
+    pub async fn consume(
+        &self,
+        data: Telemetry,
+        meta: Arc<RequestMeta>,
+    ) -> Result<Rejections, PipelineError> {
+        self.head.consume(data, meta).await
     }
 }
 
@@ -140,6 +177,8 @@ impl ReceiverContext {
 /// A running graph.
 pub struct Graph {
     receivers: Vec<RunningReceiver>,
+    /// Batch stages, head of each pipeline first: closed and awaited in this order at shutdown.
+    stages: Vec<(BatchHandle, tokio::task::JoinHandle<()>)>,
     exporters: Vec<RunningExporter>,
 }
 
@@ -180,22 +219,51 @@ impl Graph {
         }
 
         let mut pipelines: Vec<(PipelineId, Vec<String>, Arc<Pipeline>)> = Vec::new();
+        let mut stages = Vec::new();
         for (pid, pcfg) in &cfg.pipelines {
-            let processors = pcfg
-                .processors
-                .iter()
-                .filter_map(|p| ComponentId::parse(p).ok())
-                .filter_map(|id| cfg.processors.get(&id).map(|c| c.build()))
-                .collect();
-            let ex = pcfg
+            // Build from the tail: exporters, then each processor in reverse; a batch stage
+            // takes the chain after it.
+            let exporters = pcfg
                 .exporters
                 .iter()
                 .filter_map(|e| handles.get(e).cloned())
                 .collect();
+            let mut next = Next::Exporters(exporters);
+            let mut inline: Vec<Arc<dyn Processor>> = Vec::new();
+            let mut pipeline_stages = Vec::new();
+            for pname in pcfg.processors.iter().rev() {
+                let Some((id, pc)) = ComponentId::parse(pname)
+                    .ok()
+                    .and_then(|id| cfg.processors.get_key_value(&id))
+                else {
+                    continue;
+                };
+                match pc.build(id, registry) {
+                    Built::Inline(p) => inline.insert(0, p),
+                    Built::Batch(bcfg) => {
+                        let tail = Chain {
+                            processors: std::mem::take(&mut inline),
+                            next,
+                        };
+                        let (h, task) = BatchHandle::start(
+                            &id.to_string(),
+                            &pid.to_string(),
+                            &bcfg,
+                            tail,
+                            registry,
+                        );
+                        pipeline_stages.insert(0, (h.clone(), task));
+                        next = Next::Batch(h);
+                    }
+                }
+            }
+            stages.extend(pipeline_stages);
             let pipeline = Arc::new(Pipeline {
                 id: pid.clone(),
-                processors,
-                exporters: ex,
+                head: Chain {
+                    processors: inline,
+                    next,
+                },
             });
             pipelines.push((pid.clone(), pcfg.receivers.clone(), pipeline));
         }
@@ -229,6 +297,7 @@ impl Graph {
                     for r in receivers {
                         r.stop().await;
                     }
+                    close_stages(stages, Instant::now()).await;
                     drain_all(exporters, Instant::now()).await;
                     return Err(BuildError::Other(format!("receiver {id}: {e}")));
                 }
@@ -236,6 +305,7 @@ impl Graph {
         }
         Ok(Graph {
             receivers,
+            stages,
             exporters,
         })
     }
@@ -260,7 +330,22 @@ impl Graph {
                 tracing::warn!("receiver did not stop before the shutdown deadline");
             }
         }
+        close_stages(self.stages, deadline).await;
         drain_all(self.exporters, deadline).await;
+    }
+}
+
+/// Closes each batch stage and waits for it to flush, head of each pipeline first (a stage
+/// flushes into the next one, which must still be open).
+async fn close_stages(stages: Vec<(BatchHandle, tokio::task::JoinHandle<()>)>, deadline: Instant) {
+    for (h, task) in stages {
+        h.close();
+        if tokio::time::timeout_at(deadline.into(), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("batch stage did not flush before the shutdown deadline");
+        }
     }
 }
 

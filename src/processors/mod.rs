@@ -4,6 +4,8 @@
 //! the request in place and may remove items, reporting how many and why in [`Rejections`] (the
 //! receiver turns that into OTLP `partial_success`). It never blocks and never does I/O.
 
+pub mod batch;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -42,11 +44,18 @@ pub trait Processor: Send + Sync + 'static {
 /// Every processor type otelgw has.
 #[derive(Debug, Clone)]
 pub enum ProcessorConfig {
+    Batch(batch::BatchConfig),
     /// Passes data through unchanged (useful to test graphs, and as the processor template).
     Noop(NoopConfig),
 }
 
-pub const PROCESSOR_TYPES: &[&str] = &["noop"];
+pub const PROCESSOR_TYPES: &[&str] = &["batch", "noop"];
+
+/// What a processor config builds: an inline processor or a stage of its own.
+pub enum Built {
+    Inline(Arc<dyn Processor>),
+    Batch(batch::BatchConfig),
+}
 
 impl ProcessorConfig {
     pub fn from_value(
@@ -56,6 +65,7 @@ impl ProcessorConfig {
         diag: &mut Diagnostics,
     ) -> Option<ProcessorConfig> {
         match id.kind.as_str() {
+            "batch" => typed(path, v, diag).map(ProcessorConfig::Batch),
             "noop" => typed(path, v, diag).map(ProcessorConfig::Noop),
             other => {
                 diag.error(
@@ -70,7 +80,12 @@ impl ProcessorConfig {
         }
     }
 
-    pub fn validate(&self, _path: &str, _diag: &mut Diagnostics) {}
+    pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
+        match self {
+            ProcessorConfig::Batch(c) => c.validate(path, diag),
+            ProcessorConfig::Noop(_) => {}
+        }
+    }
 
     pub fn supports(&self, _signal: Signal) -> bool {
         true
@@ -78,13 +93,20 @@ impl ProcessorConfig {
 
     pub fn to_value(&self) -> Value {
         match self {
+            ProcessorConfig::Batch(c) => crate::config::to_value(c),
             ProcessorConfig::Noop(c) => crate::config::to_value(c),
         }
     }
 
-    pub fn build(&self) -> Arc<dyn Processor> {
+    /// Builds the running processor for one pipeline (each pipeline gets its own instance).
+    pub fn build(
+        &self,
+        _id: &ComponentId,
+        _registry: &crate::telemetry::metrics::Registry,
+    ) -> Built {
         match self {
-            ProcessorConfig::Noop(_) => Arc::new(Noop),
+            ProcessorConfig::Batch(c) => Built::Batch(c.clone()),
+            ProcessorConfig::Noop(_) => Built::Inline(Arc::new(Noop)),
         }
     }
 }

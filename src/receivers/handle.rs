@@ -28,6 +28,8 @@ pub enum Outcome {
     Failed { message: String },
     /// Not accepted because otelgw is stopping; retry (against another instance).
     Unavailable { message: String },
+    /// Not accepted as sent; retrying the same request will not help.
+    Invalid { message: String },
 }
 
 /// One receiver's entry to the pipelines for one signal and transport.
@@ -139,6 +141,10 @@ impl Sink {
                     PipelineError::ExportFailed { message, .. } => {
                         self.outcome_failed.inc();
                         Outcome::Failed { message }
+                    }
+                    PipelineError::Invalid { message } => {
+                        self.outcome_failed.inc();
+                        Outcome::Invalid { message }
                     }
                     PipelineError::ShuttingDown => {
                         self.outcome_refused.inc();

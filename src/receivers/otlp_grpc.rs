@@ -78,6 +78,9 @@ impl SignalService {
                 Some(retry_after),
             )),
             Outcome::Failed { message } => Err(grpc_status(code::INTERNAL, &message, None)),
+            Outcome::Invalid { message } => {
+                Err(grpc_status(code::INVALID_ARGUMENT, &message, None))
+            }
             Outcome::Unavailable { message } => Err(grpc_status(
                 code::UNAVAILABLE,
                 &message,

@@ -289,6 +289,13 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             &message,
             Some(retry_after),
         ),
+        Outcome::Invalid { message } => error(
+            StatusCode::BAD_REQUEST,
+            enc,
+            code::INVALID_ARGUMENT,
+            &message,
+            None,
+        ),
         Outcome::Failed { message } => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             enc,

@@ -53,6 +53,7 @@ type Labels = Vec<(&'static str, String)>;
 enum Kind {
     Counter,
     Gauge,
+    Histogram,
 }
 
 impl Kind {
@@ -60,6 +61,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -67,6 +69,48 @@ impl Kind {
 enum Cell {
     Counter(Arc<AtomicU64>),
     Gauge(Arc<AtomicI64>),
+    Histogram(Arc<HistogramCells>),
+}
+
+/// Fixed-bucket histogram cells: one atomic per bucket, plus sum and count.
+#[derive(Debug)]
+pub struct HistogramCells {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    sum: AtomicU64,
+    count: AtomicU64,
+}
+
+/// The Collector's bucket boundaries for batch sizes.
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[
+    10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0,
+    6000.0, 7000.0, 8000.0, 9000.0, 10000.0, 20000.0, 30000.0, 50000.0, 100000.0,
+];
+
+/// A histogram of non-negative integer observations (sizes, counts).
+#[derive(Clone, Debug)]
+pub struct Histogram(Arc<HistogramCells>);
+
+impl Histogram {
+    pub fn observe(&self, v: u64) {
+        let h = &self.0;
+        let i = h
+            .bounds
+            .iter()
+            .position(|b| (v as f64) <= *b)
+            .unwrap_or(h.bounds.len());
+        if let Some(b) = h.buckets.get(i) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        h.sum.fetch_add(v, Ordering::Relaxed);
+        h.count.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn count(&self) -> u64 {
+        self.0.count.load(Ordering::Relaxed)
+    }
+    pub fn sum(&self) -> u64 {
+        self.0.sum.load(Ordering::Relaxed)
+    }
 }
 
 struct Family {
@@ -141,6 +185,41 @@ impl Registry {
         }
     }
 
+    pub fn histogram(
+        &self,
+        name: &str,
+        help: &'static str,
+        bounds: &'static [f64],
+        labels: &[(&'static str, &str)],
+    ) -> Histogram {
+        let fresh = || {
+            Histogram(Arc::new(HistogramCells {
+                bounds,
+                buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+                sum: AtomicU64::new(0),
+                count: AtomicU64::new(0),
+            }))
+        };
+        let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        let family = families.entry(name.to_string()).or_insert_with(|| Family {
+            help,
+            kind: Kind::Histogram,
+            series: BTreeMap::new(),
+        });
+        if family.kind != Kind::Histogram {
+            return fresh();
+        }
+        let key: Labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        match family
+            .series
+            .entry(key)
+            .or_insert_with(|| Cell::Histogram(fresh().0))
+        {
+            Cell::Histogram(h) => Histogram(h.clone()),
+            _ => fresh(),
+        }
+    }
+
     fn cell(
         &self,
         name: &str,
@@ -159,13 +238,14 @@ impl Registry {
         }
         let key: Labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
         let cell = family.series.entry(key).or_insert_with(|| match kind {
-            Kind::Counter => Cell::Counter(Arc::default()),
             Kind::Gauge => Cell::Gauge(Arc::default()),
+            _ => Cell::Counter(Arc::default()),
         });
-        Some(match cell {
-            Cell::Counter(c) => Cell::Counter(c.clone()),
-            Cell::Gauge(g) => Cell::Gauge(g.clone()),
-        })
+        match cell {
+            Cell::Counter(c) => Some(Cell::Counter(c.clone())),
+            Cell::Gauge(g) => Some(Cell::Gauge(g.clone())),
+            Cell::Histogram(_) => None,
+        }
     }
 
     /// Reads one series' current value (tests and health checks).
@@ -176,6 +256,7 @@ impl Registry {
         family.series.get(&key).map(|c| match c {
             Cell::Counter(c) => c.load(Ordering::Relaxed) as i128,
             Cell::Gauge(g) => g.load(Ordering::Relaxed) as i128,
+            Cell::Histogram(h) => h.count.load(Ordering::Relaxed) as i128,
         })
     }
 
@@ -187,27 +268,63 @@ impl Registry {
             let _ = writeln!(out, "# HELP {name} {}", family.help);
             let _ = writeln!(out, "# TYPE {name} {}", family.kind.as_str());
             for (labels, cell) in &family.series {
-                out.push_str(name);
-                if !labels.is_empty() {
-                    out.push('{');
-                    for (i, (k, v)) in labels.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        let _ = write!(out, "{k}=\"");
-                        escape_label_value(&mut out, v);
-                        out.push('"');
+                match cell {
+                    Cell::Counter(c) => {
+                        write_series(&mut out, name, labels, None);
+                        let _ = writeln!(out, " {}", c.load(Ordering::Relaxed));
                     }
-                    out.push('}');
+                    Cell::Gauge(g) => {
+                        write_series(&mut out, name, labels, None);
+                        let _ = writeln!(out, " {}", g.load(Ordering::Relaxed));
+                    }
+                    Cell::Histogram(h) => {
+                        let bucket = format!("{name}_bucket");
+                        let mut cumulative = 0u64;
+                        for (i, b) in h.buckets.iter().enumerate() {
+                            cumulative += b.load(Ordering::Relaxed);
+                            let le = h
+                                .bounds
+                                .get(i)
+                                .map(|v| v.to_string())
+                                .unwrap_or_else(|| "+Inf".into());
+                            write_series(&mut out, &bucket, labels, Some(&le));
+                            let _ = writeln!(out, " {cumulative}");
+                        }
+                        write_series(&mut out, &format!("{name}_sum"), labels, None);
+                        let _ = writeln!(out, " {}", h.sum.load(Ordering::Relaxed));
+                        write_series(&mut out, &format!("{name}_count"), labels, None);
+                        let _ = writeln!(out, " {}", h.count.load(Ordering::Relaxed));
+                    }
                 }
-                let _ = match cell {
-                    Cell::Counter(c) => writeln!(out, " {}", c.load(Ordering::Relaxed)),
-                    Cell::Gauge(g) => writeln!(out, " {}", g.load(Ordering::Relaxed)),
-                };
             }
         }
         out
     }
+}
+
+fn write_series(out: &mut String, name: &str, labels: &Labels, le: Option<&str>) {
+    out.push_str(name);
+    if labels.is_empty() && le.is_none() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    for (k, v) in labels {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        let _ = write!(out, "{k}=\"");
+        escape_label_value(out, v);
+        out.push('"');
+    }
+    if let Some(le) = le {
+        if !first {
+            out.push(',');
+        }
+        let _ = write!(out, "le=\"{le}\"");
+    }
+    out.push('}');
 }
 
 fn escape_label_value(out: &mut String, v: &str) {
@@ -274,6 +391,41 @@ mod tests {
         assert_eq!(
             reg.value("otelcol_x", &[("receiver", "otlp/a\"b")]),
             Some(3)
+        );
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets() {
+        let reg = Registry::new();
+        let h = reg.histogram(
+            "otelcol_batch_size",
+            "sizes",
+            &[10.0, 100.0],
+            &[("processor", "batch")],
+        );
+        h.observe(5);
+        h.observe(50);
+        h.observe(500);
+        let text = reg.render();
+        assert!(
+            text.contains("otelcol_batch_size_bucket{processor=\"batch\",le=\"10\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("otelcol_batch_size_bucket{processor=\"batch\",le=\"100\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("otelcol_batch_size_bucket{processor=\"batch\",le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("otelcol_batch_size_sum{processor=\"batch\"} 555\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("otelcol_batch_size_count{processor=\"batch\"} 3\n"),
+            "{text}"
         );
     }
 

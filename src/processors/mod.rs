@@ -4,7 +4,9 @@
 //! the request in place and may remove items, reporting how many and why in [`Rejections`] (the
 //! receiver turns that into OTLP `partial_success`). It never blocks and never does I/O.
 
+pub mod attributes;
 pub mod batch;
+pub mod resource;
 
 use std::sync::Arc;
 
@@ -44,12 +46,14 @@ pub trait Processor: Send + Sync + 'static {
 /// Every processor type otelgw has.
 #[derive(Debug, Clone)]
 pub enum ProcessorConfig {
+    Attributes(Box<attributes::AttributesConfig>),
     Batch(batch::BatchConfig),
+    Resource(resource::ResourceConfig),
     /// Passes data through unchanged (useful to test graphs, and as the processor template).
     Noop(NoopConfig),
 }
 
-pub const PROCESSOR_TYPES: &[&str] = &["batch", "noop"];
+pub const PROCESSOR_TYPES: &[&str] = &["attributes", "batch", "noop", "resource"];
 
 /// What a processor config builds: an inline processor or a stage of its own.
 pub enum Built {
@@ -65,7 +69,9 @@ impl ProcessorConfig {
         diag: &mut Diagnostics,
     ) -> Option<ProcessorConfig> {
         match id.kind.as_str() {
+            "attributes" => typed(path, v, diag).map(|c| ProcessorConfig::Attributes(Box::new(c))),
             "batch" => typed(path, v, diag).map(ProcessorConfig::Batch),
+            "resource" => typed(path, v, diag).map(ProcessorConfig::Resource),
             "noop" => typed(path, v, diag).map(ProcessorConfig::Noop),
             other => {
                 diag.error(
@@ -82,7 +88,9 @@ impl ProcessorConfig {
 
     pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
         match self {
+            ProcessorConfig::Attributes(c) => c.validate(path, diag),
             ProcessorConfig::Batch(c) => c.validate(path, diag),
+            ProcessorConfig::Resource(c) => c.validate(path, diag),
             ProcessorConfig::Noop(_) => {}
         }
     }
@@ -93,7 +101,9 @@ impl ProcessorConfig {
 
     pub fn to_value(&self) -> Value {
         match self {
+            ProcessorConfig::Attributes(c) => crate::config::to_value(c),
             ProcessorConfig::Batch(c) => crate::config::to_value(c),
+            ProcessorConfig::Resource(c) => crate::config::to_value(c),
             ProcessorConfig::Noop(c) => crate::config::to_value(c),
         }
     }
@@ -105,7 +115,9 @@ impl ProcessorConfig {
         _registry: &crate::telemetry::metrics::Registry,
     ) -> Built {
         match self {
+            ProcessorConfig::Attributes(c) => Built::Inline(Arc::new(c.build())),
             ProcessorConfig::Batch(c) => Built::Batch(c.clone()),
+            ProcessorConfig::Resource(c) => Built::Inline(Arc::new(c.build())),
             ProcessorConfig::Noop(_) => Built::Inline(Arc::new(Noop)),
         }
     }

@@ -1,0 +1,71 @@
+//! `resource`: edits resource attributes of all three signals with the same actions as
+//! `attributes` (see [`super::attributes`] for their semantics), in order, once per resource.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::attributes::{apply, compile_all, Action, ActionConfig};
+use super::{Processor, Rejections};
+use crate::config::Diagnostics;
+use crate::data::{RequestMeta, Telemetry};
+
+/// `processors.resource`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourceConfig {
+    /// The edits, in order.
+    pub attributes: Vec<ActionConfig>,
+}
+
+impl ResourceConfig {
+    pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
+        if self.attributes.is_empty() {
+            diag.error(
+                format!("{path}.attributes"),
+                "at least one action is required",
+            );
+        }
+        compile_all(&self.attributes, &format!("{path}.attributes"), diag);
+    }
+
+    pub fn build(&self) -> ResourceProcessor {
+        ResourceProcessor {
+            actions: Arc::new(compile_all(
+                &self.attributes,
+                "",
+                &mut Diagnostics::default(),
+            )),
+        }
+    }
+}
+
+pub struct ResourceProcessor {
+    actions: Arc<Vec<Action>>,
+}
+
+impl Processor for ResourceProcessor {
+    fn process(&self, data: &mut Telemetry, meta: &RequestMeta, _rejected: &mut Rejections) {
+        let resources: Vec<_> = match data {
+            Telemetry::Traces(r) => r
+                .resource_spans
+                .iter_mut()
+                .map(|x| &mut x.resource)
+                .collect(),
+            Telemetry::Metrics(r) => r
+                .resource_metrics
+                .iter_mut()
+                .map(|x| &mut x.resource)
+                .collect(),
+            Telemetry::Logs(r) => r
+                .resource_logs
+                .iter_mut()
+                .map(|x| &mut x.resource)
+                .collect(),
+        };
+        for res in resources {
+            let res = res.get_or_insert_with(Default::default);
+            apply(&self.actions, &mut res.attributes, meta);
+        }
+    }
+}

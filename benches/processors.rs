@@ -1,0 +1,94 @@
+//! Processor hot paths: batch merge + split (send_batch_size 8192, send_batch_max_size 10000)
+//! and five attribute actions on a 512-span request.
+//!
+//! `cargo bench --bench processors`
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use otelgw::data::{RequestMeta, Telemetry};
+use otelgw::processors::attributes::AttributesConfig;
+use otelgw::processors::batch::{merge, split_front};
+use otelgw::processors::resource::ResourceConfig;
+use otelgw::processors::{Processor, Rejections};
+use otelgw::testdata;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn batch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("batch");
+    // 20 requests of 512 spans = 10240 spans: merge them, then cut pieces of at most 10000,
+    // as the batch processor does when 8192 is reached.
+    let reqs: Vec<Telemetry> = (0..20)
+        .map(|i| Telemetry::Traces(testdata::traces(i, 1, 512)))
+        .collect();
+    g.throughput(Throughput::Elements(20 * 512));
+    g.bench_function("merge_20x512_split_at_10000", |b| {
+        b.iter_batched(
+            || reqs.clone(),
+            |reqs| {
+                let mut it = reqs.into_iter();
+                let mut pending = it.next().unwrap_or(Telemetry::Traces(Default::default()));
+                let mut sent = 0;
+                for r in it {
+                    let _ = merge(&mut pending, r);
+                    if pending.item_count() >= 8192 {
+                        while pending.item_count() > 10_000 {
+                            sent += split_front(&mut pending, 10_000).item_count();
+                        }
+                        sent += pending.item_count();
+                        pending = Telemetry::Traces(Default::default());
+                    }
+                }
+                sent + pending.item_count()
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn attributes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("attributes");
+    let req = Telemetry::Traces(testdata::traces(3, 1, 512));
+    let meta = RequestMeta::default();
+    let attrs: AttributesConfig = serde_yaml::from_str(
+        r#"actions:
+  - {key: environment, value: production, action: upsert}
+  - {key: url.full, action: hash}
+  - {key: url.full, pattern: '^(?P<scheme>[a-z]+)://(?P<host>[^/]+)', action: extract}
+  - {key: network.peer.port, action: convert, converted_type: string}
+  - {key: cache.hit, action: delete}"#,
+    )
+    .unwrap_or_default();
+    let p = attrs.build();
+    g.throughput(Throughput::Elements(512));
+    g.bench_function("5_actions_512_spans", |b| {
+        b.iter_batched(
+            || req.clone(),
+            |mut t| {
+                p.process(&mut t, &meta, &mut Rejections::default());
+                t
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let res: ResourceConfig = serde_yaml::from_str(
+        "attributes: [{key: environment, value: production, action: upsert}, {key: service.namespace, value: shop, action: upsert}]",
+    )
+    .unwrap_or_default();
+    let rp = res.build();
+    g.bench_function("resource_2_upserts_512_spans", |b| {
+        b.iter_batched(
+            || req.clone(),
+            |mut t| {
+                rp.process(&mut t, &meta, &mut Rejections::default());
+                t
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, batch, attributes);
+criterion_main!(benches);

@@ -83,11 +83,14 @@ impl Running {
             }
         }
         match Graph::start(cfg, registry).await {
-            Ok(graph) => Ok(Running {
-                graph,
-                ext_stop,
-                ext_tasks,
-            }),
+            Ok(graph) => {
+                health.set_gate(graph.gate());
+                Ok(Running {
+                    graph,
+                    ext_stop,
+                    ext_tasks,
+                })
+            }
             Err(e) => {
                 let _ = ext_stop.send(true);
                 for t in ext_tasks {

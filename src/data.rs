@@ -220,6 +220,8 @@ pub struct Batch {
     pub meta: Arc<RequestMeta>,
     items: u64,
     encoded: OnceLock<Bytes>,
+    /// Memory this batch holds on the admission gate's account, released when it is dropped.
+    _memory: Option<crate::receivers::admission::Reservation>,
 }
 
 impl Batch {
@@ -230,7 +232,17 @@ impl Batch {
             meta,
             items,
             encoded: OnceLock::new(),
+            _memory: None,
         }
+    }
+
+    /// Puts the batch's memory on the gate's account until it is dropped (after the export).
+    pub fn with_reservation(
+        mut self,
+        r: Option<crate::receivers::admission::Reservation>,
+    ) -> Batch {
+        self._memory = r;
+        self
     }
 
     pub fn signal(&self) -> Signal {

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== installing test peers (python OTel SDK venvs, rotel)"
 eval "$(tests/setup-deps.sh)"
+echo "== release build (the integration tests run the binary users run)"
+cargo build --locked --release --bin otelgw
+export OTELGW_BIN="$PWD/target/release/otelgw"
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -18,6 +18,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
+use crate::config::units::Duration;
 use crate::config::{typed, ComponentId, Diagnostics};
 use crate::data::{Batch, Signal};
 pub use retry::{ExportError, RetryConfig};
@@ -184,6 +185,10 @@ pub struct QueueConfig {
     /// `true` (default): a full queue blocks the pipeline; `false`: the newest batch is refused
     /// and counted.
     pub block_on_overflow: bool,
+    /// otelgw: how long a blocked request waits for room before it is refused with a retry
+    /// hint (429 / `RESOURCE_EXHAUSTED`), so clients see a refusal instead of a timeout.
+    /// `0` waits without limit (the Collector's behaviour).
+    pub block_timeout: Duration,
 }
 
 impl Default for QueueConfig {
@@ -193,6 +198,7 @@ impl Default for QueueConfig {
             num_consumers: 10,
             queue_size: 1000,
             block_on_overflow: true,
+            block_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -101,6 +101,8 @@ struct Shared {
     exporter: Arc<dyn Exporter>,
     retry: RetryConfig,
     policy: FullPolicy,
+    /// How long `block` waits for room before refusing (zero: no limit).
+    block_timeout: Duration,
     queue: Option<(async_channel::Sender<Batch>, async_channel::Receiver<Batch>)>,
     metrics: Metrics,
     /// Items currently being exported by consumers (for shutdown accounting).
@@ -139,6 +141,7 @@ impl RunningExporter {
             exporter,
             retry,
             policy: queue.policy(),
+            block_timeout: queue.block_timeout.get(),
             queue: chan,
             metrics: Metrics::new(reg, id, capacity),
             in_flight: Default::default(),
@@ -217,10 +220,26 @@ impl ExporterHandle {
                 let items = batch.items();
                 let signal = batch.signal();
                 let res = match s.policy {
-                    FullPolicy::Block => tx
+                    FullPolicy::Block if s.block_timeout.is_zero() => tx
                         .send(batch)
                         .await
                         .map_err(|_| PipelineError::ShuttingDown),
+                    FullPolicy::Block => {
+                        match tokio::time::timeout(s.block_timeout, tx.send(batch)).await {
+                            Ok(r) => r.map_err(|_| PipelineError::ShuttingDown),
+                            Err(_) => {
+                                s.metrics.of(signal).enqueue_failed.add(items);
+                                Err(PipelineError::Refused {
+                                    component: s.id.clone(),
+                                    retry_after: QUEUE_FULL_RETRY_AFTER,
+                                    message: format!(
+                                        "sending queue of exporter {} stayed full for {:?}",
+                                        s.id, s.block_timeout
+                                    ),
+                                })
+                            }
+                        }
+                    }
                     FullPolicy::DropNewest => tx.try_send(batch).map_err(|e| match e {
                         async_channel::TrySendError::Full(_) => {
                             s.metrics.of(signal).enqueue_failed.add(items);

@@ -19,7 +19,8 @@ use crate::data::{Batch, RequestMeta, Signal, Telemetry};
 use crate::exporters::runner::{ExporterHandle, RunningExporter};
 use crate::exporters::{BuildError, QueueConfig, RetryConfig};
 use crate::processors::batch::BatchHandle;
-use crate::processors::{Built, Processor, Rejections};
+use crate::processors::{Built, Processor, ProcessorConfig, Rejections};
+use crate::receivers::admission::{MemoryGate, DECODED_FACTOR};
 use crate::receivers::RunningReceiver;
 use crate::telemetry::metrics::Registry;
 
@@ -62,6 +63,8 @@ pub enum Next {
 pub struct Chain {
     processors: Vec<Arc<dyn Processor>>,
     next: Next,
+    /// When a memory limiter is configured, queued batches are held on its account.
+    gate: Option<Arc<MemoryGate>>,
 }
 
 impl Chain {
@@ -91,7 +94,12 @@ impl Chain {
                         data.clone()
                     };
                     let Some(d) = d else { break };
-                    e.consume(Batch::new(d, meta.clone())).await?;
+                    let memory = self
+                        .gate
+                        .as_ref()
+                        .map(|g| g.reserve(d.encoded_len() as u64 * DECODED_FACTOR));
+                    e.consume(Batch::new(d, meta.clone()).with_reservation(memory))
+                        .await?;
                 }
             }
         }
@@ -162,6 +170,8 @@ pub struct ReceiverContext {
     pub metrics: Fanout,
     pub logs: Fanout,
     pub registry: Arc<Registry>,
+    /// The admission gate, when a memory limiter is configured.
+    pub gate: Option<Arc<MemoryGate>>,
 }
 
 impl ReceiverContext {
@@ -177,6 +187,11 @@ impl ReceiverContext {
 /// A running graph.
 pub struct Graph {
     receivers: Vec<RunningReceiver>,
+    gate: Option<Arc<MemoryGate>>,
+    sampler: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
     /// Batch stages, head of each pipeline first: closed and awaited in this order at shutdown.
     stages: Vec<(BatchHandle, tokio::task::JoinHandle<()>)>,
     exporters: Vec<RunningExporter>,
@@ -185,6 +200,10 @@ pub struct Graph {
 impl Graph {
     /// Builds and starts everything the config's pipelines use.
     pub async fn start(cfg: &Config, registry: &Arc<Registry>) -> Result<Graph, BuildError> {
+        // The admission gate: the smallest memory limiter any pipeline names.
+        let gate = memory_gate(cfg, registry);
+        let (gate_stop, gate_stop_rx) = tokio::sync::watch::channel(false);
+        let sampler = gate.as_ref().map(|g| g.spawn_sampler(gate_stop_rx));
         // Exporters first, so pipelines have somewhere to send.
         let mut exporters = Vec::new();
         let mut handles: BTreeMap<String, ExporterHandle> = BTreeMap::new();
@@ -244,6 +263,7 @@ impl Graph {
                         let tail = Chain {
                             processors: std::mem::take(&mut inline),
                             next,
+                            gate: gate.clone(),
                         };
                         let (h, task) = BatchHandle::start(
                             &id.to_string(),
@@ -263,6 +283,7 @@ impl Graph {
                 head: Chain {
                     processors: inline,
                     next,
+                    gate: gate.clone(),
                 },
             });
             pipelines.push((pid.clone(), pcfg.receivers.clone(), pipeline));
@@ -277,6 +298,7 @@ impl Graph {
                 metrics: Fanout::default(),
                 logs: Fanout::default(),
                 registry: registry.clone(),
+                gate: gate.clone(),
             };
             for (pid, recv, p) in &pipelines {
                 if recv.contains(&name) {
@@ -305,6 +327,8 @@ impl Graph {
         }
         Ok(Graph {
             receivers,
+            sampler: sampler.map(|t| (gate_stop, t)),
+            gate,
             stages,
             exporters,
         })
@@ -332,7 +356,48 @@ impl Graph {
         }
         close_stages(self.stages, deadline).await;
         drain_all(self.exporters, deadline).await;
+        if let Some((stop, task)) = self.sampler {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
     }
+
+    /// The admission gate, when a memory limiter is configured.
+    pub fn gate(&self) -> Option<Arc<MemoryGate>> {
+        self.gate.clone()
+    }
+}
+
+/// Builds the admission gate from the memory limiters the pipelines use (smallest limit wins).
+fn memory_gate(cfg: &Config, registry: &Arc<Registry>) -> Option<Arc<MemoryGate>> {
+    let mut best: Option<(u64, u64, Duration)> = None;
+    for (_, p) in &cfg.pipelines {
+        for name in &p.processors {
+            let Some(ProcessorConfig::MemoryLimiter(m)) = ComponentId::parse(name)
+                .ok()
+                .and_then(|id| cfg.processors.get(&id))
+            else {
+                continue;
+            };
+            match m.limits() {
+                Some((hard, soft)) if best.is_none_or(|(h, _, _)| hard < h) => {
+                    best = Some((hard, soft, m.check_interval.get()))
+                }
+                Some(_) => {}
+                None => {
+                    tracing::error!(processor = %name, "cannot read the memory total; limiter off")
+                }
+            }
+        }
+    }
+    best.map(|(hard, soft, interval)| {
+        tracing::info!(
+            hard_mib = hard >> 20,
+            soft_mib = soft >> 20,
+            "memory limiter: admission gate on"
+        );
+        MemoryGate::new(hard, soft, interval, registry)
+    })
 }
 
 /// Closes each batch stage and waits for it to flush, head of each pipeline first (a stage

@@ -6,6 +6,7 @@
 
 pub mod attributes;
 pub mod batch;
+pub mod memory_limiter;
 pub mod resource;
 
 use std::sync::Arc;
@@ -48,12 +49,13 @@ pub trait Processor: Send + Sync + 'static {
 pub enum ProcessorConfig {
     Attributes(Box<attributes::AttributesConfig>),
     Batch(batch::BatchConfig),
+    MemoryLimiter(memory_limiter::MemoryLimiterConfig),
     Resource(resource::ResourceConfig),
     /// Passes data through unchanged (useful to test graphs, and as the processor template).
     Noop(NoopConfig),
 }
 
-pub const PROCESSOR_TYPES: &[&str] = &["attributes", "batch", "noop", "resource"];
+pub const PROCESSOR_TYPES: &[&str] = &["attributes", "batch", "memory_limiter", "noop", "resource"];
 
 /// What a processor config builds: an inline processor or a stage of its own.
 pub enum Built {
@@ -71,6 +73,7 @@ impl ProcessorConfig {
         match id.kind.as_str() {
             "attributes" => typed(path, v, diag).map(|c| ProcessorConfig::Attributes(Box::new(c))),
             "batch" => typed(path, v, diag).map(ProcessorConfig::Batch),
+            "memory_limiter" => typed(path, v, diag).map(ProcessorConfig::MemoryLimiter),
             "resource" => typed(path, v, diag).map(ProcessorConfig::Resource),
             "noop" => typed(path, v, diag).map(ProcessorConfig::Noop),
             other => {
@@ -90,6 +93,7 @@ impl ProcessorConfig {
         match self {
             ProcessorConfig::Attributes(c) => c.validate(path, diag),
             ProcessorConfig::Batch(c) => c.validate(path, diag),
+            ProcessorConfig::MemoryLimiter(c) => c.validate(path, diag),
             ProcessorConfig::Resource(c) => c.validate(path, diag),
             ProcessorConfig::Noop(_) => {}
         }
@@ -103,6 +107,7 @@ impl ProcessorConfig {
         match self {
             ProcessorConfig::Attributes(c) => crate::config::to_value(c),
             ProcessorConfig::Batch(c) => crate::config::to_value(c),
+            ProcessorConfig::MemoryLimiter(c) => crate::config::to_value(c),
             ProcessorConfig::Resource(c) => crate::config::to_value(c),
             ProcessorConfig::Noop(c) => crate::config::to_value(c),
         }
@@ -117,6 +122,8 @@ impl ProcessorConfig {
         match self {
             ProcessorConfig::Attributes(c) => Built::Inline(Arc::new(c.build())),
             ProcessorConfig::Batch(c) => Built::Batch(c.clone()),
+            // The limiter acts at the receivers (the admission gate), not at its position here.
+            ProcessorConfig::MemoryLimiter(_) => Built::Inline(Arc::new(Noop)),
             ProcessorConfig::Resource(c) => Built::Inline(Arc::new(c.build())),
             ProcessorConfig::Noop(_) => Built::Inline(Arc::new(Noop)),
         }

@@ -83,6 +83,11 @@ impl Sink {
         self.outcome_failed.inc();
     }
 
+    /// Counts a request refused before it was read (memory limit); retryable.
+    pub fn count_refused_request(&self) {
+        self.outcome_refused.inc();
+    }
+
     /// Runs a decoded request through the pipelines.
     pub async fn receive(&self, mut data: Telemetry, meta: Arc<RequestMeta>) -> Outcome {
         let mut rejected = Rejections::default();

@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
+use super::admission::{MemoryGate, DECODED_FACTOR};
 use super::handle::{Outcome, Sink};
 use super::status::{code, grpc_status};
 use super::GrpcServerConfig;
@@ -41,6 +42,7 @@ use crate::pipeline::ReceiverContext;
 pub struct SignalService {
     sink: Sink,
     include_metadata: bool,
+    gate: Option<Arc<MemoryGate>>,
 }
 
 impl SignalService {
@@ -67,6 +69,10 @@ impl SignalService {
                 .collect();
         }
         let data = wrap(req.into_inner());
+        let _held = self
+            .gate
+            .as_ref()
+            .map(|g| g.reserve(data.encoded_len() as u64 * (1 + DECODED_FACTOR)));
         match self.sink.receive(data, Arc::new(meta)).await {
             Outcome::Accepted { rejected, message } => Ok((rejected, message)),
             Outcome::Refused {
@@ -188,6 +194,63 @@ impl<B: http_body::Body + Unpin> http_body::Body for TooLargeStatus<B> {
     }
 }
 
+/// Refuses calls before tonic reads or decodes them while the memory gate is closed:
+/// `RESOURCE_EXHAUSTED` with `RetryInfo`, as a trailers-only answer.
+#[derive(Clone)]
+struct AdmissionLayer {
+    gate: Option<Arc<MemoryGate>>,
+}
+
+impl<S> tower::Layer<S> for AdmissionLayer {
+    type Service = Admission<S>;
+    fn layer(&self, inner: S) -> Admission<S> {
+        Admission {
+            inner,
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Admission<S> {
+    inner: S,
+    gate: Option<Arc<MemoryGate>>,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for Admission<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    RB: Default + Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = futures_util::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if let Some(gate) = &self.gate {
+            if let Err(retry_after) = gate.admit() {
+                let status = grpc_status(
+                    code::RESOURCE_EXHAUSTED,
+                    "memory limit reached; retry later",
+                    Some(retry_after),
+                );
+                let resp = status.into_http::<RB>();
+                return Box::pin(async move { Ok(resp) });
+            }
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
 /// Starts the gRPC server on an already bound listener; resolves when `stop` fires and in-flight
 /// calls have finished.
 pub fn serve(
@@ -202,6 +265,7 @@ pub fn serve(
         (!f.is_empty()).then(|| SignalService {
             sink: Sink::new(&ctx.registry, &id, "grpc", s, f.clone()),
             include_metadata: cfg.include_metadata,
+            gate: ctx.gate.clone(),
         })
     };
     let max = (cfg.max_recv_msg_size_mib as usize).saturating_mul(1024 * 1024);
@@ -218,9 +282,15 @@ pub fn serve(
     let metrics = svc(Signal::Metrics).map(|s| configure!(MetricsServiceServer::new(s)));
     let logs = svc(Signal::Logs).map(|s| configure!(LogsServiceServer::new(s)));
     let router = tonic::transport::Server::builder()
-        .layer(tower::util::MapResponseLayer::new(
-            too_large_is_not_retryable,
-        ))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(tower::util::MapResponseLayer::new(
+                    too_large_is_not_retryable,
+                ))
+                .layer(AdmissionLayer {
+                    gate: ctx.gate.clone(),
+                }),
+        )
         .tcp_nodelay(true)
         .max_concurrent_streams(cfg.max_concurrent_streams)
         .add_optional_service(traces)

@@ -30,6 +30,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tokio::net::TcpListener;
 
+use super::admission::{MemoryGate, DECODED_FACTOR};
 use super::decode::{decode_payload, decompress, ContentEncoding, DecodeError, PayloadEncoding};
 use super::handle::{Outcome, Sink};
 use super::status::{code, rpc_status, status_json};
@@ -38,6 +39,7 @@ use crate::data::{RequestMeta, Signal};
 use crate::pipeline::ReceiverContext;
 
 struct State {
+    gate: Option<Arc<MemoryGate>>,
     routes: Vec<(String, Sink)>,
     /// Paths of signals no pipeline takes from this receiver: 404 with a clear message.
     unrouted: Vec<(String, Signal)>,
@@ -218,6 +220,20 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             None,
         );
     };
+    // Admission before reading: under memory pressure the body is never read into memory.
+    if let Some(gate) = &state.gate {
+        if let Err(retry_after) = gate.admit() {
+            sink.count_refused_request();
+            discard(body, LINGER_LIMIT);
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                enc,
+                code::RESOURCE_EXHAUSTED,
+                "memory limit reached; retry later",
+                Some(retry_after),
+            );
+        }
+    }
     let ce = parts
         .headers
         .get(header::CONTENT_ENCODING)
@@ -263,11 +279,13 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             return resp(enc);
         }
     };
+    let _body_held = state.gate.as_ref().map(|g| g.reserve(body.len() as u64));
     let decoded = match content_encoding {
         ContentEncoding::Identity => decode_payload(sink.signal, enc, &body),
-        other => {
-            decompress(other, &body, cap).and_then(|raw| decode_payload(sink.signal, enc, &raw))
-        }
+        other => decompress(other, &body, cap).and_then(|raw| {
+            let _raw_held = state.gate.as_ref().map(|g| g.reserve(raw.len() as u64));
+            decode_payload(sink.signal, enc, &raw)
+        }),
     };
     let data = match decoded {
         Ok(d) => d,
@@ -277,6 +295,10 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             return decode_error_response(&e, enc);
         }
     };
+    let _decoded_held = state
+        .gate
+        .as_ref()
+        .map(|g| g.reserve(body.len() as u64 * DECODED_FACTOR));
     match sink.receive(data, Arc::new(meta)).await {
         Outcome::Accepted { rejected, message } => success(sink.signal, enc, rejected, message),
         Outcome::Refused {
@@ -375,6 +397,7 @@ pub fn serve(
         }
     }
     let state = Arc::new(State {
+        gate: ctx.gate.clone(),
         routes,
         unrouted,
         cap: cfg.max_request_body_size.bytes().min(usize::MAX as u64) as usize,

@@ -6,18 +6,32 @@ pub mod logging;
 pub mod metrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-/// Liveness is "the process answers"; readiness is "pipelines are running".
+use crate::receivers::admission::{MemoryGate, STATE_HARD};
+
+/// Liveness is "the process answers"; readiness is "pipelines are running and memory is under
+/// the hard limit".
 #[derive(Debug, Default)]
 pub struct Health {
     pipelines_running: AtomicBool,
+    gate: Mutex<Option<Arc<MemoryGate>>>,
 }
 
 impl Health {
     pub fn set_running(&self, v: bool) {
         self.pipelines_running.store(v, Ordering::SeqCst)
     }
+    pub fn set_gate(&self, gate: Option<Arc<MemoryGate>>) {
+        *self.gate.lock().unwrap_or_else(|p| p.into_inner()) = gate;
+    }
     pub fn ready(&self) -> bool {
-        self.pipelines_running.load(Ordering::SeqCst)
+        let memory_ok = self
+            .gate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_none_or(|g| g.state() != STATE_HARD);
+        self.pipelines_running.load(Ordering::SeqCst) && memory_ok
     }
 }

@@ -19,8 +19,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn otelgw_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_otelgw")
+/// The binary under test: `OTELGW_BIN` when set (tests/run.sh points it at the release build,
+/// the artifact users run), else the one cargo built for this test run.
+pub fn otelgw_bin() -> String {
+    std::env::var("OTELGW_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_otelgw").to_string())
 }
 
 /// A running otelgw process.
@@ -257,7 +259,10 @@ pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 /// Reads a `file` exporter's output: one OTLP/JSON request per line.
 pub fn read_file_export(path: &Path) -> Vec<Telemetry> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
+    // only complete lines: the exporter may be in the middle of writing the last one
+    let complete = &text[..text.rfind('\n').map(|i| i + 1).unwrap_or(0)];
+    complete
+        .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();

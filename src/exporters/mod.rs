@@ -10,6 +10,7 @@ pub mod debug;
 pub mod file;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod prometheus;
 pub mod retry;
 pub mod runner;
 pub mod tls;
@@ -48,11 +49,13 @@ pub enum ExporterConfig {
     OtlpHttp(otlp_http::OtlpHttpConfig),
     Debug(debug::DebugConfig),
     File(file::FileConfig),
+    Prometheus(prometheus::PrometheusConfig),
 }
 
 pub const EXPORTER_TYPES: &[&str] = &[
     "otlp_grpc (alias otlp)",
     "otlp_http (alias otlphttp)",
+    "prometheus",
     "debug",
     "file",
 ];
@@ -69,6 +72,7 @@ impl ExporterConfig {
             "otlp_http" | "otlphttp" => typed(path, v, diag).map(ExporterConfig::OtlpHttp),
             "debug" | "logging" => typed(path, v, diag).map(ExporterConfig::Debug),
             "file" => typed(path, v, diag).map(ExporterConfig::File),
+            "prometheus" => typed(path, v, diag).map(ExporterConfig::Prometheus),
             other => {
                 diag.error(
                     path,
@@ -88,6 +92,7 @@ impl ExporterConfig {
             ExporterConfig::OtlpHttp(c) => c.validate(path, diag),
             ExporterConfig::Debug(_) => {}
             ExporterConfig::File(c) => c.validate(path, diag),
+            ExporterConfig::Prometheus(c) => c.validate(path, diag),
         }
         if let Some(q) = self.queue() {
             q.validate(&format!("{path}.sending_queue"), diag);
@@ -97,12 +102,18 @@ impl ExporterConfig {
         }
     }
 
-    pub fn supports(&self, _signal: Signal) -> bool {
-        true
+    pub fn supports(&self, signal: Signal) -> bool {
+        match self {
+            ExporterConfig::Prometheus(_) => signal == Signal::Metrics,
+            _ => true,
+        }
     }
 
     pub fn listeners(&self) -> Vec<(&'static str, &str)> {
-        vec![]
+        match self {
+            ExporterConfig::Prometheus(c) => vec![("endpoint", c.endpoint.as_str())],
+            _ => vec![],
+        }
     }
 
     pub fn to_value(&self) -> Value {
@@ -111,6 +122,7 @@ impl ExporterConfig {
             ExporterConfig::OtlpHttp(c) => crate::config::to_value(c),
             ExporterConfig::Debug(c) => crate::config::to_value(c),
             ExporterConfig::File(c) => crate::config::to_value(c),
+            ExporterConfig::Prometheus(c) => crate::config::to_value(c),
         }
     }
 
@@ -119,7 +131,7 @@ impl ExporterConfig {
         match self {
             ExporterConfig::OtlpGrpc(c) => Some(&c.sending_queue),
             ExporterConfig::OtlpHttp(c) => Some(&c.sending_queue),
-            ExporterConfig::Debug(_) | ExporterConfig::File(_) => None,
+            _ => None,
         }
     }
 
@@ -127,12 +139,16 @@ impl ExporterConfig {
         match self {
             ExporterConfig::OtlpGrpc(c) => Some(&c.retry_on_failure),
             ExporterConfig::OtlpHttp(c) => Some(&c.retry_on_failure),
-            ExporterConfig::Debug(_) | ExporterConfig::File(_) => None,
+            _ => None,
         }
     }
 
     /// Builds the running exporter (I/O happens here, not in validation).
-    pub fn build(&self, id: &ComponentId) -> Result<std::sync::Arc<dyn Exporter>, BuildError> {
+    pub fn build(
+        &self,
+        id: &ComponentId,
+        reg: &crate::telemetry::metrics::Registry,
+    ) -> Result<std::sync::Arc<dyn Exporter>, BuildError> {
         Ok(match self {
             ExporterConfig::OtlpGrpc(c) => {
                 std::sync::Arc::new(otlp_grpc::OtlpGrpcExporter::new(c)?)
@@ -142,6 +158,9 @@ impl ExporterConfig {
             }
             ExporterConfig::Debug(c) => std::sync::Arc::new(debug::DebugExporter::new(id, c)),
             ExporterConfig::File(c) => std::sync::Arc::new(file::FileExporter::new(c)?),
+            ExporterConfig::Prometheus(c) => std::sync::Arc::new(
+                prometheus::PrometheusExporter::new(&id.to_string(), c, reg)?,
+            ),
         })
     }
 }

@@ -215,7 +215,7 @@ impl Graph {
             if !used {
                 continue;
             }
-            let exporter = match ecfg.build(id) {
+            let exporter = match ecfg.build(id, registry) {
                 Ok(e) => e,
                 Err(e) => {
                     drain_all(exporters, Instant::now()).await;

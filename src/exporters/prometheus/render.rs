@@ -1,0 +1,343 @@
+//! Rendering a scrape: Prometheus text format 0.0.4, or OpenMetrics 1.0 (`# UNIT`, `_created`,
+//! exemplars with `trace_id` / `span_id` on counters and histogram buckets, `# EOF`).
+//! Families come out sorted by name, series sorted by labels, so output is deterministic
+//! (the golden files rely on it).
+
+use std::fmt::Write as _;
+
+use super::store::{Exemplar, Family, Kind, Labels, Store, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+fn fmt_f64(v: f64, om: bool) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else if om && v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+fn escape_label(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// HELP escaping: backslash and newline in text 0.0.4; OpenMetrics also escapes `"`.
+fn escape_help(v: &str, om: bool) -> String {
+    let s = v.replace('\\', "\\\\").replace('\n', "\\n");
+    if om {
+        s.replace('"', "\\\"")
+    } else {
+        s
+    }
+}
+
+fn series_name(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &Labels,
+    extra: Option<(&str, &str)>,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    if labels.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    for (k, v) in labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra)
+    {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_label(out, v);
+        out.push('"');
+    }
+    out.push('}');
+}
+
+struct Ctx {
+    om: bool,
+    timestamps: bool,
+}
+
+impl Ctx {
+    #[allow(clippy::too_many_arguments)]
+    fn sample(
+        &self,
+        out: &mut String,
+        name: &str,
+        suffix: &str,
+        labels: &Labels,
+        extra: Option<(&str, &str)>,
+        v: f64,
+        ts_ns: u64,
+        ex: Option<&Exemplar>,
+    ) {
+        series_name(out, name, suffix, labels, extra);
+        out.push(' ');
+        out.push_str(&fmt_f64(v, self.om));
+        if self.timestamps && ts_ns > 0 {
+            if self.om {
+                let _ = write!(out, " {}", fmt_f64(ts_ns as f64 / 1e9, true));
+            } else {
+                let _ = write!(out, " {}", ts_ns / 1_000_000);
+            }
+        }
+        if let (true, Some(e)) = (self.om, ex) {
+            let _ = write!(
+                out,
+                " # {{trace_id=\"{}\",span_id=\"{}\"}} {}",
+                e.trace_id,
+                e.span_id,
+                fmt_f64(e.value, true)
+            );
+            if e.time_ns > 0 {
+                let _ = write!(out, " {}", fmt_f64(e.time_ns as f64 / 1e9, true));
+            }
+        }
+        out.push('\n');
+    }
+
+    fn created(&self, out: &mut String, name: &str, labels: &Labels, start_ns: u64) {
+        if self.om && start_ns > 0 {
+            series_name(out, name, "_created", labels, None);
+            let _ = writeln!(out, " {}", fmt_f64(start_ns as f64 / 1e9, true));
+        }
+    }
+
+    fn family(&self, out: &mut String, name: &str, fam: &Family) {
+        // OpenMetrics names a counter family without `_total`, and `target_info` is an info
+        // family named `target`.
+        let (fam_name, type_name) = match (self.om, fam.kind) {
+            (true, Kind::Counter) => (name.strip_suffix("_total").unwrap_or(name), "counter"),
+            (true, Kind::Info) => (name.strip_suffix("_info").unwrap_or(name), "info"),
+            (false, Kind::Info) => (name, "gauge"),
+            (_, k) => (name, k.as_str()),
+        };
+        let _ = writeln!(out, "# TYPE {fam_name} {type_name}");
+        if !fam.help.is_empty() {
+            let _ = writeln!(out, "# HELP {fam_name} {}", escape_help(&fam.help, self.om));
+        }
+        if self.om && !fam.unit.is_empty() && fam_name.ends_with(&fam.unit) {
+            let _ = writeln!(out, "# UNIT {fam_name} {}", fam.unit);
+        }
+        let mut series: Vec<_> = fam.series.iter().collect();
+        series.sort_by(|a, b| a.0.cmp(b.0));
+        for (labels, s) in series {
+            match (&s.value, fam.kind) {
+                (Value::Number(v), Kind::Counter) => {
+                    // text: the sample is the family name itself; OpenMetrics: family + `_total`
+                    let base = name.strip_suffix("_total").unwrap_or(name);
+                    let suffix = if self.om || name.ends_with("_total") {
+                        "_total"
+                    } else {
+                        ""
+                    };
+                    self.sample(
+                        out,
+                        base,
+                        suffix,
+                        labels,
+                        None,
+                        *v,
+                        s.time_ns,
+                        s.exemplar.as_ref(),
+                    );
+                    self.created(out, base, labels, s.start_ns);
+                }
+                (Value::Number(v), Kind::Info) => {
+                    self.sample(
+                        out,
+                        fam_name,
+                        if self.om { "_info" } else { "" },
+                        labels,
+                        None,
+                        *v,
+                        0,
+                        None,
+                    );
+                }
+                (Value::Number(v), _) => {
+                    self.sample(out, name, "", labels, None, *v, s.time_ns, None)
+                }
+                (
+                    Value::Histogram {
+                        bounds,
+                        counts,
+                        sum,
+                        count,
+                    },
+                    _,
+                ) => {
+                    let buckets: Vec<(f64, u64)> =
+                        bounds.iter().copied().zip(counts.iter().copied()).collect();
+                    self.histogram(
+                        out,
+                        name,
+                        labels,
+                        &buckets,
+                        *sum,
+                        *count,
+                        s.time_ns,
+                        s.start_ns,
+                        s.exemplar.as_ref(),
+                    );
+                }
+                (Value::Exponential { h, sum, count }, _) => {
+                    self.histogram(
+                        out,
+                        name,
+                        labels,
+                        &h.classic(),
+                        *sum,
+                        *count,
+                        s.time_ns,
+                        s.start_ns,
+                        s.exemplar.as_ref(),
+                    );
+                }
+                (
+                    Value::Summary {
+                        quantiles,
+                        sum,
+                        count,
+                    },
+                    _,
+                ) => {
+                    for (q, v) in quantiles {
+                        let qs = fmt_f64(*q, self.om);
+                        self.sample(
+                            out,
+                            name,
+                            "",
+                            labels,
+                            Some(("quantile", &qs)),
+                            *v,
+                            s.time_ns,
+                            None,
+                        );
+                    }
+                    self.sample(out, name, "_sum", labels, None, *sum, s.time_ns, None);
+                    self.sample(
+                        out,
+                        name,
+                        "_count",
+                        labels,
+                        None,
+                        *count as f64,
+                        s.time_ns,
+                        None,
+                    );
+                    self.created(out, name, labels, s.start_ns);
+                }
+            }
+        }
+    }
+
+    /// `buckets` are (upper bound, count in bucket) in ascending order, without +Inf.
+    #[allow(clippy::too_many_arguments)]
+    fn histogram(
+        &self,
+        out: &mut String,
+        name: &str,
+        labels: &Labels,
+        buckets: &[(f64, u64)],
+        sum: f64,
+        count: u64,
+        ts: u64,
+        start: u64,
+        ex: Option<&Exemplar>,
+    ) {
+        let mut cumulative = 0u64;
+        let mut ex_left = ex;
+        for (le, c) in buckets {
+            cumulative += c;
+            let les = fmt_f64(*le, self.om);
+            let here = ex_left.filter(|e| e.value <= *le);
+            if here.is_some() {
+                ex_left = None;
+            }
+            self.sample(
+                out,
+                name,
+                "_bucket",
+                labels,
+                Some(("le", &les)),
+                cumulative as f64,
+                ts,
+                here,
+            );
+        }
+        self.sample(
+            out,
+            name,
+            "_bucket",
+            labels,
+            Some(("le", "+Inf")),
+            count as f64,
+            ts,
+            ex_left,
+        );
+        if self.om {
+            self.sample(out, name, "_count", labels, None, count as f64, ts, None);
+            self.sample(out, name, "_sum", labels, None, sum, ts, None);
+        } else {
+            self.sample(out, name, "_sum", labels, None, sum, ts, None);
+            self.sample(out, name, "_count", labels, None, count as f64, ts, None);
+        }
+        self.created(out, name, labels, start);
+    }
+}
+
+/// Renders every family of the store.
+pub fn render(store: &Store, format: Format, timestamps: bool) -> String {
+    let ctx = Ctx {
+        om: format == Format::OpenMetrics,
+        timestamps,
+    };
+    let mut names: Vec<String> = store.families.iter().map(|e| e.key().clone()).collect();
+    names.sort();
+    let mut out = String::with_capacity(store.series_count() * 96 + 64);
+    for name in names {
+        if let Some(fam) = store.families.get(&name) {
+            ctx.family(&mut out, &name, &fam);
+        }
+    }
+    if ctx.om {
+        out.push_str("# EOF\n");
+    }
+    out
+}

@@ -1,0 +1,791 @@
+//! The series store behind the Prometheus endpoint.
+//!
+//! Families (one per Prometheus metric name) live in a `DashMap`, so ingest locks one shard and
+//! scrapes never stop ingestion for long. Each series keeps its value, the time it was last
+//! updated (for expiry, done by a timer independent of scrapes), its OTLP start/end times (for
+//! delta accumulation and `_created`), and its last exemplar.
+//!
+//! Temporality: cumulative points replace the stored value (a start time that moves forward is
+//! a reset and is taken as is; an older point is ignored). Delta points — sums, monotonic or
+//! not, and histograms — are added up: a point whose window starts at or after the last one
+//! ended is added (a gap just means nothing was reported in between); a point that ends at or
+//! before the last one, or starts inside the window already counted, would be counted twice and
+//! is dropped and counted (`otelgw_prometheus_dropped_points{reason="out_of_order"}`).
+//! A point flagged `NoRecordedValue` removes its series.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{
+    exemplar, metric::Data, number_data_point, Exemplar as PbExemplar,
+    ExponentialHistogramDataPoint,
+};
+
+use super::translate::{family_name, labels as attr_labels, value_string, NameKind};
+use crate::telemetry::metrics::{Counter, Gauge, Registry};
+
+/// The kinds of family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    Info,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+            Kind::Summary => "summary",
+            Kind::Info => "info",
+        }
+    }
+}
+
+/// Sorted label pairs.
+pub type Labels = Vec<(String, String)>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    pub trace_id: String,
+    pub span_id: String,
+    pub value: f64,
+    pub time_ns: u64,
+}
+
+/// An exponential histogram kept in its own form, so delta points add up exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpHist {
+    pub scale: i32,
+    pub zero_count: u64,
+    pub zero_threshold: f64,
+    pub pos_offset: i32,
+    pub pos: Vec<u64>,
+    pub neg_offset: i32,
+    pub neg: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Number(f64),
+    /// Explicit bounds and per-bucket (not cumulative) counts, one more than bounds.
+    Histogram {
+        bounds: Vec<f64>,
+        counts: Vec<u64>,
+        sum: f64,
+        count: u64,
+    },
+    Exponential {
+        h: ExpHist,
+        sum: f64,
+        count: u64,
+    },
+    Summary {
+        quantiles: Vec<(f64, f64)>,
+        sum: f64,
+        count: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub value: Value,
+    pub updated: Instant,
+    pub start_ns: u64,
+    pub time_ns: u64,
+    pub exemplar: Option<Exemplar>,
+}
+
+#[derive(Debug)]
+pub struct Family {
+    pub kind: Kind,
+    pub help: String,
+    /// The unit word the name ends with (for OpenMetrics `# UNIT`), empty when none.
+    pub unit: String,
+    pub series: HashMap<Labels, Series>,
+}
+
+/// Store settings (from the exporter config).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub namespace: String,
+    pub const_labels: BTreeMap<String, String>,
+    pub add_suffixes: bool,
+    pub resource_to_labels: bool,
+    pub max_series: usize,
+    pub expiration: Duration,
+}
+
+struct Counters {
+    series: Gauge,
+    out_of_order: Counter,
+    type_conflict: Counter,
+    max_series: Counter,
+    expired: Counter,
+}
+
+pub struct Store {
+    pub opts: Options,
+    pub families: DashMap<String, Family>,
+    series: AtomicUsize,
+    warned: Mutex<HashSet<String>>,
+    c: Counters,
+}
+
+enum Temporality {
+    Delta,
+    Cumulative,
+}
+
+fn temporality(t: i32) -> Temporality {
+    if t == 1 {
+        Temporality::Delta
+    } else {
+        Temporality::Cumulative
+    }
+}
+
+const NO_RECORDED_VALUE: u32 = 1;
+
+fn hex(b: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(H[(x >> 4) as usize] as char);
+        s.push(H[(x & 15) as usize] as char);
+    }
+    s
+}
+
+fn exemplar_of(ex: &[PbExemplar]) -> Option<Exemplar> {
+    let e = ex.iter().rev().find(|e| !e.trace_id.is_empty())?;
+    let value = match e.value {
+        Some(exemplar::Value::AsDouble(d)) => d,
+        Some(exemplar::Value::AsInt(i)) => i as f64,
+        None => return None,
+    };
+    Some(Exemplar {
+        trace_id: hex(&e.trace_id),
+        span_id: hex(&e.span_id),
+        value,
+        time_ns: e.time_unix_nano,
+    })
+}
+
+fn number(v: &Option<number_data_point::Value>) -> f64 {
+    match v {
+        Some(number_data_point::Value::AsDouble(d)) => *d,
+        Some(number_data_point::Value::AsInt(i)) => *i as f64,
+        None => 0.0,
+    }
+}
+
+/// Downscales an exponential bucket array from `from` to `to` (`to` ≤ `from`).
+fn downscale(offset: i32, counts: &[u64], from: i32, to: i32) -> (i32, Vec<u64>) {
+    let shift = (from - to).clamp(0, 62) as u32;
+    if shift == 0 || counts.is_empty() {
+        return (offset, counts.to_vec());
+    }
+    let new_offset = offset >> shift;
+    let last = (offset + counts.len() as i32 - 1) >> shift;
+    let mut out = vec![0u64; (last - new_offset + 1) as usize];
+    for (i, c) in counts.iter().enumerate() {
+        let idx = ((offset + i as i32) >> shift) - new_offset;
+        out[idx as usize] += c;
+    }
+    (new_offset, out)
+}
+
+fn add_buckets(a_off: i32, a: &[u64], b_off: i32, b: &[u64]) -> (i32, Vec<u64>) {
+    if a.is_empty() {
+        return (b_off, b.to_vec());
+    }
+    if b.is_empty() {
+        return (a_off, a.to_vec());
+    }
+    let lo = a_off.min(b_off);
+    let hi = (a_off + a.len() as i32).max(b_off + b.len() as i32);
+    let mut out = vec![0u64; (hi - lo) as usize];
+    for (i, c) in a.iter().enumerate() {
+        out[(a_off - lo) as usize + i] += c;
+    }
+    for (i, c) in b.iter().enumerate() {
+        out[(b_off - lo) as usize + i] += c;
+    }
+    (lo, out)
+}
+
+impl ExpHist {
+    fn from_point(p: &ExponentialHistogramDataPoint) -> ExpHist {
+        let (pos_offset, pos) = p
+            .positive
+            .as_ref()
+            .map(|b| (b.offset, b.bucket_counts.clone()))
+            .unwrap_or((0, vec![]));
+        let (neg_offset, neg) = p
+            .negative
+            .as_ref()
+            .map(|b| (b.offset, b.bucket_counts.clone()))
+            .unwrap_or((0, vec![]));
+        ExpHist {
+            scale: p.scale,
+            zero_count: p.zero_count,
+            zero_threshold: p.zero_threshold,
+            pos_offset,
+            pos,
+            neg_offset,
+            neg,
+        }
+    }
+
+    /// Adds `other` to `self`, downscaling both to the coarser scale.
+    pub fn add(&mut self, other: &ExpHist) {
+        let scale = self.scale.min(other.scale);
+        let (po, p) = downscale(self.pos_offset, &self.pos, self.scale, scale);
+        let (no, n) = downscale(self.neg_offset, &self.neg, self.scale, scale);
+        let (opo, op) = downscale(other.pos_offset, &other.pos, other.scale, scale);
+        let (ono, on) = downscale(other.neg_offset, &other.neg, other.scale, scale);
+        (self.pos_offset, self.pos) = add_buckets(po, &p, opo, &op);
+        (self.neg_offset, self.neg) = add_buckets(no, &n, ono, &on);
+        self.scale = scale;
+        self.zero_count += other.zero_count;
+        self.zero_threshold = self.zero_threshold.max(other.zero_threshold);
+    }
+
+    /// Classic buckets: (upper bound, count in that bucket) in ascending order of bound.
+    /// Negative bucket `i` covers `[-base^(i+1), -base^i)`: its upper bound is `-base^i`; the zero
+    /// bucket's upper bound is `zero_threshold`; positive bucket `i` covers `(base^i, base^(i+1)]`:
+    /// its upper bound is `base^(i+1)`. Every count lands in exactly one classic bucket, so
+    /// `_count` and every cumulative `le` are exact at these boundaries.
+    pub fn classic(&self) -> Vec<(f64, u64)> {
+        let base = 2f64.powf(2f64.powi(-self.scale));
+        let mut out = Vec::with_capacity(self.pos.len() + self.neg.len() + 1);
+        for (i, c) in self.neg.iter().enumerate().rev() {
+            let idx = self.neg_offset + i as i32;
+            if *c > 0 {
+                out.push((-base.powi(idx), *c));
+            }
+        }
+        if self.zero_count > 0 || !self.pos.is_empty() || !self.neg.is_empty() {
+            out.push((self.zero_threshold, self.zero_count));
+        }
+        for (i, c) in self.pos.iter().enumerate() {
+            let idx = self.pos_offset + i as i32;
+            if *c > 0 {
+                out.push((base.powi(idx + 1), *c));
+            }
+        }
+        out
+    }
+}
+
+impl Store {
+    pub fn new(opts: Options, reg: &Registry, exporter: &str) -> Store {
+        let l = |reason: &str| {
+            reg.counter(
+                "otelgw_prometheus_dropped_points",
+                "Data points the Prometheus exporter did not store, by reason.",
+                &[("exporter", exporter), ("reason", reason)],
+            )
+        };
+        Store {
+            opts,
+            families: DashMap::new(),
+            series: AtomicUsize::new(0),
+            warned: Mutex::new(HashSet::new()),
+            c: Counters {
+                series: reg.gauge(
+                    "otelgw_prometheus_series",
+                    "Series held for scraping.",
+                    &[("exporter", exporter)],
+                ),
+                out_of_order: l("out_of_order"),
+                type_conflict: l("type_conflict"),
+                max_series: l("max_series"),
+                expired: reg.counter(
+                    "otelgw_prometheus_expired_series",
+                    "Series removed after metric_expiration without updates.",
+                    &[("exporter", exporter)],
+                ),
+            },
+        }
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.load(Ordering::Relaxed)
+    }
+
+    /// Stores every point of a request.
+    pub fn ingest(&self, req: &ExportMetricsServiceRequest) {
+        let now = Instant::now();
+        for rm in &req.resource_metrics {
+            let res: &[KeyValue] = rm
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or(&[]);
+            let mut base: BTreeMap<String, String> = self.opts.const_labels.clone();
+            let find = |k: &str| {
+                res.iter()
+                    .find(|kv| kv.key == k)
+                    .map(|kv| value_string(&kv.value))
+            };
+            let job = match (find("service.namespace"), find("service.name")) {
+                (Some(ns), Some(n)) if !ns.is_empty() => Some(format!("{ns}/{n}")),
+                (_, n) => n,
+            };
+            let instance = find("service.instance.id");
+            if self.opts.resource_to_labels {
+                base.extend(attr_labels(res));
+            }
+            if let Some(j) = &job {
+                base.insert("job".into(), j.clone());
+            }
+            if let Some(i) = &instance {
+                base.insert("instance".into(), i.clone());
+            }
+            // target_info: the resource's other attributes, once per resource
+            let info_attrs: Vec<KeyValue> = res
+                .iter()
+                .filter(|kv| {
+                    !matches!(
+                        kv.key.as_str(),
+                        "service.name" | "service.namespace" | "service.instance.id"
+                    )
+                })
+                .cloned()
+                .collect();
+            if !info_attrs.is_empty() && (job.is_some() || instance.is_some()) {
+                let mut l = attr_labels(&info_attrs);
+                if let Some(j) = &job {
+                    l.insert("job".into(), j.clone());
+                }
+                if let Some(i) = &instance {
+                    l.insert("instance".into(), i.clone());
+                }
+                self.put(
+                    "target_info",
+                    Kind::Info,
+                    "Target metadata",
+                    "",
+                    l.into_iter().collect(),
+                    |_| {
+                        Some(Series {
+                            value: Value::Number(1.0),
+                            updated: now,
+                            start_ns: 0,
+                            time_ns: 0,
+                            exemplar: None,
+                        })
+                    },
+                );
+            }
+            for sm in &rm.scope_metrics {
+                let mut scoped = base.clone();
+                if let Some(s) = &sm.scope {
+                    if !s.name.is_empty() {
+                        scoped.insert("otel_scope_name".into(), s.name.clone());
+                    }
+                    if !s.version.is_empty() {
+                        scoped.insert("otel_scope_version".into(), s.version.clone());
+                    }
+                }
+                for m in &sm.metrics {
+                    self.ingest_metric(m, &scoped, now);
+                }
+            }
+        }
+        self.c.series.set(self.series_count() as i64);
+    }
+
+    fn point_labels(&self, scoped: &BTreeMap<String, String>, attrs: &[KeyValue]) -> Labels {
+        let mut l = scoped.clone();
+        for (k, v) in attr_labels(attrs) {
+            // data point attributes win over resource-derived labels of the same name
+            l.insert(k, v);
+        }
+        l.into_iter().collect()
+    }
+
+    fn ingest_metric(
+        &self,
+        m: &opentelemetry_proto::tonic::metrics::v1::Metric,
+        scoped: &BTreeMap<String, String>,
+        now: Instant,
+    ) {
+        // promtool wants HELP on every family: the OTel name stands in for a missing description
+        let help: &str = if m.description.is_empty() {
+            &m.name
+        } else {
+            &m.description
+        };
+        let unit_word = |kind: NameKind| {
+            let full = family_name(
+                &m.name,
+                &m.unit,
+                kind,
+                &self.opts.namespace,
+                self.opts.add_suffixes,
+            );
+            let u = super::translate::unit_suffix(&m.unit);
+            let named = !u.is_empty()
+                && (full.ends_with(&format!("_{u}")) || full.ends_with(&format!("_{u}_total")));
+            let unit = if named { u } else { String::new() };
+            (full, unit)
+        };
+        match &m.data {
+            Some(Data::Gauge(g)) => {
+                let (name, unit) = unit_word(NameKind::Gauge);
+                for p in &g.data_points {
+                    let labels = self.point_labels(scoped, &p.attributes);
+                    self.number(
+                        &name,
+                        Kind::Gauge,
+                        help,
+                        &unit,
+                        labels,
+                        p.flags,
+                        p.start_time_unix_nano,
+                        p.time_unix_nano,
+                        number(&p.value),
+                        false,
+                        exemplar_of(&p.exemplars),
+                        now,
+                    );
+                }
+            }
+            Some(Data::Sum(s)) => {
+                let counter = s.is_monotonic;
+                let (name, unit) = unit_word(if counter {
+                    NameKind::Counter
+                } else {
+                    NameKind::Gauge
+                });
+                let kind = if counter { Kind::Counter } else { Kind::Gauge };
+                let delta = matches!(temporality(s.aggregation_temporality), Temporality::Delta);
+                for p in &s.data_points {
+                    let labels = self.point_labels(scoped, &p.attributes);
+                    self.number(
+                        &name,
+                        kind,
+                        help,
+                        &unit,
+                        labels,
+                        p.flags,
+                        p.start_time_unix_nano,
+                        p.time_unix_nano,
+                        number(&p.value),
+                        delta,
+                        exemplar_of(&p.exemplars),
+                        now,
+                    );
+                }
+            }
+            Some(Data::Histogram(h)) => {
+                let (name, unit) = unit_word(NameKind::Other);
+                let delta = matches!(temporality(h.aggregation_temporality), Temporality::Delta);
+                for p in &h.data_points {
+                    let labels = self.point_labels(scoped, &p.attributes);
+                    let mut counts = p.bucket_counts.clone();
+                    counts.resize(p.explicit_bounds.len() + 1, 0);
+                    let value = Value::Histogram {
+                        bounds: p.explicit_bounds.clone(),
+                        counts,
+                        sum: p.sum.unwrap_or(0.0),
+                        count: p.count,
+                    };
+                    self.update(
+                        &name,
+                        Kind::Histogram,
+                        help,
+                        &unit,
+                        labels,
+                        p.flags,
+                        p.start_time_unix_nano,
+                        p.time_unix_nano,
+                        value,
+                        delta,
+                        exemplar_of(&p.exemplars),
+                        now,
+                    );
+                }
+            }
+            Some(Data::ExponentialHistogram(h)) => {
+                let (name, unit) = unit_word(NameKind::Other);
+                let delta = matches!(temporality(h.aggregation_temporality), Temporality::Delta);
+                for p in &h.data_points {
+                    let labels = self.point_labels(scoped, &p.attributes);
+                    let value = Value::Exponential {
+                        h: ExpHist::from_point(p),
+                        sum: p.sum.unwrap_or(0.0),
+                        count: p.count,
+                    };
+                    self.update(
+                        &name,
+                        Kind::Histogram,
+                        help,
+                        &unit,
+                        labels,
+                        p.flags,
+                        p.start_time_unix_nano,
+                        p.time_unix_nano,
+                        value,
+                        delta,
+                        exemplar_of(&p.exemplars),
+                        now,
+                    );
+                }
+            }
+            Some(Data::Summary(s)) => {
+                let (name, unit) = unit_word(NameKind::Other);
+                for p in &s.data_points {
+                    let labels = self.point_labels(scoped, &p.attributes);
+                    let value = Value::Summary {
+                        quantiles: p
+                            .quantile_values
+                            .iter()
+                            .map(|q| (q.quantile, q.value))
+                            .collect(),
+                        sum: p.sum,
+                        count: p.count,
+                    };
+                    self.update(
+                        &name,
+                        Kind::Summary,
+                        help,
+                        &unit,
+                        labels,
+                        p.flags,
+                        p.start_time_unix_nano,
+                        p.time_unix_nano,
+                        value,
+                        false,
+                        None,
+                        now,
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn number(
+        &self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        unit: &str,
+        labels: Labels,
+        flags: u32,
+        start: u64,
+        time: u64,
+        v: f64,
+        delta: bool,
+        ex: Option<Exemplar>,
+        now: Instant,
+    ) {
+        self.update(
+            name,
+            kind,
+            help,
+            unit,
+            labels,
+            flags,
+            start,
+            time,
+            Value::Number(v),
+            delta,
+            ex,
+            now,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        unit: &str,
+        labels: Labels,
+        flags: u32,
+        start: u64,
+        time: u64,
+        value: Value,
+        delta: bool,
+        ex: Option<Exemplar>,
+        now: Instant,
+    ) {
+        if flags & NO_RECORDED_VALUE != 0 {
+            if let Some(mut f) = self.families.get_mut(name) {
+                if f.series.remove(&labels).is_some() {
+                    self.series.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            return;
+        }
+        let c_ooo = &self.c.out_of_order;
+        self.put(name, kind, help, unit, labels, |existing| {
+            let Some(s) = existing else {
+                return Some(Series {
+                    value: value.clone(),
+                    updated: now,
+                    start_ns: start,
+                    time_ns: time,
+                    exemplar: ex.clone(),
+                });
+            };
+            if !delta {
+                if time < s.time_ns {
+                    c_ooo.inc();
+                    return None;
+                }
+                // a start time that moves forward is a reset: take the new value as is
+                let mut next = s.clone();
+                next.value = value.clone();
+                next.start_ns = start;
+                next.time_ns = time;
+                next.updated = now;
+                if ex.is_some() {
+                    next.exemplar = ex.clone();
+                }
+                return Some(next);
+            }
+            // delta: add windows that start where (or after) the last one ended
+            if time <= s.time_ns || (start != 0 && start < s.time_ns) {
+                c_ooo.inc();
+                return None;
+            }
+            let mut next = s.clone();
+            next.value = match (&s.value, &value) {
+                (Value::Number(a), Value::Number(b)) => Value::Number(a + b),
+                (
+                    Value::Histogram {
+                        bounds: ab,
+                        counts: ac,
+                        sum: asum,
+                        count: acount,
+                    },
+                    Value::Histogram {
+                        bounds: bb,
+                        counts: bc,
+                        sum: bsum,
+                        count: bcount,
+                    },
+                ) if ab == bb => Value::Histogram {
+                    bounds: ab.clone(),
+                    counts: ac.iter().zip(bc).map(|(x, y)| x + y).collect(),
+                    sum: asum + bsum,
+                    count: acount + bcount,
+                },
+                (
+                    Value::Exponential {
+                        h: ah,
+                        sum: asum,
+                        count: acount,
+                    },
+                    Value::Exponential {
+                        h: bh,
+                        sum: bsum,
+                        count: bcount,
+                    },
+                ) => {
+                    let mut h = ah.clone();
+                    h.add(bh);
+                    Value::Exponential {
+                        h,
+                        sum: asum + bsum,
+                        count: acount + bcount,
+                    }
+                }
+                // bucket layout changed: start again from this point
+                _ => {
+                    next.start_ns = start;
+                    value.clone()
+                }
+            };
+            next.time_ns = time;
+            next.updated = now;
+            if ex.is_some() {
+                next.exemplar = ex.clone();
+            }
+            Some(next)
+        });
+    }
+
+    /// Inserts or updates one series; `f` gets the current series and returns the new one, or
+    /// `None` to leave it unchanged.
+    #[allow(clippy::too_many_arguments)]
+    fn put(
+        &self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        unit: &str,
+        labels: Labels,
+        f: impl FnOnce(Option<&Series>) -> Option<Series>,
+    ) {
+        let mut fam = self
+            .families
+            .entry(name.to_string())
+            .or_insert_with(|| Family {
+                kind,
+                help: help.to_string(),
+                unit: unit.to_string(),
+                series: HashMap::new(),
+            });
+        if fam.kind != kind {
+            self.c.type_conflict.inc();
+            let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+            if warned.insert(name.to_string()) {
+                tracing::warn!(metric = %name, kept = fam.kind.as_str(), got = kind.as_str(), "metric type conflict; keeping the first type and dropping the others");
+            }
+            return;
+        }
+        let exists = fam.series.contains_key(&labels);
+        if !exists
+            && self.opts.max_series > 0
+            && self.series.load(Ordering::Relaxed) >= self.opts.max_series
+        {
+            self.c.max_series.inc();
+            return;
+        }
+        let current = fam.series.get(&labels);
+        if let Some(next) = f(current) {
+            if !exists {
+                self.series.fetch_add(1, Ordering::Relaxed);
+            }
+            fam.series.insert(labels, next);
+        }
+    }
+
+    /// Removes series not updated within `metric_expiration`; returns how many.
+    pub fn expire(&self) -> usize {
+        let cutoff = Instant::now().checked_sub(self.opts.expiration);
+        let Some(cutoff) = cutoff else { return 0 };
+        let mut removed = 0;
+        self.families.retain(|_, fam| {
+            let before = fam.series.len();
+            fam.series.retain(|_, s| s.updated >= cutoff);
+            fam.series.shrink_to_fit();
+            removed += before - fam.series.len();
+            !fam.series.is_empty()
+        });
+        if removed > 0 {
+            self.series.fetch_sub(removed, Ordering::Relaxed);
+            self.c.expired.add(removed as u64);
+        }
+        self.c.series.set(self.series_count() as i64);
+        removed
+    }
+}

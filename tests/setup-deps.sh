@@ -32,6 +32,18 @@ fi
 [ -x "$rotel" ] || { echo "setup-deps: rotel-agent not found in $cache/venv-sdk" >&2; exit 1; }
 chmod +x "$rotel" || true
 
+# Prometheus 2.42 and promtool, from Debian (no systemd here: the tests start it themselves).
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >&2
+  else
+    echo "setup-deps: prometheus is missing and this is not root; install Debian's prometheus package" >&2
+    exit 1
+  fi
+fi
+# the Debian package may start a service where there is systemd; the tests want none of it
+echo "export OTELGW_TEST_PROMETHEUS=$(command -v prometheus)"
+echo "export OTELGW_TEST_PROMTOOL=$(command -v promtool)"
 echo "export OTELGW_TEST_PYTHON=$cache/venv-sdk/bin/python"
 echo "export OTELGW_TEST_PYTHON_JSON=$cache/venv-json/bin/python"
 echo "export OTELGW_TEST_ROTEL=$rotel"

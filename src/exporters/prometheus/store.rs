@@ -267,12 +267,15 @@ impl ExpHist {
     /// its upper bound is `base^(i+1)`. Every count lands in exactly one classic bucket, so
     /// `_count` and every cumulative `le` are exact at these boundaries.
     pub fn classic(&self) -> Vec<(f64, u64)> {
-        let base = 2f64.powf(2f64.powi(-self.scale));
+        // base^i computed as 2^(i / 2^scale): exact wherever the exponent is an integer, so
+        // boundaries such as 2.0 are not 1.9999999999999996
+        let step = 2f64.powi(-self.scale);
+        let bound = |i: i32| (i as f64 * step).exp2();
         let mut out = Vec::with_capacity(self.pos.len() + self.neg.len() + 1);
         for (i, c) in self.neg.iter().enumerate().rev() {
             let idx = self.neg_offset + i as i32;
             if *c > 0 {
-                out.push((-base.powi(idx), *c));
+                out.push((-bound(idx), *c));
             }
         }
         if self.zero_count > 0 || !self.pos.is_empty() || !self.neg.is_empty() {
@@ -281,7 +284,7 @@ impl ExpHist {
         for (i, c) in self.pos.iter().enumerate() {
             let idx = self.pos_offset + i as i32;
             if *c > 0 {
-                out.push((base.powi(idx + 1), *c));
+                out.push((bound(idx + 1), *c));
             }
         }
         out

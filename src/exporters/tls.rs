@@ -60,3 +60,43 @@ pub fn resolve_endpoint(endpoint: &str, tls: &TlsClientConfig) -> (bool, String)
         (true, format!("https://{endpoint}"))
     }
 }
+
+/// `tls` on a server endpoint (the Collector's `confighttp` server keys).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsServerConfig {
+    /// PEM certificate chain.
+    pub cert_file: String,
+    /// PEM private key.
+    pub key_file: String,
+}
+
+impl TlsServerConfig {
+    pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
+        if self.cert_file.is_empty() || self.key_file.is_empty() {
+            diag.error(
+                format!("{path}.tls"),
+                "cert_file and key_file are both required",
+            );
+        }
+    }
+
+    /// A rustls acceptor from the configured files.
+    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, super::BuildError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert_file)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| super::BuildError::Tls(format!("{}: {e}", self.cert_file)))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key_file)
+            .map_err(|e| super::BuildError::Tls(format!("{}: {e}", self.key_file)))?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| super::BuildError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| super::BuildError::Tls(e.to_string()))?;
+        Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg)))
+    }
+}

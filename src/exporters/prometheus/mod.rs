@@ -26,6 +26,7 @@ use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::{Deserialize, Serialize};
 
+use super::tls::TlsServerConfig;
 use super::{BuildError, ExportError, ExportOutcome, Exporter};
 use crate::config::units::Duration;
 use crate::config::{parse_listen_addr, Diagnostics};
@@ -63,6 +64,9 @@ pub struct PrometheusConfig {
     pub add_metric_suffixes: bool,
     /// Most series held at once (0 = no cap).
     pub max_series: usize,
+    /// Serve `/metrics` over TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsServerConfig>,
 }
 
 impl Default for PrometheusConfig {
@@ -77,6 +81,7 @@ impl Default for PrometheusConfig {
             enable_open_metrics: false,
             add_metric_suffixes: true,
             max_series: 1_000_000,
+            tls: None,
         }
     }
 }
@@ -85,6 +90,9 @@ impl PrometheusConfig {
     pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
         if let Err(e) = parse_listen_addr(&self.endpoint) {
             diag.error(format!("{path}.endpoint"), e);
+        }
+        if let Some(t) = &self.tls {
+            t.validate(path, diag);
         }
         if self.metric_expiration.is_zero() {
             diag.error(
@@ -144,6 +152,7 @@ impl PrometheusExporter {
             reg,
             id,
         ));
+        let tls = cfg.tls.as_ref().map(|t| t.acceptor()).transpose()?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let scrapes = reg.counter(
             "otelgw_prometheus_scrapes",
@@ -153,6 +162,7 @@ impl PrometheusExporter {
         tracing::info!(exporter = %id, address = %addr, "prometheus exporter listening on /metrics");
         tokio::spawn(serve(
             listener,
+            tls,
             store.clone(),
             cfg.enable_open_metrics,
             cfg.send_timestamps,
@@ -253,6 +263,7 @@ fn scrape(
 
 async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     store: Arc<Store>,
     om: bool,
     ts: bool,
@@ -275,11 +286,22 @@ async fn serve(
             let r = scrape(&store, &req, om, ts);
             async move { Ok::<_, Infallible>(r) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
+        let builder = builder.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => {
+                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "prometheus endpoint: tls handshake failed")
+                    }
+                },
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+            }
         });
     }
 }

@@ -22,6 +22,24 @@ impl Format {
     }
 }
 
+/// Writes a sample value without allocating.
+fn write_f64(out: &mut String, v: f64, om: bool) {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        let _ = write!(out, "{}", v as i64);
+        if om {
+            out.push_str(".0");
+        }
+    } else if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
 fn fmt_f64(v: f64, om: bool) -> String {
     if v.is_nan() {
         "NaN".into()
@@ -108,7 +126,7 @@ impl Ctx {
     ) {
         series_name(out, name, suffix, labels, extra);
         out.push(' ');
-        out.push_str(&fmt_f64(v, self.om));
+        write_f64(out, v, self.om);
         if self.timestamps && ts_ns > 0 {
             if self.om {
                 let _ = write!(out, " {}", fmt_f64(ts_ns as f64 / 1e9, true));
@@ -154,9 +172,7 @@ impl Ctx {
         if self.om && !fam.unit.is_empty() && fam_name.ends_with(&fam.unit) {
             let _ = writeln!(out, "# UNIT {fam_name} {}", fam.unit);
         }
-        let mut series: Vec<_> = fam.series.iter().collect();
-        series.sort_by(|a, b| a.0.cmp(b.0));
-        for (labels, s) in series {
+        for (labels, s) in &fam.series {
             match (&s.value, fam.kind) {
                 (Value::Number(v), Kind::Counter) => {
                     // text: the sample is the family name itself; OpenMetrics: family + `_total`

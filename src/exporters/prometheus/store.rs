@@ -13,7 +13,7 @@
 //! is dropped and counted (`otelgw_prometheus_dropped_points{reason="out_of_order"}`).
 //! A point flagged `NoRecordedValue` removes its series.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -111,7 +111,8 @@ pub struct Family {
     pub help: String,
     /// The unit word the name ends with (for OpenMetrics `# UNIT`), empty when none.
     pub unit: String,
-    pub series: HashMap<Labels, Series>,
+    /// Sorted by labels, so a scrape renders in order without sorting.
+    pub series: BTreeMap<Labels, Series>,
 }
 
 /// Store settings (from the exporter config).
@@ -745,7 +746,7 @@ impl Store {
                 kind,
                 help: help.to_string(),
                 unit: unit.to_string(),
-                series: HashMap::new(),
+                series: BTreeMap::new(),
             });
         if fam.kind != kind {
             self.c.type_conflict.inc();
@@ -780,7 +781,6 @@ impl Store {
         self.families.retain(|_, fam| {
             let before = fam.series.len();
             fam.series.retain(|_, s| s.updated >= cutoff);
-            fam.series.shrink_to_fit();
             removed += before - fam.series.len();
             !fam.series.is_empty()
         });

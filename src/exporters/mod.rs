@@ -8,6 +8,7 @@
 
 pub mod debug;
 pub mod file;
+pub mod loki;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod prometheus;
@@ -50,12 +51,14 @@ pub enum ExporterConfig {
     Debug(debug::DebugConfig),
     File(file::FileConfig),
     Prometheus(prometheus::PrometheusConfig),
+    Loki(Box<loki::LokiConfig>),
 }
 
 pub const EXPORTER_TYPES: &[&str] = &[
     "otlp_grpc (alias otlp)",
     "otlp_http (alias otlphttp)",
     "prometheus",
+    "loki",
     "debug",
     "file",
 ];
@@ -73,6 +76,7 @@ impl ExporterConfig {
             "debug" | "logging" => typed(path, v, diag).map(ExporterConfig::Debug),
             "file" => typed(path, v, diag).map(ExporterConfig::File),
             "prometheus" => typed(path, v, diag).map(ExporterConfig::Prometheus),
+            "loki" => typed(path, v, diag).map(|c| ExporterConfig::Loki(Box::new(c))),
             other => {
                 diag.error(
                     path,
@@ -93,6 +97,7 @@ impl ExporterConfig {
             ExporterConfig::Debug(_) => {}
             ExporterConfig::File(c) => c.validate(path, diag),
             ExporterConfig::Prometheus(c) => c.validate(path, diag),
+            ExporterConfig::Loki(c) => c.validate(path, diag),
         }
         if let Some(q) = self.queue() {
             q.validate(&format!("{path}.sending_queue"), diag);
@@ -105,6 +110,7 @@ impl ExporterConfig {
     pub fn supports(&self, signal: Signal) -> bool {
         match self {
             ExporterConfig::Prometheus(_) => signal == Signal::Metrics,
+            ExporterConfig::Loki(_) => signal == Signal::Logs,
             _ => true,
         }
     }
@@ -123,6 +129,7 @@ impl ExporterConfig {
             ExporterConfig::Debug(c) => crate::config::to_value(c),
             ExporterConfig::File(c) => crate::config::to_value(c),
             ExporterConfig::Prometheus(c) => crate::config::to_value(c),
+            ExporterConfig::Loki(c) => crate::config::to_value(c),
         }
     }
 
@@ -131,6 +138,7 @@ impl ExporterConfig {
         match self {
             ExporterConfig::OtlpGrpc(c) => Some(&c.sending_queue),
             ExporterConfig::OtlpHttp(c) => Some(&c.sending_queue),
+            ExporterConfig::Loki(c) => Some(&c.sending_queue),
             _ => None,
         }
     }
@@ -139,6 +147,7 @@ impl ExporterConfig {
         match self {
             ExporterConfig::OtlpGrpc(c) => Some(&c.retry_on_failure),
             ExporterConfig::OtlpHttp(c) => Some(&c.retry_on_failure),
+            ExporterConfig::Loki(c) => Some(&c.retry_on_failure),
             _ => None,
         }
     }
@@ -158,6 +167,9 @@ impl ExporterConfig {
             }
             ExporterConfig::Debug(c) => std::sync::Arc::new(debug::DebugExporter::new(id, c)),
             ExporterConfig::File(c) => std::sync::Arc::new(file::FileExporter::new(c)?),
+            ExporterConfig::Loki(c) => {
+                std::sync::Arc::new(loki::LokiExporter::new(&id.to_string(), c, reg)?)
+            }
             ExporterConfig::Prometheus(c) => std::sync::Arc::new(
                 prometheus::PrometheusExporter::new(&id.to_string(), c, reg)?,
             ),

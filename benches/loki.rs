@@ -13,8 +13,8 @@ use prost::Message;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn bench(c: &mut Criterion) {
-    // 50 streams: 10 pods × 5 levels-ish (4 severities) spread over the records
-    let mut req = testdata::logs(1, 10, 52);
+    // 52 streams: 13 pods × 4 severity levels
+    let mut req = testdata::logs(1, 13, 40);
     for (i, rl) in req.resource_logs.iter_mut().enumerate() {
         if let Some(r) = rl.resource.as_mut() {
             r.attributes

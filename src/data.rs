@@ -204,6 +204,17 @@ pub fn metric_point_count(m: &Metric) -> u64 {
     }) as u64
 }
 
+/// Lowercase hex of ids (trace and span ids are hex in OTLP/JSON, Loki and exemplars).
+pub fn hex(b: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(H[(x >> 4) as usize] as char);
+        s.push(H[(x & 15) as usize] as char);
+    }
+    s
+}
+
 /// Request context carried beside the data: who sent it and, when the receiver's
 /// `include_metadata` is on, the request headers (lowercased names).
 #[derive(Debug, Default, Clone)]

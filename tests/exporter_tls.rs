@@ -34,31 +34,17 @@ impl TraceService for Recorder {
     }
 }
 
-fn certs(dir: &std::path::Path) -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let ca_path = dir.join("ca.pem");
-    std::fs::write(&ca_path, ca.pem()).unwrap();
-    (
-        ca_path.display().to_string(),
-        leaf.pem(),
-        leaf_key.serialize_pem(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_exporter_verifies_the_server_with_a_configured_ca() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let certdir = tempfile::tempdir().unwrap();
-    let (ca_file, cert, key) = certs(certdir.path());
+    let (ca_pem, cert_file, key_file) = certs(certdir.path());
+    let ca_file = certdir.path().join("ca.pem").display().to_string();
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let (cert, key) = (
+        std::fs::read_to_string(cert_file).unwrap(),
+        std::fs::read_to_string(key_file).unwrap(),
+    );
     let recorder = Recorder::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls_port = listener.local_addr().unwrap().port();

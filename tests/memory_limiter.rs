@@ -50,18 +50,7 @@ struct Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rss_stays_under_the_limit_with_a_stalled_exporter_and_nothing_accepted_is_lost() {
-    let (b, out) = {
-        let ports = Ports::new();
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("b.jsonl");
-        let config = format!(
-            "receivers:\n{}exporters:\n  file:\n    path: {}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [file]}}\n    metrics: {{receivers: [otlp], exporters: [file]}}\n    logs: {{receivers: [otlp], exporters: [file]}}\n{}",
-            ports.otlp_receiver(),
-            out.display(),
-            ports.telemetry()
-        );
-        (Gateway::start(ports, dir, &config), out)
-    };
+    let (b, out) = file_sink();
     let ports = Ports::new();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(

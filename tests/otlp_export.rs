@@ -16,23 +16,9 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use otelgw::data::{Signal, Telemetry};
 use otelgw::testdata;
 
-/// Gateway B: OTLP in, file out.
-fn sink() -> (Gateway, std::path::PathBuf) {
-    let ports = Ports::new();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("received.jsonl");
-    let config = format!(
-        "receivers:\n{}exporters:\n  file:\n    path: {}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [file]}}\n    metrics: {{receivers: [otlp], exporters: [file]}}\n    logs: {{receivers: [otlp], exporters: [file]}}\n{}",
-        ports.otlp_receiver(),
-        out.display(),
-        ports.telemetry()
-    );
-    (Gateway::start(ports, dir, &config), out)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otelgw_to_otelgw_over_grpc_http_proto_and_http_json_is_lossless() {
-    let (b, out) = sink();
+    let (b, out) = file_sink();
     let ports = Ports::new();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
@@ -210,7 +196,7 @@ fn spans_by_id(data: &[Telemetry]) -> Vec<(Vec<u8>, Span, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otelgw_exports_to_rotel_over_grpc_and_http() {
     // otelgw A --otlp_grpc (traces) / otlp_http (logs)--> rotel --otlp grpc--> otelgw B --> file
-    let (b, out) = sink();
+    let (b, out) = file_sink();
     let (rg, rh) = (free_port(), free_port());
     let ports = Ports::new();
     let dir = tempfile::tempdir().unwrap();

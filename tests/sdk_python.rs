@@ -27,16 +27,7 @@ fn hex(b: &[u8]) -> String {
 
 fn run(protocol: &str, python_var: &str) {
     let python = peer(python_var);
-    let ports = Ports::new();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.jsonl");
-    let config = format!(
-        "receivers:\n{}exporters:\n  file:\n    path: {}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [file]}}\n    metrics: {{receivers: [otlp], exporters: [file]}}\n    logs: {{receivers: [otlp], exporters: [file]}}\n{}",
-        ports.otlp_receiver(),
-        out.display(),
-        ports.telemetry()
-    );
-    let gw = Gateway::start(ports, dir, &config);
+    let (gw, out) = file_sink();
     let endpoint = if protocol == "grpc" {
         format!("127.0.0.1:{}", gw.grpc_port)
     } else {

@@ -22,19 +22,6 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use otelgw::data::{Signal, Telemetry};
 
-fn gateway() -> (Gateway, std::path::PathBuf) {
-    let ports = Ports::new();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.jsonl");
-    let config = format!(
-        "receivers:\n{}exporters:\n  file:\n    path: {}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [file]}}\n    metrics: {{receivers: [otlp], exporters: [file]}}\n    logs: {{receivers: [otlp], exporters: [file]}}\n{}",
-        ports.otlp_receiver(),
-        out.display(),
-        ports.telemetry()
-    );
-    (Gateway::start(ports, dir, &config), out)
-}
-
 fn resource() -> Resource {
     Resource::builder()
         .with_service_name("rust-svc")
@@ -105,7 +92,7 @@ fn hex(b: &[u8]) -> String {
 fn rust_sdk_traces_over_grpc_http_protobuf_and_http_json() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
-    let (gw, out) = gateway();
+    let (gw, out) = file_sink();
     let cases = [
         (
             SpanExporter::builder()
@@ -165,7 +152,7 @@ fn rust_sdk_traces_over_grpc_http_protobuf_and_http_json() {
 fn rust_sdk_logs_and_metrics_over_grpc() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
-    let (gw, out) = gateway();
+    let (gw, out) = file_sink();
     let endpoint = format!("http://127.0.0.1:{}", gw.grpc_port);
 
     let logs = SdkLoggerProvider::builder()

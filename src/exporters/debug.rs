@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ExportError, ExportOutcome, Exporter};
 use crate::config::ComponentId;
-use crate::data::{Batch, Telemetry};
+use crate::data::{hex, Batch, Telemetry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -40,10 +40,6 @@ impl DebugExporter {
             verbosity: cfg.verbosity,
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn body_text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {

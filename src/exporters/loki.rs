@@ -37,7 +37,7 @@ use super::tls::TlsClientConfig;
 use super::{validate_headers, BuildError, ExportOutcome, Exporter, QueueConfig};
 use crate::config::units::{ByteSize, Duration};
 use crate::config::Diagnostics;
-use crate::data::{Batch, Telemetry};
+use crate::data::{hex, Batch, Telemetry};
 use crate::telemetry::metrics::{Counter, Registry};
 
 // ---------------------------------------------------------------------------------------------
@@ -319,16 +319,6 @@ fn any_to_json(v: &AnyValue) -> serde_json::Value {
         ),
         None => serde_json::Value::Null,
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(H[(x >> 4) as usize] as char);
-        s.push(H[(x & 15) as usize] as char);
-    }
-    s
 }
 
 /// Severity number → Loki `level`.

@@ -297,3 +297,36 @@ pub fn peer(var: &str) -> String {
         ),
     }
 }
+
+/// A gateway that writes every signal it receives over OTLP to a `file` exporter; returns it and
+/// the file's path.
+pub fn file_sink() -> (Gateway, PathBuf) {
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("received.jsonl");
+    let config = format!(
+        "receivers:\n{}exporters:\n  file:\n    path: {}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [file]}}\n    metrics: {{receivers: [otlp], exporters: [file]}}\n    logs: {{receivers: [otlp], exporters: [file]}}\n{}",
+        ports.otlp_receiver(),
+        out.display(),
+        ports.telemetry()
+    );
+    (Gateway::start(ports, dir, &config), out)
+}
+
+/// A private CA and a `localhost` certificate it signed: (CA PEM, cert file, key file).
+pub fn certs(dir: &Path) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&c, leaf.pem()).unwrap();
+    std::fs::write(&k, leaf_key.serialize_pem()).unwrap();
+    (ca.pem(), c.display().to_string(), k.display().to_string())
+}

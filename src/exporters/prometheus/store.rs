@@ -27,6 +27,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::translate::{family_name, labels as attr_labels, value_string, NameKind};
+use crate::data::hex;
 use crate::telemetry::metrics::{Counter, Gauge, Registry};
 
 /// The kinds of family.
@@ -156,16 +157,6 @@ fn temporality(t: i32) -> Temporality {
 }
 
 const NO_RECORDED_VALUE: u32 = 1;
-
-fn hex(b: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(H[(x >> 4) as usize] as char);
-        s.push(H[(x & 15) as usize] as char);
-    }
-    s
-}
 
 fn exemplar_of(ex: &[PbExemplar]) -> Option<Exemplar> {
     let e = ex.iter().rev().find(|e| !e.trace_id.is_empty())?;

@@ -364,14 +364,7 @@ pub fn selector(labels: &BTreeMap<String, String>) -> String {
         }
         out.push_str(k);
         out.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
+        crate::telemetry::metrics::escape_label_value(&mut out, v);
         out.push('"');
     }
     out.push('}');
@@ -406,20 +399,7 @@ type Streams = BTreeMap<String, Vec<Entry>>;
 
 impl LokiExporter {
     pub fn new(id: &str, cfg: &LokiConfig, reg: &Registry) -> Result<LokiExporter, BuildError> {
-        let mut b = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
-            .tcp_nodelay(true)
-            .danger_accept_invalid_certs(cfg.tls.insecure_skip_verify);
-        if let Some(ca) = TlsClientConfig::read(&cfg.tls.ca_file)? {
-            for c in reqwest::Certificate::from_pem_bundle(&ca)
-                .map_err(|e| BuildError::Tls(e.to_string()))?
-            {
-                b = b.add_root_certificate(c);
-            }
-        }
-        let client = b
-            .build()
-            .map_err(|e| BuildError::Other(format!("http client: {e}")))?;
+        let client = cfg.tls.http_client(cfg.timeout.get())?;
         let l = |name: &str, help: &'static str| reg.counter(name, help, &[("exporter", id)]);
         Ok(LokiExporter {
             cfg: cfg.clone(),

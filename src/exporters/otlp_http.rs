@@ -163,30 +163,7 @@ fn url_index(s: Signal) -> usize {
 
 impl OtlpHttpExporter {
     pub fn new(cfg: &OtlpHttpConfig) -> Result<OtlpHttpExporter, BuildError> {
-        let mut b = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
-            .tcp_nodelay(true)
-            .pool_idle_timeout(StdDuration::from_secs(90))
-            .danger_accept_invalid_certs(cfg.tls.insecure_skip_verify);
-        if let Some(ca) = TlsClientConfig::read(&cfg.tls.ca_file)? {
-            let certs = reqwest::Certificate::from_pem_bundle(&ca)
-                .map_err(|e| BuildError::Tls(e.to_string()))?;
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
-        }
-        if let (Some(mut cert), Some(key)) = (
-            TlsClientConfig::read(&cfg.tls.cert_file)?,
-            TlsClientConfig::read(&cfg.tls.key_file)?,
-        ) {
-            cert.extend_from_slice(&key);
-            b = b.identity(
-                reqwest::Identity::from_pem(&cert).map_err(|e| BuildError::Tls(e.to_string()))?,
-            );
-        }
-        let client = b
-            .build()
-            .map_err(|e| BuildError::Other(format!("http client: {e}")))?;
+        let client = cfg.tls.http_client(cfg.timeout.get())?;
         let mut headers = reqwest::header::HeaderMap::new();
         for (k, v) in &cfg.headers {
             let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())

@@ -48,6 +48,39 @@ impl TlsClientConfig {
     }
 }
 
+impl TlsClientConfig {
+    /// An HTTP client (connection pool) with these TLS settings: extra CA roots, a client
+    /// certificate for mutual TLS, optional verification skip.
+    pub fn http_client(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<reqwest::Client, super::BuildError> {
+        use super::BuildError;
+        let mut b = reqwest::Client::builder()
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .danger_accept_invalid_certs(self.insecure_skip_verify);
+        if let Some(ca) = Self::read(&self.ca_file)? {
+            for c in reqwest::Certificate::from_pem_bundle(&ca)
+                .map_err(|e| BuildError::Tls(e.to_string()))?
+            {
+                b = b.add_root_certificate(c);
+            }
+        }
+        if let (Some(mut cert), Some(key)) =
+            (Self::read(&self.cert_file)?, Self::read(&self.key_file)?)
+        {
+            cert.extend_from_slice(&key);
+            b = b.identity(
+                reqwest::Identity::from_pem(&cert).map_err(|e| BuildError::Tls(e.to_string()))?,
+            );
+        }
+        b.build()
+            .map_err(|e| BuildError::Other(format!("http client: {e}")))
+    }
+}
+
 /// Whether an endpoint (with or without scheme) uses TLS, and the URI to dial.
 pub fn resolve_endpoint(endpoint: &str, tls: &TlsClientConfig) -> (bool, String) {
     if let Some(rest) = endpoint.strip_prefix("http://") {

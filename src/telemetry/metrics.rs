@@ -327,7 +327,8 @@ fn write_series(out: &mut String, name: &str, labels: &Labels, le: Option<&str>)
     out.push('}');
 }
 
-fn escape_label_value(out: &mut String, v: &str) {
+/// Escapes a label value for the Prometheus text formats (`\\`, `\"`, `\n`).
+pub fn escape_label_value(out: &mut String, v: &str) {
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

@@ -10,8 +10,28 @@ use std::time::{Duration, Instant};
 
 use otelgw::data::{Signal, Telemetry};
 
-/// A port that was free a moment ago (bind to :0, read, release).
+/// A port that was free a moment ago. Picked below the kernel's ephemeral range (32768+), so an
+/// outgoing connection cannot be handed the same port between this pick and the gateway's bind;
+/// each test process walks its own stretch of the range.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 600) as u16 * 20,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..2_000 {
+        let mut p = NEXT.fetch_add(1, Ordering::SeqCst);
+        if p >= 32_000 {
+            NEXT.store(20_000, Ordering::SeqCst);
+            p = 20_000;
+        }
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::store::{Exemplar, Family, Kind, Labels, Store, Value};
+use crate::telemetry::metrics::escape_label_value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -54,17 +55,6 @@ fn fmt_f64(v: f64, om: bool) -> String {
     }
 }
 
-fn escape_label(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
 /// HELP escaping: backslash and newline in text 0.0.4; OpenMetrics also escapes `"`.
 fn escape_help(v: &str, om: bool) -> String {
     let s = v.replace('\\', "\\\\").replace('\n', "\\n");
@@ -100,7 +90,7 @@ fn series_name(
         first = false;
         out.push_str(k);
         out.push_str("=\"");
-        escape_label(out, v);
+        escape_label_value(out, v);
         out.push('"');
     }
     out.push('}');

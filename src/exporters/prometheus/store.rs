@@ -116,6 +116,25 @@ pub struct Family {
     pub series: BTreeMap<Labels, Series>,
 }
 
+/// The family a point belongs to.
+struct FamilyRef<'a> {
+    name: String,
+    kind: Kind,
+    help: &'a str,
+    unit: String,
+}
+
+/// One data point on its way into a series.
+struct Point {
+    labels: Labels,
+    flags: u32,
+    start: u64,
+    time: u64,
+    value: Value,
+    delta: bool,
+    exemplar: Option<Exemplar>,
+}
+
 /// Store settings (from the exporter config).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -423,128 +442,138 @@ impl Store {
         } else {
             &m.description
         };
-        let unit_word = |kind: NameKind| {
-            let full = family_name(
+        let family = |kind: Kind, name_kind: NameKind| {
+            let name = family_name(
                 &m.name,
                 &m.unit,
-                kind,
+                name_kind,
                 &self.opts.namespace,
                 self.opts.add_suffixes,
             );
             let u = super::translate::unit_suffix(&m.unit);
             let named = !u.is_empty()
-                && (full.ends_with(&format!("_{u}")) || full.ends_with(&format!("_{u}_total")));
-            let unit = if named { u } else { String::new() };
-            (full, unit)
+                && (name.ends_with(&format!("_{u}")) || name.ends_with(&format!("_{u}_total")));
+            FamilyRef {
+                name,
+                kind,
+                help,
+                unit: if named { u } else { String::new() },
+            }
+        };
+        let point = |attrs: &[KeyValue],
+                     flags: u32,
+                     start: u64,
+                     time: u64,
+                     value: Value,
+                     delta: bool,
+                     ex: &[PbExemplar]| Point {
+            labels: self.point_labels(scoped, attrs),
+            flags,
+            start,
+            time,
+            value,
+            delta,
+            exemplar: exemplar_of(ex),
         };
         match &m.data {
             Some(Data::Gauge(g)) => {
-                let (name, unit) = unit_word(NameKind::Gauge);
+                let f = family(Kind::Gauge, NameKind::Gauge);
                 for p in &g.data_points {
-                    let labels = self.point_labels(scoped, &p.attributes);
-                    self.number(
-                        &name,
-                        Kind::Gauge,
-                        help,
-                        &unit,
-                        labels,
-                        p.flags,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        number(&p.value),
-                        false,
-                        exemplar_of(&p.exemplars),
+                    let v = Value::Number(number(&p.value));
+                    self.update(
+                        &f,
+                        point(
+                            &p.attributes,
+                            p.flags,
+                            p.start_time_unix_nano,
+                            p.time_unix_nano,
+                            v,
+                            false,
+                            &p.exemplars,
+                        ),
                         now,
                     );
                 }
             }
             Some(Data::Sum(s)) => {
-                let counter = s.is_monotonic;
-                let (name, unit) = unit_word(if counter {
-                    NameKind::Counter
+                let f = if s.is_monotonic {
+                    family(Kind::Counter, NameKind::Counter)
                 } else {
-                    NameKind::Gauge
-                });
-                let kind = if counter { Kind::Counter } else { Kind::Gauge };
+                    family(Kind::Gauge, NameKind::Gauge)
+                };
                 let delta = matches!(temporality(s.aggregation_temporality), Temporality::Delta);
                 for p in &s.data_points {
-                    let labels = self.point_labels(scoped, &p.attributes);
-                    self.number(
-                        &name,
-                        kind,
-                        help,
-                        &unit,
-                        labels,
-                        p.flags,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        number(&p.value),
-                        delta,
-                        exemplar_of(&p.exemplars),
+                    let v = Value::Number(number(&p.value));
+                    self.update(
+                        &f,
+                        point(
+                            &p.attributes,
+                            p.flags,
+                            p.start_time_unix_nano,
+                            p.time_unix_nano,
+                            v,
+                            delta,
+                            &p.exemplars,
+                        ),
                         now,
                     );
                 }
             }
             Some(Data::Histogram(h)) => {
-                let (name, unit) = unit_word(NameKind::Other);
+                let f = family(Kind::Histogram, NameKind::Other);
                 let delta = matches!(temporality(h.aggregation_temporality), Temporality::Delta);
                 for p in &h.data_points {
-                    let labels = self.point_labels(scoped, &p.attributes);
                     let mut counts = p.bucket_counts.clone();
                     counts.resize(p.explicit_bounds.len() + 1, 0);
-                    let value = Value::Histogram {
+                    let v = Value::Histogram {
                         bounds: p.explicit_bounds.clone(),
                         counts,
                         sum: p.sum.unwrap_or(0.0),
                         count: p.count,
                     };
                     self.update(
-                        &name,
-                        Kind::Histogram,
-                        help,
-                        &unit,
-                        labels,
-                        p.flags,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        value,
-                        delta,
-                        exemplar_of(&p.exemplars),
+                        &f,
+                        point(
+                            &p.attributes,
+                            p.flags,
+                            p.start_time_unix_nano,
+                            p.time_unix_nano,
+                            v,
+                            delta,
+                            &p.exemplars,
+                        ),
                         now,
                     );
                 }
             }
             Some(Data::ExponentialHistogram(h)) => {
-                let (name, unit) = unit_word(NameKind::Other);
+                let f = family(Kind::Histogram, NameKind::Other);
                 let delta = matches!(temporality(h.aggregation_temporality), Temporality::Delta);
                 for p in &h.data_points {
-                    let labels = self.point_labels(scoped, &p.attributes);
-                    let value = Value::Exponential {
+                    let v = Value::Exponential {
                         h: ExpHist::from_point(p),
                         sum: p.sum.unwrap_or(0.0),
                         count: p.count,
                     };
                     self.update(
-                        &name,
-                        Kind::Histogram,
-                        help,
-                        &unit,
-                        labels,
-                        p.flags,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        value,
-                        delta,
-                        exemplar_of(&p.exemplars),
+                        &f,
+                        point(
+                            &p.attributes,
+                            p.flags,
+                            p.start_time_unix_nano,
+                            p.time_unix_nano,
+                            v,
+                            delta,
+                            &p.exemplars,
+                        ),
                         now,
                     );
                 }
             }
             Some(Data::Summary(s)) => {
-                let (name, unit) = unit_word(NameKind::Other);
+                let f = family(Kind::Summary, NameKind::Other);
                 for p in &s.data_points {
-                    let labels = self.point_labels(scoped, &p.attributes);
-                    let value = Value::Summary {
+                    let v = Value::Summary {
                         quantiles: p
                             .quantile_values
                             .iter()
@@ -554,17 +583,16 @@ impl Store {
                         count: p.count,
                     };
                     self.update(
-                        &name,
-                        Kind::Summary,
-                        help,
-                        &unit,
-                        labels,
-                        p.flags,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        value,
-                        false,
-                        None,
+                        &f,
+                        point(
+                            &p.attributes,
+                            p.flags,
+                            p.start_time_unix_nano,
+                            p.time_unix_nano,
+                            v,
+                            false,
+                            &[],
+                        ),
                         now,
                     );
                 }
@@ -573,54 +601,18 @@ impl Store {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn number(
-        &self,
-        name: &str,
-        kind: Kind,
-        help: &str,
-        unit: &str,
-        labels: Labels,
-        flags: u32,
-        start: u64,
-        time: u64,
-        v: f64,
-        delta: bool,
-        ex: Option<Exemplar>,
-        now: Instant,
-    ) {
-        self.update(
-            name,
-            kind,
-            help,
-            unit,
+    /// Applies one point to its series (temporality rules in the module docs).
+    fn update(&self, f: &FamilyRef, p: Point, now: Instant) {
+        let Point {
             labels,
             flags,
             start,
             time,
-            Value::Number(v),
+            value,
             delta,
-            ex,
-            now,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn update(
-        &self,
-        name: &str,
-        kind: Kind,
-        help: &str,
-        unit: &str,
-        labels: Labels,
-        flags: u32,
-        start: u64,
-        time: u64,
-        value: Value,
-        delta: bool,
-        ex: Option<Exemplar>,
-        now: Instant,
-    ) {
+            exemplar: ex,
+        } = p;
+        let (name, kind, help, unit) = (f.name.as_str(), f.kind, f.help, f.unit.as_str());
         if flags & NO_RECORDED_VALUE != 0 {
             if let Some(mut f) = self.families.get_mut(name) {
                 if f.series.remove(&labels).is_some() {

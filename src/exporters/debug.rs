@@ -126,3 +126,29 @@ impl Exporter for DebugExporter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdata;
+
+    #[test]
+    fn normal_verbosity_names_every_item() {
+        let t = Telemetry::Traces(testdata::traces(1, 1, 3));
+        let lines = normal_lines(&t);
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].starts_with("span \"GET /api/v1/orders/0\" trace_id="),
+            "{}",
+            lines[0]
+        );
+        let l = normal_lines(&Telemetry::Logs(testdata::logs(1, 1, 2)));
+        assert!(
+            l[1].starts_with("log severity=\"INFO\" body=\"request "),
+            "{}",
+            l[1]
+        );
+        let m = normal_lines(&Telemetry::Metrics(testdata::metrics(1, 1, 2)));
+        assert_eq!(m[0], "metric \"http.server.requests\" points=2");
+    }
+}

@@ -426,3 +426,38 @@ fn series_expire_without_any_scrape() {
         "families are freed too, not just emptied"
     );
 }
+
+#[test]
+fn timestamps_namespace_const_labels_and_resource_conversion() {
+    let st = Store::new(
+        Options {
+            namespace: "edge".into(),
+            const_labels: [("region".to_string(), "eu".to_string())]
+                .into_iter()
+                .collect(),
+            add_suffixes: true,
+            resource_to_labels: true,
+            max_series: 0,
+            expiration: Duration::from_secs(300),
+        },
+        &Registry::new(),
+        "prometheus",
+    );
+    st.ingest(&req(vec![sum(
+        "q",
+        "",
+        false,
+        2,
+        vec![num(2.0, T0, T0 + MIN, vec![])],
+    )]));
+    let text = render(&st, Format::Text, true);
+    // every resource attribute becomes a label; the timestamp is in milliseconds
+    assert!(
+        text.contains("edge_q{host_name=\"h1\",instance=\"i-1\",job=\"prod/shop\",otel_scope_name=\"otelgw.test\",otel_scope_version=\"1.0\",region=\"eu\",service_instance_id=\"i-1\",service_name=\"shop\",service_namespace=\"prod\"} 2 1700000060000\n"),
+        "{text}"
+    );
+    let om = render(&st, Format::OpenMetrics, true);
+    assert!(om.contains("} 2.0 1700000060.0\n"), "{om}");
+    let plain = render(&st, Format::Text, false);
+    assert!(plain.contains("} 2\n"), "{plain}");
+}

@@ -1,0 +1,146 @@
+//! Every component emits its self-metrics set under Collector-compatible names, labelled by
+//! component id, so existing dashboards work: receivers per transport, exporters (sent,
+//! send-failed, enqueue-failed, queue size and capacity), the batch processor, the memory
+//! limiter, and the Prometheus and Loki exporters' own counters.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+
+use common::*;
+
+fn has_series(text: &str, name: &str, labels: &[(&str, &str)]) -> bool {
+    text.lines().filter(|l| !l.starts_with('#')).any(|l| {
+        let series = l.rsplit_once(' ').map(|(s, _)| s).unwrap_or("");
+        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+        n == name
+            && labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+    })
+}
+
+#[test]
+fn every_component_emits_its_metrics() {
+    let ports = Ports::new();
+    let (prom, dead) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"receivers:
+{recv}processors:
+  memory_limiter: {{limit_mib: 512, check_interval: 100ms}}
+  batch: {{timeout: 50ms}}
+exporters:
+  otlp: {{endpoint: "http://127.0.0.1:{dead}", retry_on_failure: {{enabled: false}}}}
+  otlp_http: {{endpoint: "http://127.0.0.1:{dead}", retry_on_failure: {{enabled: false}}}}
+  prometheus: {{endpoint: "127.0.0.1:{prom}"}}
+  loki: {{endpoint: "http://127.0.0.1:{dead}/loki/api/v1/push", retry_on_failure: {{enabled: false}}}}
+  debug:
+service:
+  pipelines:
+    traces: {{receivers: [otlp], processors: [memory_limiter, batch], exporters: [otlp, debug]}}
+    metrics: {{receivers: [otlp], processors: [memory_limiter, batch], exporters: [otlp_http, prometheus]}}
+    logs: {{receivers: [otlp], processors: [memory_limiter, batch], exporters: [loki]}}
+{tel}"#,
+        recv = ports.otlp_receiver(),
+        tel = ports.telemetry()
+    );
+    let gw = Gateway::start(ports, dir, &config);
+    let text = gw.metrics_text();
+    for transport in ["grpc", "http"] {
+        for noun in ["spans", "metric_points", "log_records"] {
+            for kind in ["accepted", "refused"] {
+                let name = format!("otelcol_receiver_{kind}_{noun}");
+                assert!(
+                    has_series(
+                        &text,
+                        &name,
+                        &[("receiver", "otlp"), ("transport", transport)]
+                    ),
+                    "{name} {transport}"
+                );
+            }
+        }
+    }
+    for exporter in ["otlp", "otlp_http", "prometheus", "loki", "debug"] {
+        for noun in ["spans", "metric_points", "log_records"] {
+            for kind in ["sent", "send_failed", "enqueue_failed"] {
+                let name = format!("otelcol_exporter_{kind}_{noun}");
+                assert!(
+                    has_series(&text, &name, &[("exporter", exporter)]),
+                    "{name} for {exporter}"
+                );
+            }
+        }
+        for name in [
+            "otelcol_exporter_queue_size",
+            "otelcol_exporter_queue_capacity",
+            "otelgw_exporter_retries",
+        ] {
+            assert!(
+                has_series(&text, name, &[("exporter", exporter)]),
+                "{name} for {exporter}"
+            );
+        }
+    }
+    for pipeline in ["traces", "metrics", "logs"] {
+        for name in [
+            "otelcol_processor_batch_batch_send_size_count",
+            "otelcol_processor_batch_batch_size_trigger_send",
+            "otelcol_processor_batch_timeout_trigger_send",
+            "otelcol_processor_batch_metadata_cardinality",
+        ] {
+            assert!(
+                has_series(
+                    &text,
+                    name,
+                    &[("processor", "batch"), ("pipeline", pipeline)]
+                ),
+                "{name} in {pipeline}"
+            );
+        }
+    }
+    for name in [
+        "otelgw_memory_limiter_state",
+        "otelgw_memory_limiter_usage_bytes",
+        "otelgw_memory_limiter_refused_requests",
+    ] {
+        assert!(has_series(&text, name, &[]), "{name}");
+    }
+    assert!(has_series(
+        &text,
+        "otelgw_memory_limiter_limit_bytes",
+        &[("limit", "hard")]
+    ));
+    for name in [
+        "otelgw_prometheus_series",
+        "otelgw_prometheus_scrapes",
+        "otelgw_prometheus_expired_series",
+    ] {
+        assert!(
+            has_series(&text, name, &[("exporter", "prometheus")]),
+            "{name}"
+        );
+    }
+    for reason in ["out_of_order", "type_conflict", "max_series"] {
+        assert!(has_series(
+            &text,
+            "otelgw_prometheus_dropped_points",
+            &[("exporter", "prometheus"), ("reason", reason)]
+        ));
+    }
+    for name in [
+        "otelgw_loki_labels_demoted",
+        "otelgw_loki_lines_truncated",
+        "otelgw_loki_lines_dropped",
+        "otelgw_loki_entries_dropped_stream_limit",
+    ] {
+        assert!(has_series(&text, name, &[("exporter", "loki")]), "{name}");
+    }
+    assert!(has_series(&text, "otelcol_process_start_time_seconds", &[]));
+    // the memory limiter's state is live: accepting
+    assert_eq!(gw.metric("otelgw_memory_limiter_state", &[]), 0.0);
+    assert_eq!(
+        gw.metric("otelcol_exporter_queue_capacity", &[("exporter", "otlp")]),
+        1000.0
+    );
+}

@@ -537,7 +537,7 @@ fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut Diagnostics)
                 "a pipeline needs at least one exporter",
             );
         }
-        let refs = Refs {
+        let mut refs = Refs {
             diag,
             used: &mut used,
             broken,
@@ -549,24 +549,12 @@ fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut Diagnostics)
             "receiver",
             |id| cfg.receivers.get(id).map(|r| r.supports(signal)),
         );
-        let refs = Refs {
-            diag,
-            used: &mut used,
-            broken,
-            signal,
-        };
         refs.check(
             &p.processors,
             &format!("{path}.processors"),
             "processor",
             |id| cfg.processors.get(id).map(|r| r.supports(signal)),
         );
-        let refs = Refs {
-            diag,
-            used: &mut used,
-            broken,
-            signal,
-        };
         refs.check(
             &p.exporters,
             &format!("{path}.exporters"),
@@ -616,7 +604,7 @@ struct Refs<'a> {
 
 impl Refs<'_> {
     fn check(
-        self,
+        &mut self,
         refs: &[String],
         path: &str,
         kind: &'static str,

@@ -17,6 +17,7 @@
 //! The data model is the `opentelemetry-proto` prost structs, end to end ([`data`]).
 
 pub mod app;
+pub mod cardinality;
 pub mod config;
 pub mod data;
 pub mod exporters;

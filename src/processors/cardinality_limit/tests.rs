@@ -76,6 +76,17 @@ fn request(service: &str, metrics: Vec<Metric>) -> Telemetry {
     })
 }
 
+/// `n` delta points of metric `m`, one per user, value 1, from `service`.
+fn run_users(p: &CardinalityLimitProcessor, service: &str, n: usize) -> (Telemetry, Rejections) {
+    run(
+        p,
+        request(
+            service,
+            vec![sum_metric("m", DELTA, users(n, |_| 1.0, 1, 2))],
+        ),
+    )
+}
+
 fn run(p: &CardinalityLimitProcessor, mut t: Telemetry) -> (Telemetry, Rejections) {
     let mut rej = Rejections::default();
     p.process(&mut t, &RequestMeta::default(), &mut rej);
@@ -328,19 +339,13 @@ fn unfoldable_types_are_dropped_and_counted() {
 #[test]
 fn drop_and_passive() {
     let p = build("max_series_per_metric: 2\naction: drop");
-    let (out, rej) = run(
-        &p,
-        request("svc", vec![sum_metric("m", DELTA, users(5, |_| 1.0, 1, 2))]),
-    );
+    let (out, rej) = run_users(&p, "svc", 5);
     assert_eq!(points(&out, "m").len(), 2);
     assert_eq!(rej.count, 3);
     assert_eq!(counter("per_metric", "drop"), 3);
 
     let p = build("max_series_per_metric: 2\naction: passive");
-    let (out, rej) = run(
-        &p,
-        request("svc", vec![sum_metric("m", DELTA, users(5, |_| 1.0, 1, 2))]),
-    );
+    let (out, rej) = run_users(&p, "svc", 5);
     assert_eq!(points(&out, "m").len(), 5, "passive keeps everything");
     assert_eq!(rej.count, 0);
     assert_eq!(counter("per_metric", "passive"), 3);
@@ -356,10 +361,7 @@ fn drop_and_passive() {
 #[test]
 fn all_points_dropped_removes_the_empty_metric() {
     let p = build("max_series_per_metric: 1\naction: drop");
-    run(
-        &p,
-        request("svc", vec![sum_metric("m", DELTA, users(1, |_| 1.0, 1, 2))]),
-    );
+    run_users(&p, "svc", 1);
     let pts = (1..3)
         .map(|i| num(attrs(&[("user", &format!("u{i}"))]), 1.0, 1, 2))
         .collect();
@@ -460,15 +462,9 @@ per_metric:
 #[test]
 fn each_source_gets_its_own_overflow_series() {
     let p = build("max_series_per_metric: 3");
-    let (a, _) = run(
-        &p,
-        request("a", vec![sum_metric("m", DELTA, users(2, |_| 1.0, 1, 2))]),
-    );
+    let (a, _) = run_users(&p, "a", 2);
     assert_eq!(points(&a, "m").len(), 2);
-    let (b, _) = run(
-        &p,
-        request("b", vec![sum_metric("m", DELTA, users(2, |_| 1.0, 1, 2))]),
-    );
+    let (b, _) = run_users(&p, "b", 2);
     // one slot left for b: u0 admitted, u1 folded into b's overflow series (b's resource)
     assert_eq!(points(&b, "m").len(), 2);
     assert_eq!(overflow_value(&b, "m"), Some(1.0));
@@ -482,10 +478,7 @@ fn each_source_gets_its_own_overflow_series() {
 #[test]
 fn global_limit_and_report() {
     let p = build("max_series_per_metric: 0\nmax_series: 3\naction: drop");
-    let (_, rej) = run(
-        &p,
-        request("svc", vec![sum_metric("m", DELTA, users(5, |_| 1.0, 1, 2))]),
-    );
+    let (_, rej) = run_users(&p, "svc", 5);
     assert_eq!(rej.count, 2);
     assert_eq!(counter("global", "drop"), 2);
     let rep = crate::cardinality::report::report(p.tracker(), 10);

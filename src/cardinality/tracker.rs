@@ -462,7 +462,11 @@ impl Tracker {
             Table::Exact(shards) => {
                 let shard = &shards[(key >> 58) as usize];
                 if let Some(slot) = shard.read().unwrap_or_else(|p| p.into_inner()).get(key) {
-                    slot.last_seen.store(now, Ordering::Relaxed);
+                    // write only when the second changed: a store makes the cache line
+                    // exclusive to this core, and the other core's next lookup pays for it
+                    if slot.last_seen.load(Ordering::Relaxed) != now {
+                        slot.last_seen.store(now, Ordering::Relaxed);
+                    }
                     return Verdict::Admitted;
                 }
                 self.miss_exact(shard, m, key, attrs, now)

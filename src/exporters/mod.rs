@@ -11,6 +11,7 @@ pub mod file;
 pub mod loki;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod persistent_queue;
 pub mod prometheus;
 pub mod retry;
 pub mod runner;

@@ -148,6 +148,10 @@ pub struct Recovery {
     pub corrupt: u64,
     /// Bytes of an incomplete record at the end of the newest segment (a torn write).
     pub torn_bytes: u64,
+    /// Items in the undelivered records (as their appends declared them).
+    pub items: u64,
+    /// Body bytes of the undelivered records.
+    pub body_bytes: u64,
 }
 
 struct Segment {
@@ -357,6 +361,10 @@ impl PersistentQueue {
                         ));
                         unacked += 1;
                         rec.records += 1;
+                        rec.items +=
+                            u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]])
+                                as u64;
+                        rec.body_bytes += (len as usize - PAYLOAD_HEADER) as u64;
                     }
                     off = start + len as usize;
                 }
@@ -1042,7 +1050,9 @@ mod tests {
             Recovery {
                 records: 3,
                 corrupt: 0,
-                torn_bytes: 11
+                torn_bytes: 11,
+                items: 6,
+                body_bytes: 36,
             }
         );
         assert_eq!(

@@ -38,7 +38,8 @@
 //!
 //! **Bounds**: `max_size` caps the bytes of segment files on disk. An append that would exceed
 //! it fails with [`QueueError::Full`]; data already queued is never dropped to make room. In
-//! memory the queue keeps 16 bytes per undelivered record (its position), never the payloads.
+//! memory the queue keeps 16 bytes per undelivered record (its position), plus at most one
+//! read-ahead run (256 records or 4 MiB) of payloads per consumer reading.
 //!
 //! One process per directory: nothing here locks the directory against a second otelgw.
 
@@ -65,6 +66,10 @@ const RECORD_HEADER: u64 = 8;
 const PAYLOAD_HEADER: usize = 5;
 /// The largest record payload accepted (a sanity bound for the length field).
 pub const MAX_RECORD: u32 = 256 << 20;
+/// Records read back from disk by one blocking task at most.
+const READ_AHEAD: usize = 256;
+/// Bytes read back by one blocking task at most (one record always, however large).
+const READ_AHEAD_BYTES: u64 = 4 << 20;
 /// Appends written by one write(2) / fsync at most.
 const MAX_GROUP: usize = 4096;
 
@@ -170,6 +175,8 @@ struct State {
     segments: BTreeMap<u64, Segment>,
     /// Records ready for a consumer, oldest first: (id, payload length).
     pending: VecDeque<(RecordId, u32)>,
+    /// Records already read back from disk, not yet handed out.
+    read_ahead: VecDeque<Record>,
     disk_bytes: u64,
     reading_stopped: bool,
 }
@@ -280,6 +287,7 @@ impl PersistentQueue {
         let mut state = State {
             segments: BTreeMap::new(),
             pending: VecDeque::new(),
+            read_ahead: VecDeque::new(),
             disk_bytes: 0,
             reading_stopped: false,
         };
@@ -495,59 +503,95 @@ impl PersistentQueue {
     }
 
     /// The next undelivered record, oldest first; waits for one. `None` once reading stopped.
+    ///
+    /// Records are read back in runs (up to [`READ_AHEAD`] records or [`READ_AHEAD_BYTES`]) by
+    /// one blocking task, and the run is shared by every consumer: one thread hop per run
+    /// instead of per record. Read-ahead records are still on disk and unacked until delivered.
     pub async fn next(&self) -> Option<Record> {
         loop {
             let notified = self.ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let found = {
+            let run = {
                 let mut st = self.lock_state();
                 if st.reading_stopped {
                     return None;
                 }
-                st.pending.pop_front().and_then(|(id, len)| {
-                    st.segments.get(&id.seg).map(|s| (id, len, s.file.clone()))
-                })
+                if let Some(r) = st.read_ahead.pop_front() {
+                    return Some(r);
+                }
+                let mut run = Vec::new();
+                let mut bytes = 0u64;
+                while run.len() < READ_AHEAD && (run.is_empty() || bytes < READ_AHEAD_BYTES) {
+                    let Some((id, len)) = st.pending.pop_front() else {
+                        break;
+                    };
+                    if let Some(seg) = st.segments.get(&id.seg) {
+                        bytes += len as u64;
+                        run.push((id, len, seg.file.clone()));
+                    }
+                }
+                run
             };
-            let Some((id, len, file)) = found else {
+            if run.is_empty() {
                 notified.await;
                 continue;
-            };
+            }
             let read = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; RECORD_HEADER as usize + len as usize];
-                file.read_exact_at(&mut buf, id.off).map(|_| buf)
+                run.into_iter()
+                    .map(|(id, len, file)| {
+                        let mut buf = vec![0u8; RECORD_HEADER as usize + len as usize];
+                        (id, file.read_exact_at(&mut buf, id.off).map(|_| buf))
+                    })
+                    .collect::<Vec<_>>()
             })
             .await;
-            let buf = match read {
-                Ok(Ok(buf)) => buf,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, segment = id.seg, offset = id.off, "cannot read persistent queue record; skipped");
-                    self.metrics.corrupt.inc();
-                    self.ack(id);
-                    continue;
+            let Ok(read) = read else { return None };
+            let mut records = Vec::with_capacity(read.len());
+            for (id, res) in read {
+                match res {
+                    Ok(buf) if valid_at(&buf, 0).is_some() => {
+                        let payload = Bytes::from(buf).slice(RECORD_HEADER as usize..);
+                        let signal = untag(payload[0]).unwrap_or(Signal::Traces);
+                        let items =
+                            u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+                        records.push(Record {
+                            id,
+                            signal,
+                            items: items as u64,
+                            body: payload.slice(PAYLOAD_HEADER..),
+                        });
+                    }
+                    Ok(_) => {
+                        tracing::error!(
+                            segment = id.seg,
+                            offset = id.off,
+                            "persistent queue record fails its checksum on read; skipped"
+                        );
+                        self.metrics.corrupt.inc();
+                        self.ack(id);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, segment = id.seg, offset = id.off, "cannot read persistent queue record; skipped");
+                        self.metrics.corrupt.inc();
+                        self.ack(id);
+                    }
                 }
-                Err(_) => return None,
+            }
+            let mut records = records.into_iter();
+            let first = records.next();
+            let more = {
+                let mut st = self.lock_state();
+                // Ahead of anything another consumer read later, behind what it read earlier.
+                st.read_ahead.extend(records);
+                !st.read_ahead.is_empty()
             };
-            let Some(rlen) = valid_at(&buf, 0) else {
-                tracing::error!(
-                    segment = id.seg,
-                    offset = id.off,
-                    "persistent queue record fails its checksum on read; skipped"
-                );
-                self.metrics.corrupt.inc();
-                self.ack(id);
-                continue;
-            };
-            let payload = Bytes::from(buf).slice(RECORD_HEADER as usize..);
-            debug_assert_eq!(payload.len(), rlen as usize);
-            let signal = untag(payload[0]).unwrap_or(Signal::Traces);
-            let items = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
-            return Some(Record {
-                id,
-                signal,
-                items: items as u64,
-                body: payload.slice(PAYLOAD_HEADER..),
-            });
+            if more {
+                self.ready.notify_waiters();
+            }
+            if let Some(r) = first {
+                return Some(r);
+            }
         }
     }
 

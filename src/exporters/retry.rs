@@ -270,7 +270,9 @@ mod tests {
             ..Default::default()
         });
         for _ in 0..1000 {
-            assert!(forever.next_delay(Some(Duration::from_secs(3600))).is_some());
+            assert!(forever
+                .next_delay(Some(Duration::from_secs(3600)))
+                .is_some());
         }
         let mut off = Backoff::new(&RetryConfig {
             enabled: false,

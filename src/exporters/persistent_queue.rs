@@ -38,7 +38,7 @@
 //!
 //! **Bounds**: `max_size` caps the bytes of segment files on disk. An append that would exceed
 //! it fails with [`QueueError::Full`]; data already queued is never dropped to make room. In
-//! memory the queue keeps 16 bytes per undelivered record (its position), plus at most one
+//! memory the queue keeps 20 bytes per undelivered record (position, length, items), plus at most one
 //! read-ahead run (256 records or 4 MiB) of payloads per consumer reading.
 //!
 //! One process per directory: nothing here locks the directory against a second otelgw.
@@ -114,6 +114,12 @@ pub struct Record {
     pub items: u64,
     /// The batch's protobuf encoding.
     pub body: Bytes,
+    /// Bytes of the body as appended (also for a damaged record, whose body is empty).
+    pub body_len: usize,
+    /// The record failed its checksum when read back (disk damage after the start scan): it
+    /// was counted as corrupt and removed; only `items` and `body_len` are meaningful, so the
+    /// caller can give back the queue capacity it held.
+    pub damaged: bool,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -174,7 +180,7 @@ struct Segment {
 struct State {
     segments: BTreeMap<u64, Segment>,
     /// Records ready for a consumer, oldest first: (id, payload length).
-    pending: VecDeque<(RecordId, u32)>,
+    pending: VecDeque<(RecordId, u32, u32)>,
     /// Records already read back from disk, not yet handed out.
     read_ahead: VecDeque<Record>,
     disk_bytes: u64,
@@ -360,18 +366,19 @@ impl PersistentQueue {
                         rec.corrupt += 1;
                         tracing::error!(segment = %path.display(), offset = off, "persistent queue record fails its checksum; skipped");
                     } else if !acked.contains(&(off as u64)) {
+                        let items =
+                            u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
                         state.pending.push_back((
                             RecordId {
                                 seg: seq,
                                 off: off as u64,
                             },
                             len,
+                            items,
                         ));
                         unacked += 1;
                         rec.records += 1;
-                        rec.items +=
-                            u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]])
-                                as u64;
+                        rec.items += items as u64;
                         rec.body_bytes += (len as usize - PAYLOAD_HEADER) as u64;
                     }
                     off = start + len as usize;
@@ -523,12 +530,12 @@ impl PersistentQueue {
                 let mut run = Vec::new();
                 let mut bytes = 0u64;
                 while run.len() < READ_AHEAD && (run.is_empty() || bytes < READ_AHEAD_BYTES) {
-                    let Some((id, len)) = st.pending.pop_front() else {
+                    let Some((id, len, items)) = st.pending.pop_front() else {
                         break;
                     };
                     if let Some(seg) = st.segments.get(&id.seg) {
                         bytes += len as u64;
-                        run.push((id, len, seg.file.clone()));
+                        run.push((id, len, items, seg.file.clone()));
                     }
                 }
                 run
@@ -539,16 +546,26 @@ impl PersistentQueue {
             }
             let read = tokio::task::spawn_blocking(move || {
                 run.into_iter()
-                    .map(|(id, len, file)| {
+                    .map(|(id, len, items, file)| {
                         let mut buf = vec![0u8; RECORD_HEADER as usize + len as usize];
-                        (id, file.read_exact_at(&mut buf, id.off).map(|_| buf))
+                        let res = file.read_exact_at(&mut buf, id.off).map(|_| buf);
+                        (id, len, items, res)
                     })
                     .collect::<Vec<_>>()
             })
             .await;
             let Ok(read) = read else { return None };
             let mut records = Vec::with_capacity(read.len());
-            for (id, res) in read {
+            for (id, len, items, res) in read {
+                // What a damaged record still tells its consumer: how big it was.
+                let damaged = Record {
+                    id,
+                    signal: Signal::Traces,
+                    items: items as u64,
+                    body: Bytes::new(),
+                    body_len: (len as usize).saturating_sub(PAYLOAD_HEADER),
+                    damaged: true,
+                };
                 match res {
                     Ok(buf) if valid_at(&buf, 0).is_some() => {
                         let payload = Bytes::from(buf).slice(RECORD_HEADER as usize..);
@@ -559,7 +576,9 @@ impl PersistentQueue {
                             id,
                             signal,
                             items: items as u64,
+                            body_len: payload.len() - PAYLOAD_HEADER,
                             body: payload.slice(PAYLOAD_HEADER..),
+                            damaged: false,
                         });
                     }
                     Ok(_) => {
@@ -570,11 +589,13 @@ impl PersistentQueue {
                         );
                         self.metrics.corrupt.inc();
                         self.ack(id);
+                        records.push(damaged);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, segment = id.seg, offset = id.off, "cannot read persistent queue record; skipped");
                         self.metrics.corrupt.inc();
                         self.ack(id);
+                        records.push(damaged);
                     }
                 }
             }
@@ -789,6 +810,7 @@ impl PersistentQueue {
                     off,
                 },
                 len,
+                u32::from_le_bytes(items),
                 a.reply,
             ));
         }
@@ -836,8 +858,8 @@ impl PersistentQueue {
         match &res {
             Ok(()) => {
                 let mut added = 0u64;
-                for (id, len, _) in &placed {
-                    st.pending.push_back((*id, *len));
+                for (id, len, items, _) in &placed {
+                    st.pending.push_back((*id, *len, *items));
                     added += RECORD_HEADER + *len as u64;
                 }
                 if let Some(seg) = st.segments.get_mut(&seq) {
@@ -848,7 +870,7 @@ impl PersistentQueue {
             Err(_) => {
                 let lost: u64 = placed
                     .iter()
-                    .map(|(_, len, _)| RECORD_HEADER + *len as u64)
+                    .map(|(_, len, _, _)| RECORD_HEADER + *len as u64)
                     .sum();
                 st.disk_bytes = st.disk_bytes.saturating_sub(lost);
             }
@@ -857,14 +879,14 @@ impl PersistentQueue {
         drop(st);
         self.metrics.disk_bytes.set(b as i64);
         self.ready.notify_waiters();
-        for (_, _, reply) in placed {
+        for (_, _, _, reply) in placed {
             let _ = reply.send(res.clone());
         }
     }
 }
 
 /// A record written in this group: its id, payload length, and the caller waiting for it.
-type Placed = (RecordId, u32, oneshot::Sender<Result<(), QueueError>>);
+type Placed = (RecordId, u32, u32, oneshot::Sender<Result<(), QueueError>>);
 
 /// The segment the writer appends to.
 struct ActiveSegment {
@@ -1073,6 +1095,32 @@ mod tests {
         let want: Vec<Bytes> = [0, 1, 3, 4, 5, 7, 8, 9].into_iter().map(body).collect();
         assert_eq!(got, want);
         q2.close();
+    }
+
+    #[tokio::test]
+    async fn damage_after_the_start_scan_is_reported_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (q, _, m) = open(dir.path(), opts(Fsync::Always));
+        for i in 0..3 {
+            q.append(Signal::Logs, 4, body(i)).await.unwrap();
+        }
+        let seg = seg_path(dir.path(), 1);
+        let mut data = fs::read(&seg).unwrap();
+        let offs = record_offsets(&data);
+        data[offs[1] + 8 + 9] ^= 1;
+        fs::write(&seg, &data).unwrap();
+        let r0 = q.next().await.unwrap();
+        let r1 = q.next().await.unwrap();
+        let r2 = q.next().await.unwrap();
+        assert!(!r0.damaged && !r2.damaged);
+        assert_eq!(r2.body, body(2));
+        assert!(r1.damaged);
+        assert_eq!((r1.items, r1.body_len), (4, 12));
+        assert_eq!(m.corrupt.get(), 1);
+        q.ack(r0.id);
+        q.ack(r2.id);
+        assert_eq!(q.unacked(), 0, "the damaged record was removed");
+        q.close();
     }
 
     #[tokio::test]

@@ -444,7 +444,12 @@ async fn persistent_consumer(shared: &Shared, pq: Arc<PersistentQueue>) {
             _ = stop.wait_for(|s| *s) => None,
         };
         let Some(rec) = rec else { break };
-        let n = units(shared.sizer, rec.items, rec.body.len());
+        let n = units(shared.sizer, rec.items, rec.body_len);
+        if rec.damaged {
+            // Counted as corrupt and removed by the queue; only its capacity comes back here.
+            shared.capacity.release(n);
+            continue;
+        }
         let data = match Telemetry::decode_proto(rec.signal, &rec.body) {
             Ok(d) => d,
             Err(e) => {

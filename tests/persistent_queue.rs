@@ -1,7 +1,8 @@
 //! The persistent sending queue against a real receiving peer (a second otelgw writing what it
 //! receives to a file): spans are identified one by one (unique span ids) and counted at the
 //! peer. Covers a backend that is down and comes back (across a clean gateway restart), a
-//! `kill -9` during a flood with `fsync: always`, flipped bytes in a segment, and a full disk.
+//! `kill -9` during a flood with `fsync: always`, flipped bytes in a segment, a full disk, and a
+//! SIGHUP reload (the old graph closes the queue, the new one reopens it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
@@ -351,4 +352,35 @@ async fn a_full_disk_refuses_clients_and_drops_nothing_already_queued() {
     assert!(gw.stop().success());
     let got = received(&out);
     assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_reload_closes_and_reopens_the_queue_without_losing_or_repeating() {
+    let (mut peer, out) = stopped_peer();
+    let mut gw = gateway(peer.grpc_port, "    fsync: batch\n");
+    let client = reqwest::Client::new();
+    let mut sent = BTreeSet::new();
+    for seed in 1..=10 {
+        let req = spans(seed, 3);
+        assert_eq!(post(&client, gw.http_port, &req).await, Some(200));
+        sent.extend(ids(&req));
+    }
+    gw.signal("HUP");
+    wait_until("the reload", Duration::from_secs(15), || {
+        gw.metric("otelgw_config_reloads", &[("result", "applied")]) == 1.0
+    });
+    // The new graph found the old graph's records on disk.
+    assert_eq!(
+        gw.metric("otelgw_exporter_persistent_queue_recovered_records", EXP),
+        10.0
+    );
+    peer.spawn();
+    wait_until("all 30 spans at the peer", Duration::from_secs(30), || {
+        received(&out).len() == sent.len()
+    });
+    assert!(gw.stop().success());
+    assert!(peer.stop().success());
+    let got = received(&out);
+    assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), sent);
+    assert!(got.values().all(|&n| n == 1));
 }

@@ -465,6 +465,14 @@ impl PersistentQueue {
             .append(true)
             .open(&apath)
             .map_err(|e| io_err("create ack file", &apath, e))?;
+        if self.opts.fsync != Fsync::Never {
+            // A synced record in a file whose directory entry was never synced can vanish with
+            // a power loss: make the new names durable before anything is written into them.
+            w.sync_all().map_err(|e| io_err("sync segment", &path, e))?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_err("sync directory", &self.dir, e))?;
+        }
         let mut st = self.lock_state();
         st.disk_bytes += SEGMENT_HEADER;
         st.segments.insert(

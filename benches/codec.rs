@@ -24,6 +24,10 @@ fn traces(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("encode", spans), &t, |b, t| {
             b.iter(|| t.encode_to_bytes().len())
         });
+        // prost's own Message::encode, for comparison with otelgw's one-pass envelope encoder
+        g.bench_with_input(BenchmarkId::new("encode_prost", spans), &req, |b, r| {
+            b.iter(|| r.encode_to_vec().len())
+        });
         g.bench_with_input(
             BenchmarkId::new("decode_encode", spans),
             &bytes,

@@ -118,16 +118,13 @@ impl Telemetry {
     }
 
     /// Encodes to protobuf bytes.
+    /// Encodes to protobuf bytes (each item's length computed once: [`crate::encode`]).
     pub fn encode_to_bytes(&self) -> Bytes {
-        let mut buf = Vec::with_capacity(self.encoded_len());
-        // Encoding into a Vec cannot fail: prost only fails when the buffer lacks capacity,
-        // and a Vec grows.
-        let _ = match self {
-            Telemetry::Traces(r) => r.encode(&mut buf),
-            Telemetry::Metrics(r) => r.encode(&mut buf),
-            Telemetry::Logs(r) => r.encode(&mut buf),
-        };
-        Bytes::from(buf)
+        Bytes::from(match self {
+            Telemetry::Traces(r) => crate::encode::traces(r),
+            Telemetry::Metrics(r) => crate::encode::metrics(r),
+            Telemetry::Logs(r) => crate::encode::logs(r),
+        })
     }
 
     /// Encodes as OTLP/JSON (hex ids, lowerCamelCase, 64-bit ints as strings).

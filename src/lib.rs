@@ -17,8 +17,10 @@
 //! The data model is the `opentelemetry-proto` prost structs, end to end ([`data`]).
 
 pub mod app;
+pub mod cardinality;
 pub mod config;
 pub mod data;
+pub mod encode;
 pub mod exporters;
 pub mod extensions;
 pub mod pipeline;

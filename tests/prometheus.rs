@@ -8,51 +8,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn query(port: u16, q: &str) -> serde_json::Value {
-    let path = format!("/api/v1/query?query={}", urlencode(q));
-    let (status, body) =
-        http_get(&format!("127.0.0.1:{port}"), &path).unwrap_or((0, String::new()));
-    assert_eq!(status, 200, "{q}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The single value a query returns, waiting (bounded) for scrapes to bring it.
-fn value(port: u16, q: &str) -> f64 {
-    let mut last = serde_json::Value::Null;
-    for _ in 0..100 {
-        let r = query(port, q);
-        let result = &r["data"]["result"];
-        if result.as_array().is_some_and(|a| a.len() == 1) {
-            return result[0]["value"][1].as_str().unwrap().parse().unwrap();
-        }
-        last = r;
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("{q}: no single result after 20s: {last}");
-}
 
 #[test]
 fn prometheus_scrapes_what_the_sdk_measured() {
@@ -60,7 +19,7 @@ fn prometheus_scrapes_what_the_sdk_measured() {
     let promtool = peer("OTELGW_TEST_PROMTOOL");
     let python = peer("OTELGW_TEST_PYTHON");
     let ports = Ports::new();
-    let (exp_port, prom_port) = (free_port(), free_port());
+    let exp_port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "receivers:\n{}exporters:\n  prometheus:\n    endpoint: 127.0.0.1:{exp_port}\n    enable_open_metrics: true\n    const_labels:\n      gateway: otelgw\nservice:\n  pipelines:\n    metrics: {{receivers: [otlp], exporters: [prometheus]}}\n{}",
@@ -113,47 +72,21 @@ fn prometheus_scrapes_what_the_sdk_measured() {
     );
 
     // a real Prometheus scrapes every second, OpenMetrics first (its default Accept)
-    let pdir = tempfile::tempdir().unwrap();
-    let cfg = pdir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: otelgw\n    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:{exp_port}']\n"),
-    )
-    .unwrap();
-    let _prom = Prometheus(
-        Command::new(&prom_bin)
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                pdir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg("--enable-feature=exemplar-storage")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(pdir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("prometheus ready", Duration::from_secs(30), || {
-        matches!(
-            http_get(&format!("127.0.0.1:{prom_port}"), "/-/ready"),
-            Some((200, _))
-        )
-    });
+    let (_prom, prom_port) = start_prometheus(&prom_bin, exp_port);
 
     for t in ["cumulative", "delta"] {
         let sel = format!("{{job=\"py/metrics-svc\",instance=\"{t}-1\",gateway=\"otelgw\"}}");
         // counters: 5 then 3; delta points are added up
-        assert_eq!(value(prom_port, &format!("{t}_requests_total{{route=\"/a\",otel_scope_name=\"otelgw.metrics.test\",otel_scope_version=\"2.0\"}}")), 8.0, "{t}");
+        assert_eq!(prom_value(prom_port, &format!("{t}_requests_total{{route=\"/a\",otel_scope_name=\"otelgw.metrics.test\",otel_scope_version=\"2.0\"}}")), 8.0, "{t}");
         // up-down counter: 10 then -4 (a non-monotonic delta sum accumulates as well)
         assert_eq!(
-            value(prom_port, &format!("{t}_queue_depth{sel}")),
+            prom_value(prom_port, &format!("{t}_queue_depth{sel}")),
             6.0,
             "{t}"
         );
         // gauge with unit Cel
         assert_eq!(
-            value(
+            prom_value(
                 prom_port,
                 &format!("{t}_temperature_celsius{{room=\"lab\"}}")
             ),
@@ -162,16 +95,16 @@ fn prometheus_scrapes_what_the_sdk_measured() {
         );
         // explicit-bucket histogram: 0.05, 0.3, 0.7, 2.0
         assert_eq!(
-            value(prom_port, &format!("{t}_latency_seconds_count{sel}")),
+            prom_value(prom_port, &format!("{t}_latency_seconds_count{sel}")),
             4.0,
             "{t}"
         );
         assert!(
-            (value(prom_port, &format!("{t}_latency_seconds_sum{sel}")) - 3.05).abs() < 1e-9,
+            (prom_value(prom_port, &format!("{t}_latency_seconds_sum{sel}")) - 3.05).abs() < 1e-9,
             "{t}"
         );
         assert_eq!(
-            value(
+            prom_value(
                 prom_port,
                 &format!("{t}_latency_seconds_bucket{{le=\"0.5\",instance=\"{t}-1\"}}")
             ),
@@ -180,12 +113,12 @@ fn prometheus_scrapes_what_the_sdk_measured() {
         );
         // exponential histogram, rendered as classic buckets: nothing dropped
         assert_eq!(
-            value(prom_port, &format!("{t}_exp_latency_seconds_count{sel}")),
+            prom_value(prom_port, &format!("{t}_exp_latency_seconds_count{sel}")),
             4.0,
             "{t}"
         );
         assert_eq!(
-            value(
+            prom_value(
                 prom_port,
                 &format!("{t}_exp_latency_seconds_bucket{{le=\"+Inf\",instance=\"{t}-1\"}}")
             ),
@@ -193,11 +126,12 @@ fn prometheus_scrapes_what_the_sdk_measured() {
             "{t}"
         );
         assert!(
-            (value(prom_port, &format!("{t}_exp_latency_seconds_sum{sel}")) - 3.05).abs() < 1e-9,
+            (prom_value(prom_port, &format!("{t}_exp_latency_seconds_sum{sel}")) - 3.05).abs()
+                < 1e-9,
             "{t}"
         );
         // every classic bucket is exact: its cumulative count is the number of values ≤ le
-        let buckets = query(
+        let buckets = prom_query(
             prom_port,
             &format!("{t}_exp_latency_seconds_bucket{{instance=\"{t}-1\"}}"),
         );
@@ -216,7 +150,7 @@ fn prometheus_scrapes_what_the_sdk_measured() {
         }
         // resource attributes other than job/instance are on target_info
         assert_eq!(
-            value(
+            prom_value(
                 prom_port,
                 &format!("target_info{{instance=\"{t}-1\",host_name=\"box\"}}")
             ),
@@ -225,7 +159,7 @@ fn prometheus_scrapes_what_the_sdk_measured() {
     }
 
     // the target is healthy and was scraped as OpenMetrics
-    assert_eq!(value(prom_port, "up{job=\"otelgw\"}"), 1.0);
+    assert_eq!(prom_value(prom_port, "up{job=\"otelgw\"}"), 1.0);
     let (_, targets) = http_get(&format!("127.0.0.1:{prom_port}"), "/api/v1/targets").unwrap();
     let targets: serde_json::Value = serde_json::from_str(&targets).unwrap();
     let t = &targets["data"]["activeTargets"][0];

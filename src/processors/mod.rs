@@ -6,6 +6,7 @@
 
 pub mod attributes;
 pub mod batch;
+pub mod cardinality_limit;
 pub mod memory_limiter;
 pub mod resource;
 
@@ -49,13 +50,21 @@ pub trait Processor: Send + Sync + 'static {
 pub enum ProcessorConfig {
     Attributes(Box<attributes::AttributesConfig>),
     Batch(batch::BatchConfig),
+    CardinalityLimit(Box<cardinality_limit::CardinalityLimitConfig>),
     MemoryLimiter(memory_limiter::MemoryLimiterConfig),
     Resource(resource::ResourceConfig),
     /// Passes data through unchanged (useful to test graphs, and as the processor template).
     Noop(NoopConfig),
 }
 
-pub const PROCESSOR_TYPES: &[&str] = &["attributes", "batch", "memory_limiter", "noop", "resource"];
+pub const PROCESSOR_TYPES: &[&str] = &[
+    "attributes",
+    "batch",
+    "cardinality_limit",
+    "memory_limiter",
+    "noop",
+    "resource",
+];
 
 /// What a processor config builds: an inline processor or a stage of its own.
 pub enum Built {
@@ -73,6 +82,9 @@ impl ProcessorConfig {
         match id.kind.as_str() {
             "attributes" => typed(path, v, diag).map(|c| ProcessorConfig::Attributes(Box::new(c))),
             "batch" => typed(path, v, diag).map(ProcessorConfig::Batch),
+            "cardinality_limit" => {
+                typed(path, v, diag).map(|c| ProcessorConfig::CardinalityLimit(Box::new(c)))
+            }
             "memory_limiter" => typed(path, v, diag).map(ProcessorConfig::MemoryLimiter),
             "resource" => typed(path, v, diag).map(ProcessorConfig::Resource),
             "noop" => typed(path, v, diag).map(ProcessorConfig::Noop),
@@ -93,20 +105,25 @@ impl ProcessorConfig {
         match self {
             ProcessorConfig::Attributes(c) => c.validate(path, diag),
             ProcessorConfig::Batch(c) => c.validate(path, diag),
+            ProcessorConfig::CardinalityLimit(c) => c.validate(path, diag),
             ProcessorConfig::MemoryLimiter(c) => c.validate(path, diag),
             ProcessorConfig::Resource(c) => c.validate(path, diag),
             ProcessorConfig::Noop(_) => {}
         }
     }
 
-    pub fn supports(&self, _signal: Signal) -> bool {
-        true
+    pub fn supports(&self, signal: Signal) -> bool {
+        match self {
+            ProcessorConfig::CardinalityLimit(_) => signal == Signal::Metrics,
+            _ => true,
+        }
     }
 
     pub fn to_value(&self) -> Value {
         match self {
             ProcessorConfig::Attributes(c) => crate::config::to_value(c),
             ProcessorConfig::Batch(c) => crate::config::to_value(c),
+            ProcessorConfig::CardinalityLimit(c) => crate::config::to_value(c),
             ProcessorConfig::MemoryLimiter(c) => crate::config::to_value(c),
             ProcessorConfig::Resource(c) => crate::config::to_value(c),
             ProcessorConfig::Noop(c) => crate::config::to_value(c),
@@ -114,14 +131,13 @@ impl ProcessorConfig {
     }
 
     /// Builds the running processor for one pipeline (each pipeline gets its own instance).
-    pub fn build(
-        &self,
-        _id: &ComponentId,
-        _registry: &crate::telemetry::metrics::Registry,
-    ) -> Built {
+    pub fn build(&self, id: &ComponentId, registry: &crate::telemetry::metrics::Registry) -> Built {
         match self {
             ProcessorConfig::Attributes(c) => Built::Inline(Arc::new(c.build())),
             ProcessorConfig::Batch(c) => Built::Batch(c.clone()),
+            ProcessorConfig::CardinalityLimit(c) => {
+                Built::Inline(Arc::new(c.build(&id.to_string(), registry)))
+            }
             // The limiter acts at the receivers (the admission gate), not at its position here.
             ProcessorConfig::MemoryLimiter(_) => Built::Inline(Arc::new(Noop)),
             ProcessorConfig::Resource(c) => Built::Inline(Arc::new(c.build())),

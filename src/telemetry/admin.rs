@@ -1,6 +1,7 @@
 //! The admin listener (`service.telemetry.metrics.address`, default `127.0.0.1:8888`):
 //! `/metrics` (self-metrics, Prometheus text 0.0.4), `/healthz` (live), `/readyz` (pipelines
-//! running: 200, else 503). The `health_check` extension serves the same health routes, plus its
+//! running: 200, else 503), `/debug/cardinality?limit=N` (series accounting of every
+//! cardinality tracker as JSON, see [`crate::cardinality::report`]). The `health_check` extension serves the same health routes, plus its
 //! configured path, on its own endpoint.
 
 use std::convert::Infallible;
@@ -47,6 +48,23 @@ fn route(req: &Request<hyper::body::Incoming>, routes: &Routes) -> Response<Full
                 "text/plain; version=0.0.4; charset=utf-8",
                 body,
             )
+        }
+        "/debug/cardinality" if routes.registry.is_some() => {
+            let limit = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("limit="))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(10)
+                .clamp(1, 10_000);
+            let body = routes
+                .registry
+                .as_ref()
+                .map(|r| r.cardinality.render(limit).to_string())
+                .unwrap_or_default();
+            text(StatusCode::OK, "application/json", body)
         }
         "/readyz" => {
             if routes.health.ready() {

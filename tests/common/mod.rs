@@ -350,3 +350,78 @@ pub fn certs(dir: &Path) -> (String, String, String) {
     std::fs::write(&k, leaf_key.serialize_pem()).unwrap();
     (ca.pem(), c.display().to_string(), k.display().to_string())
 }
+
+/// A real Prometheus server (killed on drop).
+pub struct Prometheus(Child, tempfile::TempDir);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A PromQL instant query through the HTTP API.
+pub fn prom_query(port: u16, q: &str) -> serde_json::Value {
+    let path = format!("/api/v1/query?query={}", urlencode(q));
+    let (status, body) =
+        http_get(&format!("127.0.0.1:{port}"), &path).unwrap_or((0, String::new()));
+    assert_eq!(status, 200, "{q}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The single value a query returns, waiting (bounded) for scrapes to bring it.
+pub fn prom_value(port: u16, q: &str) -> f64 {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..100 {
+        let r = prom_query(port, q);
+        let result = &r["data"]["result"];
+        if result.as_array().is_some_and(|a| a.len() == 1) {
+            return result[0]["value"][1].as_str().unwrap().parse().unwrap();
+        }
+        last = r;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{q}: no single result after 20s: {last}");
+}
+
+/// Starts Prometheus scraping `target_port` every second; returns it and its port once ready.
+pub fn start_prometheus(bin: &str, target_port: u16) -> (Prometheus, u16) {
+    let prom_port = free_port();
+    let pdir = tempfile::tempdir().unwrap();
+    let cfg = pdir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: otelgw\n    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            pdir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .arg("--enable-feature=exemplar-storage")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(pdir.path().join("prometheus.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let prom = Prometheus(child, pdir);
+    wait_until("prometheus ready", Duration::from_secs(30), || {
+        matches!(
+            http_get(&format!("127.0.0.1:{prom_port}"), "/-/ready"),
+            Some((200, _))
+        )
+    });
+    (prom, prom_port)
+}

@@ -12,10 +12,16 @@
 //! before the last one, or starts inside the window already counted, would be counted twice and
 //! is dropped and counted (`otelgw_prometheus_dropped_points{reason="out_of_order"}`).
 //! A point flagged `NoRecordedValue` removes its series.
+//!
+//! `max_series` is enforced by the same tracker as the `cardinality_limit` processor
+//! ([`crate::cardinality`]): the first series win, a new series over the cap is dropped and
+//! counted (`otelgw_prometheus_dropped_points{reason="max_series"}` and
+//! `otelgw_cardinality_rejected_total{reason="global",action="drop"}`), removed series give their
+//! slot back, and the exporter shows up in `GET /debug/cardinality` under its id.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -27,6 +33,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::translate::{family_name, labels as attr_labels, value_string, NameKind};
+use crate::cardinality::tracker::{Policy, Settings, Tracker, Verdict};
+use crate::cardinality::{combine, hash_str, Action, Mode};
 use crate::data::hex;
 use crate::telemetry::metrics::{Counter, Gauge, Registry};
 
@@ -160,6 +168,17 @@ pub struct Store {
     series: AtomicUsize,
     warned: Mutex<HashSet<String>>,
     c: Counters,
+    /// Admission of new series under `max_series` (shared mechanism with `cardinality_limit`).
+    limiter: Arc<Tracker>,
+}
+
+/// The tracker key of one stored series.
+fn series_id(name: &str, labels: &Labels) -> u64 {
+    let mut h = hash_str(name);
+    for (k, v) in labels {
+        h = combine(h, combine(hash_str(k), hash_str(v)));
+    }
+    h
 }
 
 enum Temporality {
@@ -311,7 +330,26 @@ impl Store {
                 &[("exporter", exporter), ("reason", reason)],
             )
         };
+        let limiter = Arc::new(Tracker::new(
+            Settings {
+                name: exporter.to_string(),
+                mode: Mode::Exact,
+                max_series: opts.max_series as u64,
+                // the store expires series itself and tells the tracker
+                ttl: Duration::from_secs(u64::from(u32::MAX)),
+                value_limits: Vec::new(),
+                excluded_labels: Vec::new(),
+                policy: Box::new(|_| Policy {
+                    limit: 0,
+                    action: Action::Drop,
+                    excluded: false,
+                }),
+            },
+            reg,
+        ));
+        reg.cardinality.register(&limiter);
         Store {
+            limiter,
             opts,
             families: DashMap::new(),
             series: AtomicUsize::new(0),
@@ -617,6 +655,7 @@ impl Store {
             if let Some(mut f) = self.families.get_mut(name) {
                 if f.series.remove(&labels).is_some() {
                     self.series.fetch_sub(1, Ordering::Relaxed);
+                    self.limiter.forget(series_id(name, &labels));
                 }
             }
             return;
@@ -740,19 +779,28 @@ impl Store {
             return;
         }
         let exists = fam.series.contains_key(&labels);
-        if !exists
-            && self.opts.max_series > 0
-            && self.series.load(Ordering::Relaxed) >= self.opts.max_series
-        {
-            self.c.max_series.inc();
-            return;
+        let id = (!exists).then(|| series_id(name, &labels));
+        if let Some(id) = id {
+            let m = self.limiter.metric(name);
+            if let Verdict::Rejected(r) = self.limiter.admit(&m, id, &[], self.limiter.now()) {
+                self.limiter.count(r, Action::Drop, 1);
+                self.c.max_series.inc();
+                return;
+            }
         }
         let current = fam.series.get(&labels);
-        if let Some(next) = f(current) {
-            if !exists {
-                self.series.fetch_add(1, Ordering::Relaxed);
+        match f(current) {
+            Some(next) => {
+                if !exists {
+                    self.series.fetch_add(1, Ordering::Relaxed);
+                }
+                fam.series.insert(labels, next);
             }
-            fam.series.insert(labels, next);
+            None => {
+                if let Some(id) = id {
+                    self.limiter.forget(id);
+                }
+            }
         }
     }
 
@@ -761,10 +809,16 @@ impl Store {
         let cutoff = Instant::now().checked_sub(self.opts.expiration);
         let Some(cutoff) = cutoff else { return 0 };
         let mut removed = 0;
-        self.families.retain(|_, fam| {
-            let before = fam.series.len();
-            fam.series.retain(|_, s| s.updated >= cutoff);
-            removed += before - fam.series.len();
+        let limiter = &self.limiter;
+        self.families.retain(|name, fam| {
+            fam.series.retain(|labels, s| {
+                let keep = s.updated >= cutoff;
+                if !keep {
+                    limiter.forget(series_id(name, labels));
+                    removed += 1;
+                }
+                keep
+            });
             !fam.series.is_empty()
         });
         if removed > 0 {
@@ -772,6 +826,8 @@ impl Store {
             self.c.expired.add(removed as u64);
         }
         self.c.series.set(self.series_count() as i64);
+        // refreshes the tracker's gauges (its TTL never expires anything here)
+        self.limiter.sweep();
         removed
     }
 }

@@ -80,6 +80,8 @@ impl Running {
                     };
                     ext_tasks.push(admin::serve(listener, routes, stop_rx.clone()));
                 }
+                // Nothing to run: exporters open their queues in its directory.
+                ExtensionConfig::FileStorage(_) => {}
             }
         }
         match Graph::start(cfg, registry).await {

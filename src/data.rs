@@ -244,6 +244,13 @@ impl Batch {
         }
     }
 
+    /// A batch whose protobuf encoding is already known (read back from a persistent queue).
+    pub fn from_encoded(data: Telemetry, meta: Arc<RequestMeta>, encoded: Bytes) -> Batch {
+        let b = Batch::new(data, meta);
+        let _ = b.encoded.set(encoded);
+        b
+    }
+
     /// Puts the batch's memory on the gate's account until it is dropped (after the export).
     pub fn with_reservation(
         mut self,

@@ -282,3 +282,67 @@ async fn a_full_queue_with_drop_newest_refuses_clients_with_a_retry_hint() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_backend_with_block_on_overflow_pushes_back_and_the_queue_stays_bounded() {
+    let script = Arc::new(Script::default());
+    script
+        .stall
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let port = fake_backend(script.clone()).await;
+    // Capacity in items: 12 spans; block_on_overflow is the default (true).
+    let gw = gateway(
+        port,
+        "      queue_size: 12\n      sizer: items\n      num_consumers: 1\n      block_timeout: 300ms\n",
+    );
+    let exp = &[("exporter", "otlphttp")];
+    // Concurrent clients: the first batch goes to the stuck backend, three more fill the
+    // queue, the rest wait for room and are refused with a retry hint.
+    let mut statuses = vec![];
+    let clients: Vec<_> = (0..8u64)
+        .map(|seed| {
+            let http = gw.http_port;
+            tokio::spawn(async move {
+                let r = post_spans(http, seed, 4).await;
+                let ra = r
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string());
+                (r.status().as_u16(), ra)
+            })
+        })
+        .collect();
+    for c in clients {
+        statuses.push(c.await.unwrap());
+    }
+    let accepted = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let refused = statuses.iter().filter(|(s, _)| *s == 429).count();
+    assert_eq!(accepted + refused, 8, "{statuses:?}");
+    assert!(
+        refused >= 3,
+        "backpressure reached the clients: {statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|(s, ra)| *s == 200 || ra.as_deref() == Some("1")),
+        "{statuses:?}"
+    );
+    // Bounded: the queue holds at most its capacity in items, whatever the clients send.
+    assert_eq!(gw.metric("otelcol_exporter_queue_capacity", exp), 12.0);
+    assert!(gw.metric("otelcol_exporter_queue_size", exp) <= 12.0);
+    assert_eq!(
+        gw.metric("otelcol_exporter_enqueue_failed_spans", exp),
+        4.0 * refused as f64
+    );
+    script
+        .stall
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    wait_metric(
+        &gw,
+        "otelcol_exporter_sent_spans",
+        exp,
+        4.0 * accepted as f64,
+    )
+    .await;
+}

@@ -1,7 +1,7 @@
 //! Every component emits its self-metrics set under Collector-compatible names, labelled by
 //! component id, so existing dashboards work: receivers per transport, exporters (sent,
 //! send-failed, enqueue-failed, queue size and capacity), the batch processor, the memory
-//! limiter, and the Prometheus and Loki exporters' own counters.
+//! limiter, the persistent queue, and the Prometheus and Loki exporters' own counters.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
@@ -24,6 +24,7 @@ fn every_component_emits_its_metrics() {
     let ports = Ports::new();
     let (prom, dead) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
+    let qdir = dir.path().join("queue");
     let config = format!(
         r#"receivers:
 {recv}processors:
@@ -33,15 +34,19 @@ exporters:
   otlp: {{endpoint: "http://127.0.0.1:{dead}", retry_on_failure: {{enabled: false}}}}
   otlp_http: {{endpoint: "http://127.0.0.1:{dead}", retry_on_failure: {{enabled: false}}}}
   prometheus: {{endpoint: "127.0.0.1:{prom}"}}
-  loki: {{endpoint: "http://127.0.0.1:{dead}/loki/api/v1/push", retry_on_failure: {{enabled: false}}}}
+  loki: {{endpoint: "http://127.0.0.1:{dead}/loki/api/v1/push", retry_on_failure: {{enabled: false}}, sending_queue: {{storage: file_storage/q}}}}
   debug:
+extensions:
+  file_storage/q: {{directory: "{qdir}"}}
 service:
+  extensions: [file_storage/q]
   pipelines:
     traces: {{receivers: [otlp], processors: [memory_limiter, batch], exporters: [otlp, debug]}}
     metrics: {{receivers: [otlp], processors: [memory_limiter, batch], exporters: [otlp_http, prometheus]}}
     logs: {{receivers: [otlp], processors: [memory_limiter, batch], exporters: [loki]}}
 {tel}"#,
         recv = ports.otlp_receiver(),
+        qdir = qdir.display(),
         tel = ports.telemetry()
     );
     let gw = Gateway::start(ports, dir, &config);
@@ -133,6 +138,14 @@ service:
         "otelgw_loki_lines_truncated",
         "otelgw_loki_lines_dropped",
         "otelgw_loki_entries_dropped_stream_limit",
+    ] {
+        assert!(has_series(&text, name, &[("exporter", "loki")]), "{name}");
+    }
+    // the persistent queue (loki's sending_queue has storage)
+    for name in [
+        "otelgw_exporter_persistent_queue_disk_bytes",
+        "otelgw_exporter_persistent_queue_recovered_records",
+        "otelgw_exporter_persistent_queue_corrupt_records",
     ] {
         assert!(has_series(&text, name, &[("exporter", "loki")]), "{name}");
     }

@@ -576,6 +576,7 @@ fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut Diagnostics)
             Err(e) => diag.error(path, e),
         }
     }
+    check_storage(cfg, &mut used, diag);
     for (kind, ids) in [
         ("receiver", cfg.receivers.keys().collect::<Vec<_>>()),
         ("processor", cfg.processors.keys().collect()),
@@ -592,6 +593,52 @@ fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut Diagnostics)
         }
     }
     check_listeners(cfg, &used, diag);
+}
+
+/// `sending_queue.storage` must name a `file_storage` extension that `service.extensions`
+/// starts (the Collector's rule).
+fn check_storage(
+    cfg: &Config,
+    used: &mut BTreeSet<(&'static str, ComponentId)>,
+    diag: &mut Diagnostics,
+) {
+    for (id, e) in &cfg.exporters {
+        let Some(storage) = e.queue().and_then(|q| q.storage.as_deref()) else {
+            continue;
+        };
+        let path = format!("exporters.{id}.sending_queue.storage");
+        let sid = match ComponentId::parse(storage) {
+            Ok(sid) => sid,
+            Err(err) => {
+                diag.error(path, err);
+                continue;
+            }
+        };
+        match cfg.extensions.get(&sid) {
+            None => diag.error(
+                path,
+                format!("extension {storage:?} is not defined under extensions"),
+            ),
+            Some(ExtensionConfig::FileStorage(_)) => {
+                if !cfg
+                    .service
+                    .extensions
+                    .iter()
+                    .any(|x| ComponentId::parse(x).is_ok_and(|x| x == sid))
+                {
+                    diag.error(
+                        path,
+                        format!("extension {storage:?} must also be listed in service.extensions"),
+                    );
+                }
+                used.insert(("extension", sid));
+            }
+            Some(_) => diag.error(
+                path,
+                format!("extension {storage:?} is not a file_storage extension"),
+            ),
+        }
+    }
 }
 
 /// Checks one list of component references in a pipeline.

@@ -264,3 +264,62 @@ fn the_embedded_quickstart_config_is_valid() {
     assert_eq!(c.pipelines.len(), 3);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
+
+#[test]
+fn storage_references_are_checked_all_at_once() {
+    let base = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:14317
+exporters:
+  otlp/a:
+    endpoint: a:4317
+    sending_queue: {storage: file_storage/missing}
+  otlp/b:
+    endpoint: b:4317
+    sending_queue: {storage: file_storage/unlisted}
+  otlp/c:
+    endpoint: c:4317
+    sending_queue: {storage: health_check}
+  otlp/d:
+    endpoint: d:4317
+    sending_queue: {enabled: false, storage: file_storage/ok}
+  otlp/e:
+    endpoint: e:4317
+    sending_queue: {storage: file_storage/ok, sizer: bytes, queue_size: 1000000}
+extensions:
+  health_check:
+  file_storage/ok: {directory: /tmp/q, fsync: batch, fsync_interval: 0s}
+  file_storage/unlisted: {directory: /tmp/q}
+service:
+  extensions: [health_check, file_storage/ok]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp/a, otlp/b, otlp/c, otlp/d, otlp/e]
+"#;
+    let e = load(base).unwrap_err();
+    let mut got = messages(&e);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "exporters.otlp/a.sending_queue.storage: extension \"file_storage/missing\" is not defined under extensions".to_string(),
+            "exporters.otlp/b.sending_queue.storage: extension \"file_storage/unlisted\" must also be listed in service.extensions".to_string(),
+            "exporters.otlp/c.sending_queue.storage: extension \"health_check\" is not a file_storage extension".to_string(),
+            "exporters.otlp/d.sending_queue.storage: a persistent queue needs sending_queue.enabled: true".to_string(),
+            "extensions.file_storage/ok.fsync_interval: must be greater than 0 with fsync: batch".to_string(),
+        ]
+    );
+    let good = base
+        .replace("file_storage/missing", "file_storage/ok")
+        .replace("file_storage/unlisted}", "file_storage/ok}")
+        .replace("storage: health_check", "storage: file_storage/ok")
+        .replace("enabled: false, ", "")
+        .replace("fsync_interval: 0s", "fsync_interval: 50ms");
+    let cfg = load(&good).unwrap();
+    let q = cfg.exporters.values().next().unwrap().queue().unwrap();
+    assert_eq!(q.storage.as_deref(), Some("file_storage/ok"));
+}

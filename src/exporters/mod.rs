@@ -11,6 +11,7 @@ pub mod file;
 pub mod loki;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod persistent_queue;
 pub mod prometheus;
 pub mod retry;
 pub mod runner;
@@ -203,6 +204,19 @@ pub enum FullPolicy {
     DropNewest,
 }
 
+/// The unit `sending_queue.queue_size` counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Sizer {
+    /// Requests (batches), the Collector's default.
+    #[default]
+    Requests,
+    /// Items: spans, metric data points, log records.
+    Items,
+    /// Bytes of the batches' protobuf encoding.
+    Bytes,
+}
+
 /// `sending_queue`, with the Collector's keys.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -211,8 +225,11 @@ pub struct QueueConfig {
     pub enabled: bool,
     /// Concurrent senders draining the queue.
     pub num_consumers: usize,
-    /// Capacity in requests (batches).
+    /// Capacity, in the unit `sizer` names. A batch larger than the whole capacity is taken
+    /// alone when the queue is empty (never refused forever).
     pub queue_size: usize,
+    /// What `queue_size` counts: `requests` (default), `items` or `bytes`.
+    pub sizer: Sizer,
     /// `true` (default): a full queue blocks the pipeline; `false`: the newest batch is refused
     /// and counted.
     pub block_on_overflow: bool,
@@ -220,6 +237,11 @@ pub struct QueueConfig {
     /// hint (429 / `RESOURCE_EXHAUSTED`), so clients see a refusal instead of a timeout.
     /// `0` waits without limit (the Collector's behaviour).
     pub block_timeout: Duration,
+    /// A `file_storage` extension id (`file_storage/<name>`): the queue becomes a persistent
+    /// write-ahead log in that extension's directory, delivered at least once across restarts
+    /// and crashes. The extension must also be listed in `service.extensions`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
 }
 
 impl Default for QueueConfig {
@@ -230,6 +252,8 @@ impl Default for QueueConfig {
             queue_size: 1000,
             block_on_overflow: true,
             block_timeout: Duration::from_secs(5),
+            sizer: Sizer::Requests,
+            storage: None,
         }
     }
 }
@@ -249,6 +273,12 @@ impl QueueConfig {
         }
         if self.enabled && self.num_consumers == 0 {
             diag.error(format!("{path}.num_consumers"), "must be at least 1");
+        }
+        if !self.enabled && self.storage.is_some() {
+            diag.error(
+                format!("{path}.storage"),
+                "a persistent queue needs sending_queue.enabled: true",
+            );
         }
     }
 }

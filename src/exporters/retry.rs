@@ -261,6 +261,19 @@ mod tests {
             Some(Duration::from_millis(5))
         );
         assert_eq!(b.next_delay(Some(Duration::from_secs(5))), None);
+        // max_elapsed_time 0: never gives up, even past any budget.
+        let mut forever = Backoff::new(&RetryConfig {
+            initial_interval: CfgDuration::from_millis(100),
+            max_interval: CfgDuration::from_millis(300),
+            max_elapsed_time: CfgDuration::from_secs(0),
+            randomization_factor: 0.0,
+            ..Default::default()
+        });
+        for _ in 0..1000 {
+            assert!(forever
+                .next_delay(Some(Duration::from_secs(3600)))
+                .is_some());
+        }
         let mut off = Backoff::new(&RetryConfig {
             enabled: false,
             ..Default::default()

@@ -18,6 +18,7 @@ use crate::config::{ComponentId, Config, PipelineId};
 use crate::data::{Batch, RequestMeta, Signal, Telemetry};
 use crate::exporters::runner::{ExporterHandle, RunningExporter};
 use crate::exporters::{BuildError, QueueConfig, RetryConfig};
+use crate::extensions::ExtensionConfig;
 use crate::processors::batch::BatchHandle;
 use crate::processors::{Built, Processor, ProcessorConfig, Rejections};
 use crate::receivers::admission::{MemoryGate, DECODED_FACTOR};
@@ -231,8 +232,30 @@ impl Graph {
                 enabled: false,
                 ..Default::default()
             });
-            let running =
-                RunningExporter::start(&id.to_string(), exporter, &queue, retry, registry);
+            let storage = queue
+                .storage
+                .as_deref()
+                .and_then(|s| ComponentId::parse(s).ok())
+                .and_then(|s| match cfg.extensions.get(&s) {
+                    Some(ExtensionConfig::FileStorage(f)) => Some(f),
+                    _ => None,
+                });
+            let running = match RunningExporter::start(
+                &id.to_string(),
+                exporter,
+                &queue,
+                retry,
+                registry,
+                storage,
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    drain_all(exporters, Instant::now()).await;
+                    return Err(BuildError::Other(format!("exporter {id}: {e}")));
+                }
+            };
             handles.insert(id.to_string(), running.handle.clone());
             exporters.push(running);
         }

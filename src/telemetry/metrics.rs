@@ -44,6 +44,10 @@ pub mod names {
     pub const DROPPED_ITEMS: &str = "otelgw_dropped_items";
     pub const EXPORTER_RETRIES: &str = "otelgw_exporter_retries";
     pub const CONFIG_RELOADS: &str = "otelgw_config_reloads";
+    pub const PERSISTENT_QUEUE_DISK_BYTES: &str = "otelgw_exporter_persistent_queue_disk_bytes";
+    pub const PERSISTENT_QUEUE_RECOVERED: &str =
+        "otelgw_exporter_persistent_queue_recovered_records";
+    pub const PERSISTENT_QUEUE_CORRUPT: &str = "otelgw_exporter_persistent_queue_corrupt_records";
     pub const PROCESS_START_TIME: &str = "otelcol_process_start_time_seconds";
 }
 

@@ -1,6 +1,8 @@
 //! Extensions: components outside the data path. `health_check` serves liveness and readiness
 //! on its own endpoint (the Collector's default `:13133`), from the same health state as the
-//! admin listener.
+//! admin listener. `file_storage` ([`file_storage`]) is where persistent sending queues live.
+
+pub mod file_storage;
 
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
@@ -10,9 +12,10 @@ use crate::config::{parse_listen_addr, typed, ComponentId, Diagnostics};
 #[derive(Debug, Clone)]
 pub enum ExtensionConfig {
     HealthCheck(HealthCheckConfig),
+    FileStorage(file_storage::FileStorageConfig),
 }
 
-pub const EXTENSION_TYPES: &[&str] = &["health_check"];
+pub const EXTENSION_TYPES: &[&str] = &["health_check", "file_storage"];
 
 impl ExtensionConfig {
     pub fn from_value(
@@ -23,6 +26,7 @@ impl ExtensionConfig {
     ) -> Option<ExtensionConfig> {
         match id.kind.as_str() {
             "health_check" => typed(path, v, diag).map(ExtensionConfig::HealthCheck),
+            "file_storage" => typed(path, v, diag).map(ExtensionConfig::FileStorage),
             other => {
                 diag.error(
                     path,
@@ -46,18 +50,21 @@ impl ExtensionConfig {
                     diag.error(format!("{path}.path"), "must start with '/'");
                 }
             }
+            ExtensionConfig::FileStorage(c) => c.validate(path, diag),
         }
     }
 
     pub fn listeners(&self) -> Vec<(&'static str, &str)> {
         match self {
             ExtensionConfig::HealthCheck(c) => vec![("endpoint", c.endpoint.as_str())],
+            ExtensionConfig::FileStorage(_) => vec![],
         }
     }
 
     pub fn to_value(&self) -> Value {
         match self {
             ExtensionConfig::HealthCheck(c) => crate::config::to_value(c),
+            ExtensionConfig::FileStorage(c) => crate::config::to_value(c),
         }
     }
 }

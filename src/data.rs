@@ -99,6 +99,15 @@ impl Telemetry {
         }
     }
 
+    /// An empty request of `signal`.
+    pub fn empty(signal: Signal) -> Telemetry {
+        match signal {
+            Signal::Traces => Telemetry::Traces(Default::default()),
+            Signal::Metrics => Telemetry::Metrics(Default::default()),
+            Signal::Logs => Telemetry::Logs(Default::default()),
+        }
+    }
+
     /// Items as the Collector counts them: spans, metric data points, log records.
     pub fn item_count(&self) -> u64 {
         match self {
@@ -221,10 +230,13 @@ pub struct RequestMeta {
 }
 
 /// What travels through exporter queues: the data, its context, and the protobuf encoding
-/// computed at most once (retries and several OTLP exporters reuse it).
+/// computed at most once (retries and several OTLP exporters reuse it). A batch read back from
+/// a persistent queue starts from its encoding and is decoded only if an exporter asks for the
+/// contents ([`Batch::data`]); the OTLP exporters send the bytes as they are.
 #[derive(Debug)]
 pub struct Batch {
-    pub data: Telemetry,
+    signal: Signal,
+    data: OnceLock<Telemetry>,
     pub meta: Arc<RequestMeta>,
     items: u64,
     encoded: OnceLock<Bytes>,
@@ -236,7 +248,8 @@ impl Batch {
     pub fn new(data: Telemetry, meta: Arc<RequestMeta>) -> Batch {
         let items = data.item_count();
         Batch {
-            data,
+            signal: data.signal(),
+            data: OnceLock::from(data),
             meta,
             items,
             encoded: OnceLock::new(),
@@ -244,11 +257,35 @@ impl Batch {
         }
     }
 
-    /// A batch whose protobuf encoding is already known (read back from a persistent queue).
-    pub fn from_encoded(data: Telemetry, meta: Arc<RequestMeta>, encoded: Bytes) -> Batch {
-        let b = Batch::new(data, meta);
-        let _ = b.encoded.set(encoded);
-        b
+    /// A batch known by its protobuf encoding (read back from a persistent queue, where a
+    /// checksum vouches for the bytes); decoded on first [`Batch::data`].
+    pub fn from_encoded(
+        signal: Signal,
+        items: u64,
+        meta: Arc<RequestMeta>,
+        encoded: Bytes,
+    ) -> Batch {
+        Batch {
+            signal,
+            data: OnceLock::new(),
+            meta,
+            items,
+            encoded: OnceLock::from(encoded),
+            _memory: None,
+        }
+    }
+
+    /// The contents, decoded from the encoding on first use. Bytes that do not decode (only
+    /// possible for a persistent-queue record written by another version) give an empty request,
+    /// logged; the batch's item count still says what it held.
+    pub fn data(&self) -> &Telemetry {
+        self.data.get_or_init(|| {
+            let bytes = self.encoded.get().cloned().unwrap_or_default();
+            Telemetry::decode_proto(self.signal, &bytes).unwrap_or_else(|e| {
+                tracing::error!(signal = %self.signal, items = self.items, error = %e, "stored batch does not decode; its contents are lost");
+                Telemetry::empty(self.signal)
+            })
+        })
     }
 
     /// Puts the batch's memory on the gate's account until it is dropped (after the export).
@@ -261,7 +298,7 @@ impl Batch {
     }
 
     pub fn signal(&self) -> Signal {
-        self.data.signal()
+        self.signal
     }
 
     pub fn items(&self) -> u64 {
@@ -270,7 +307,7 @@ impl Batch {
 
     /// The protobuf encoding, computed on first use.
     pub fn encoded(&self) -> &Bytes {
-        self.encoded.get_or_init(|| self.data.encode_to_bytes())
+        self.encoded.get_or_init(|| self.data().encode_to_bytes())
     }
 }
 

@@ -110,13 +110,13 @@ impl Exporter for DebugExporter {
             match self.verbosity {
                 Verbosity::Basic => {}
                 Verbosity::Normal => {
-                    for line in normal_lines(&batch.data) {
+                    for line in normal_lines(batch.data()) {
                         tracing::info!(exporter = %self.id, "{line}");
                     }
                 }
                 Verbosity::Detailed => {
                     let json = batch
-                        .data
+                        .data()
                         .to_json()
                         .map_err(|e| ExportError::permanent("encode", e.to_string()))?;
                     tracing::info!(exporter = %self.id, "{}", String::from_utf8_lossy(&json));

@@ -56,7 +56,7 @@ impl FileExporter {
 impl Exporter for FileExporter {
     fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
-            let mut line = batch.data.to_json().map_err(|e| {
+            let mut line = batch.data().to_json().map_err(|e| {
                 ExportError::permanent("encode", format!("json encoding failed: {e}"))
             })?;
             line.push(b'\n');

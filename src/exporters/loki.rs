@@ -794,7 +794,7 @@ pub fn parse_selector(s: &str) -> Option<BTreeMap<String, String>> {
 impl Exporter for LokiExporter {
     fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
-            let Telemetry::Logs(req) = &batch.data else {
+            let Telemetry::Logs(req) = batch.data() else {
                 return Ok(ExportOutcome::default());
             };
             let (pushes, dropped) = self.build(req);

@@ -38,6 +38,12 @@ pub struct ExportOutcome {
 pub trait Exporter: Send + Sync + 'static {
     fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>>;
 
+    /// True when the exporter only needs [`Batch::encoded`] (it sends the OTLP protobuf as
+    /// is), so a batch read back from a persistent queue need not be decoded.
+    fn sends_encoded(&self) -> bool {
+        false
+    }
+
     /// Flushes buffers at shutdown.
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})

@@ -264,6 +264,9 @@ impl OtlpGrpcExporter {
 }
 
 impl Exporter for OtlpGrpcExporter {
+    fn sends_encoded(&self) -> bool {
+        true
+    }
     fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(self.send(batch))
     }

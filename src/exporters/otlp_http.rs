@@ -189,7 +189,7 @@ impl OtlpHttpExporter {
     fn body(&self, batch: &Batch) -> Result<Bytes, ExportError> {
         let raw: Bytes = match self.encoding {
             HttpEncoding::Proto => batch.encoded().clone(),
-            HttpEncoding::Json => Bytes::from(batch.data.to_json().map_err(|e| {
+            HttpEncoding::Json => Bytes::from(batch.data().to_json().map_err(|e| {
                 ExportError::permanent("encode", format!("json encoding failed: {e}"))
             })?),
         };
@@ -295,6 +295,9 @@ fn partial_success(signal: Signal, bytes: &[u8], json: bool) -> ExportOutcome {
 }
 
 impl Exporter for OtlpHttpExporter {
+    fn sends_encoded(&self) -> bool {
+        self.encoding == HttpEncoding::Proto
+    }
     fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(self.send(batch))
     }

@@ -450,19 +450,24 @@ async fn persistent_consumer(shared: &Shared, pq: Arc<PersistentQueue>) {
             shared.capacity.release(n);
             continue;
         }
-        let data = match Telemetry::decode_proto(rec.signal, &rec.body) {
-            Ok(d) => d,
-            Err(e) => {
-                // The checksum matched, so these bytes are what was appended; they cannot
-                // become valid by waiting.
-                tracing::error!(exporter = %shared.id, error = %e, items = rec.items, "persistent queue record does not decode; removed");
-                shared.metrics.of(rec.signal).send_failed.add(rec.items);
-                pq.ack(rec.id);
-                shared.capacity.release(n);
-                continue;
+        let meta = Arc::new(RequestMeta::default());
+        let batch = if shared.exporter.sends_encoded() {
+            // the OTLP exporters send the stored bytes as they are: no decode
+            Batch::from_encoded(rec.signal, rec.items, meta, rec.body)
+        } else {
+            match Telemetry::decode_proto(rec.signal, &rec.body) {
+                Ok(d) => Batch::new(d, meta),
+                Err(e) => {
+                    // The checksum matched, so these bytes are what was appended; they cannot
+                    // become valid by waiting.
+                    tracing::error!(exporter = %shared.id, error = %e, items = rec.items, "persistent queue record does not decode; removed");
+                    shared.metrics.of(rec.signal).send_failed.add(rec.items);
+                    pq.ack(rec.id);
+                    shared.capacity.release(n);
+                    continue;
+                }
             }
         };
-        let batch = Batch::from_encoded(data, Arc::new(RequestMeta::default()), rec.body);
         let i = idx(batch.signal());
         shared.in_flight[i].fetch_add(batch.items(), Ordering::Relaxed);
         let res = deliver(shared, &batch, Some(&shared.stop)).await;
@@ -658,7 +663,7 @@ mod tests {
                 if self.down.load(Ordering::SeqCst) {
                     return Err(ExportError::retryable("unavailable", "down"));
                 }
-                if let Telemetry::Logs(r) = &batch.data {
+                if let Telemetry::Logs(r) = batch.data() {
                     for rl in &r.resource_logs {
                         for sl in &rl.scope_logs {
                             for l in &sl.log_records {

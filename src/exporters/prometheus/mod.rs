@@ -309,7 +309,7 @@ async fn serve(
 impl Exporter for PrometheusExporter {
     fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
-            if let Telemetry::Metrics(m) = &batch.data {
+            if let Telemetry::Metrics(m) = batch.data() {
                 self.store.ingest(m);
             }
             Ok(ExportOutcome::default())

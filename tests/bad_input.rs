@@ -266,6 +266,28 @@ async fn every_bad_request_gets_its_status_and_the_gateway_keeps_serving() {
     let mut bombish = testdata::traces(3, 1, 1);
     bombish.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(8 << 20);
     assert!(gz.export(bombish).await.is_err());
+    // bytes that are not protobuf: INVALID_ARGUMENT (tonic would say INTERNAL, a server fault)
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", gw.grpc_port))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await.unwrap();
+    let err = raw
+        .unary::<bytes::Bytes, ExportTraceServiceResponse, _>(
+            tonic::Request::new(bytes::Bytes::from_static(
+                b"\x0a\xff\xff\xff\x0fnot protobuf",
+            )),
+            tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            ),
+            otelgw::exporters::otlp_grpc::raw_codec(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
     assert!(grpc.export(testdata::traces(4, 1, 2)).await.is_ok());
     assert!(gw.logs().contains("otlp http receiver listening"));
 }

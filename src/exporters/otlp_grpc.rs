@@ -101,11 +101,17 @@ impl OtlpGrpcConfig {
 }
 
 /// Sends pre-encoded bytes as the request message and decodes the prost response.
-struct RawCodec<R>(PhantomData<R>);
+pub struct RawCodec<R>(PhantomData<R>);
 
-struct RawEncoder;
+/// A codec for `tonic::client::Grpc::unary` that sends `Bytes` as they are (also used by tests
+/// to send bytes that are not valid protobuf).
+pub fn raw_codec<R>() -> RawCodec<R> {
+    RawCodec(PhantomData)
+}
 
-struct ProstDecoder<R>(PhantomData<R>);
+pub struct RawEncoder;
+
+pub struct ProstDecoder<R>(PhantomData<R>);
 
 impl Encoder for RawEncoder {
     type Item = Bytes;

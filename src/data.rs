@@ -227,6 +227,9 @@ pub fn hex(b: &[u8]) -> String {
 pub struct RequestMeta {
     pub client_address: Option<std::net::SocketAddr>,
     pub headers: Vec<(String, String)>,
+    /// The request's protobuf (or uncompressed JSON) size as received, 0 when unknown: the
+    /// memory gate's estimate for the pipeline's copies, so they need no `encoded_len` walk.
+    pub wire_size: u64,
 }
 
 /// What travels through exporter queues: the data, its context, and the protobuf encoding

@@ -95,10 +95,14 @@ impl Chain {
                         data.clone()
                     };
                     let Some(d) = d else { break };
-                    let memory = self
-                        .gate
-                        .as_ref()
-                        .map(|g| g.reserve(d.encoded_len() as u64 * DECODED_FACTOR));
+                    let memory = self.gate.as_ref().map(|g| {
+                        // the receiver's size when known (no walk); batches have none
+                        let size = match meta.wire_size {
+                            0 => d.encoded_len() as u64,
+                            n => n,
+                        };
+                        g.reserve(size * DECODED_FACTOR)
+                    });
                     e.consume(Batch::new(d, meta.clone()).with_reservation(memory))
                         .await?;
                 }

@@ -508,6 +508,7 @@ async fn run(
         } else {
             Arc::new(RequestMeta {
                 client_address: None,
+                wire_size: 0,
                 headers: keys
                     .iter()
                     .zip(&key)

@@ -53,7 +53,7 @@ impl SignalService {
     ) -> Result<(u64, String), Status> {
         let mut meta = RequestMeta {
             client_address: req.remote_addr(),
-            headers: vec![],
+            ..Default::default()
         };
         if self.include_metadata {
             meta.headers = req
@@ -69,10 +69,11 @@ impl SignalService {
                 .collect();
         }
         let data = wrap(req.into_inner());
-        let _held = self
-            .gate
-            .as_ref()
-            .map(|g| g.reserve(data.encoded_len() as u64 * (1 + DECODED_FACTOR)));
+        let _held = self.gate.as_ref().map(|g| {
+            // one size walk, reused by the pipeline's reservations
+            meta.wire_size = data.encoded_len() as u64;
+            g.reserve(meta.wire_size * (1 + DECODED_FACTOR))
+        });
         match self.sink.receive(data, Arc::new(meta)).await {
             Outcome::Accepted { rejected, message } => Ok((rejected, message)),
             Outcome::Refused {

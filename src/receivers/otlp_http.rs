@@ -259,7 +259,7 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
     }
     let mut meta = RequestMeta {
         client_address: Some(peer),
-        headers: vec![],
+        ..Default::default()
     };
     if state.include_metadata {
         meta.headers = parts
@@ -280,9 +280,11 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
         }
     };
     let _body_held = state.gate.as_ref().map(|g| g.reserve(body.len() as u64));
+    meta.wire_size = body.len() as u64;
     let decoded = match content_encoding {
         ContentEncoding::Identity => decode_payload(sink.signal, enc, &body),
         other => decompress(other, &body, cap).and_then(|raw| {
+            meta.wire_size = raw.len() as u64;
             let _raw_held = state.gate.as_ref().map(|g| g.reserve(raw.len() as u64));
             decode_payload(sink.signal, enc, &raw)
         }),

@@ -35,6 +35,7 @@ fn meta() -> RequestMeta {
     RequestMeta {
         client_address: Some("10.1.2.3:5555".parse().unwrap()),
         headers: vec![("x-tenant".into(), "acme".into())],
+        wire_size: 0,
     }
 }
 

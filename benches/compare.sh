@@ -3,6 +3,8 @@
 # to core 0 with taskset, the load generator (with its null sink) on core 1. Prints a table and
 # the otelgw/rotel ratios. Usage:
 #   benches/compare.sh [signal=traces] [items=512] [seconds=10] [rate=0 (saturate)] [connections=4]
+# OVERLAY=<yaml> merges a second config over benches/configs/otelgw-bench.yaml (e.g.
+# benches/configs/otelgw-bench-issue-pipeline.yaml: memory_limiter and batch in every pipeline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 signal="${1:-traces}"; items="${2:-512}"; secs="${3:-10}"; rate="${4:-0}"; conns="${5:-4}"
@@ -25,7 +27,7 @@ run_one() { # label pid grpc_port sink_port
 
 # otelgw
 sink=$(port); g=$(port); h=$(port); a=$(port)
-SINK=127.0.0.1:$sink GW_GRPC_PORT=$g GW_HTTP_PORT=$h GW_ADMIN_PORT=$a taskset -c 0 "$gw" --config benches/configs/otelgw-bench.yaml 2>"$tmp/otelgw.log" &
+SINK=127.0.0.1:$sink GW_GRPC_PORT=$g GW_HTTP_PORT=$h GW_ADMIN_PORT=$a taskset -c 0 "$gw" --config benches/configs/otelgw-bench.yaml ${OVERLAY:+--config "$OVERLAY"} 2>"$tmp/otelgw.log" &
 gpid=$!; wait_port "$g"; sleep 1
 idle_otelgw=$(awk '/VmRSS/{print $2/1024}' /proc/$gpid/status)
 run_one otelgw "$gpid" "$g" "$sink"

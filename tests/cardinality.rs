@@ -374,3 +374,101 @@ fn dropped_points_come_back_to_the_client_as_partial_success() {
         (2 * kinds) as f64
     );
 }
+
+#[test]
+fn many_clients_at_once_never_get_more_series_than_the_limit() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, number_data_point, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+        Sum,
+    };
+    const LIMIT: u64 = 100;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ports = Ports::new();
+    let config = format!(
+        "receivers:\n{}processors:\n  cardinality_limit:\n    max_series_per_metric: {LIMIT}\n    action: drop\nexporters:\n  debug: {{}}\nservice:\n  pipelines:\n    metrics: {{receivers: [otlp], processors: [cardinality_limit], exporters: [debug]}}\n{}",
+        ports.otlp_receiver(),
+        ports.telemetry()
+    );
+    let gw = Gateway::start(ports, tempfile::tempdir().unwrap(), &config);
+    // 8 clients × 10 requests × 20 points, user ids overlapping between clients
+    let request = |client: u64, round: u64| {
+        let points = (0..20)
+            .map(|i| NumberDataPoint {
+                attributes: vec![otelgw::testdata::kv(
+                    "user",
+                    otelgw::testdata::s(&format!("u{}", (client * 37 + round * 20 + i) % 400)),
+                )],
+                time_unix_nano: 1,
+                value: Some(number_data_point::Value::AsInt(1)),
+                ..Default::default()
+            })
+            .collect();
+        opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "logins".into(),
+                        data: Some(Data::Sum(Sum {
+                            data_points: points,
+                            aggregation_temporality: 1,
+                            is_monotonic: true,
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    };
+    let endpoint = format!("http://127.0.0.1:{}", gw.grpc_port);
+    let (sent, rejected) = rt.block_on(async {
+        let tasks: Vec<_> = (0..8u64)
+            .map(|c| {
+                let endpoint = endpoint.clone();
+                let reqs: Vec<_> = (0..10).map(|r| request(c, r)).collect();
+                tokio::spawn(async move {
+                    let mut client = MetricsServiceClient::connect(endpoint).await.unwrap();
+                    let mut rejected = 0i64;
+                    for r in reqs {
+                        let resp = client.export(r).await.unwrap().into_inner();
+                        rejected += resp
+                            .partial_success
+                            .map(|p| p.rejected_data_points)
+                            .unwrap_or(0);
+                    }
+                    rejected
+                })
+            })
+            .collect();
+        let mut rejected = 0;
+        for t in tasks {
+            rejected += t.await.unwrap();
+        }
+        (8 * 10 * 20i64, rejected)
+    });
+    let (_, body) = http_get(
+        &format!("127.0.0.1:{}", gw.admin_port),
+        "/debug/cardinality",
+    )
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let proc = &report["data"]["components"][0];
+    assert_eq!(proc["headStats"]["numSeries"], LIMIT, "{report}");
+    assert_eq!(proc["seriesCountByMetricName"][0]["value"], LIMIT);
+    // every point is either admitted (its series is one of the 100) or reported back refused
+    let accepted = gw.metric(
+        "otelcol_receiver_accepted_metric_points",
+        &[("transport", "grpc")],
+    );
+    assert_eq!(accepted as i64, sent);
+    assert_eq!(
+        gw.metric(
+            "otelgw_cardinality_rejected_total",
+            &[("reason", "per_metric"), ("action", "drop")]
+        ) as i64,
+        rejected
+    );
+    assert!(rejected > 0 && rejected < sent, "{rejected} of {sent}");
+}

@@ -268,12 +268,22 @@ pub fn spawn_sweeper(
 #[derive(Debug, Clone, PartialEq)]
 enum Cum {
     Sum(f64),
-    Hist {
-        bounds: Vec<f64>,
-        counts: Vec<u64>,
-        count: u64,
-        sum: f64,
-    },
+    Hist(HistCum),
+}
+
+/// A cumulative explicit-bucket histogram.
+#[derive(Debug, Clone, PartialEq)]
+struct HistCum {
+    bounds: Vec<f64>,
+    counts: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+impl HistCum {
+    fn same_layout(&self, o: &HistCum) -> bool {
+        self.bounds == o.bounds && self.counts.len() == o.counts.len()
+    }
 }
 
 impl Cum {
@@ -281,30 +291,17 @@ impl Cum {
     fn minus(&self, prev: &Cum) -> Option<Cum> {
         match (self, prev) {
             (Cum::Sum(a), Cum::Sum(b)) if a >= b => Some(Cum::Sum(a - b)),
-            (
-                Cum::Hist {
-                    bounds,
-                    counts,
-                    count,
-                    sum,
-                },
-                Cum::Hist {
-                    bounds: pb,
-                    counts: pc,
-                    count: pn,
-                    sum: ps,
-                },
-            ) if bounds == pb
-                && count >= pn
-                && counts.len() == pc.len()
-                && counts.iter().zip(pc).all(|(a, b)| a >= b) =>
+            (Cum::Hist(a), Cum::Hist(b))
+                if a.same_layout(b)
+                    && a.count >= b.count
+                    && a.counts.iter().zip(&b.counts).all(|(x, y)| x >= y) =>
             {
-                Some(Cum::Hist {
-                    bounds: bounds.clone(),
-                    counts: counts.iter().zip(pc).map(|(a, b)| a - b).collect(),
-                    count: count - pn,
-                    sum: sum - ps,
-                })
+                Some(Cum::Hist(HistCum {
+                    bounds: a.bounds.clone(),
+                    counts: a.counts.iter().zip(&b.counts).map(|(x, y)| x - y).collect(),
+                    count: a.count - b.count,
+                    sum: a.sum - b.sum,
+                }))
             }
             _ => None,
         }
@@ -313,32 +310,29 @@ impl Cum {
     /// Adds `d` in place; false when the layouts differ.
     fn add(&mut self, d: &Cum) -> bool {
         match (self, d) {
-            (Cum::Sum(a), Cum::Sum(b)) => {
-                *a += b;
-                true
-            }
-            (
-                Cum::Hist {
-                    bounds,
-                    counts,
-                    count,
-                    sum,
-                },
-                Cum::Hist {
-                    bounds: db,
-                    counts: dc,
-                    count: dn,
-                    sum: ds,
-                },
-            ) if bounds == db && counts.len() == dc.len() => {
-                for (a, b) in counts.iter_mut().zip(dc) {
-                    *a += b;
+            (Cum::Sum(a), Cum::Sum(b)) => *a += b,
+            (Cum::Hist(a), Cum::Hist(b)) if a.same_layout(b) => {
+                for (x, y) in a.counts.iter_mut().zip(&b.counts) {
+                    *x += y;
                 }
-                *count += dn;
-                *sum += ds;
-                true
+                a.count += b.count;
+                a.sum += b.sum;
             }
-            _ => false,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Zero with the same layout.
+    fn zero_like(&self) -> Cum {
+        match self {
+            Cum::Sum(_) => Cum::Sum(0.0),
+            Cum::Hist(h) => Cum::Hist(HistCum {
+                bounds: h.bounds.clone(),
+                counts: vec![0; h.counts.len()],
+                count: 0,
+                sum: 0.0,
+            }),
         }
     }
 }
@@ -515,27 +509,21 @@ impl Pt for HistogramDataPoint {
         true
     }
     fn cum(&self) -> Option<Cum> {
-        Some(Cum::Hist {
+        Some(Cum::Hist(HistCum {
             bounds: self.explicit_bounds.clone(),
             counts: self.bucket_counts.clone(),
             count: self.count,
             sum: self.sum.unwrap_or(0.0),
-        })
+        }))
     }
     fn set_cum(&mut self, c: &Cum, start: u64, time: u64) {
         self.start_time_unix_nano = start;
         self.time_unix_nano = time;
-        if let Cum::Hist {
-            bounds,
-            counts,
-            count,
-            sum,
-        } = c
-        {
-            self.explicit_bounds = bounds.clone();
-            self.bucket_counts = counts.clone();
-            self.count = *count;
-            self.sum = Some(*sum);
+        if let Cum::Hist(h) = c {
+            self.explicit_bounds = h.bounds.clone();
+            self.bucket_counts = h.counts.clone();
+            self.count = h.count;
+            self.sum = Some(h.sum);
             self.min = None;
             self.max = None;
         }
@@ -818,7 +806,7 @@ impl CardinalityLimitProcessor {
                         .or_insert_with(|| Total {
                             last_seen: cx.now,
                             start: if p.start() != 0 { p.start() } else { p.time() },
-                            value: zero_like(&delta),
+                            value: delta.zero_like(),
                         });
                     total.last_seen = cx.now;
                     if !total.value.add(&delta) {
@@ -898,18 +886,6 @@ impl CardinalityLimitProcessor {
             }
         }
         self.drop_points(dropped, Action::Drop, cx, rej);
-    }
-}
-
-fn zero_like(c: &Cum) -> Cum {
-    match c {
-        Cum::Sum(_) => Cum::Sum(0.0),
-        Cum::Hist { bounds, counts, .. } => Cum::Hist {
-            bounds: bounds.clone(),
-            counts: vec![0; counts.len()],
-            count: 0,
-            sum: 0.0,
-        },
     }
 }
 

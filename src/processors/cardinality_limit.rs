@@ -648,11 +648,11 @@ impl CardinalityLimitProcessor {
     ) -> bool {
         let excluded = &self.tracker.settings.excluded_labels;
         // the hot path: one hash and one lookup per point, no allocation unless refused
-        let mut refused: Option<Vec<(usize, Reason)>> = None;
+        let mut refused: Option<Vec<(usize, Reason, u64)>> = None;
         for (i, p) in points.iter().enumerate() {
             let key = series_key(cx.base, p.attrs(), excluded);
             if let Verdict::Rejected(r) = self.tracker.admit(cx.m, key, p.attrs(), cx.now) {
-                refused.get_or_insert_with(Vec::new).push((i, r));
+                refused.get_or_insert_with(Vec::new).push((i, r, key));
             }
         }
         let Some(refused) = refused else {
@@ -661,7 +661,7 @@ impl CardinalityLimitProcessor {
         let action = cx.m.policy.action;
         self.log_trip(cx, refused[0].1, action);
         if action == Action::Passive {
-            for (_, r) in &refused {
+            for (_, r, _) in &refused {
                 self.tracker.count(*r, Action::Passive, 1);
             }
             return false;
@@ -671,8 +671,8 @@ impl CardinalityLimitProcessor {
         let mut next = refused.iter().peekable();
         for (i, p) in all.into_iter().enumerate() {
             match next.peek() {
-                Some((j, r)) if *j == i => {
-                    out.push((p, *r));
+                Some((j, r, key)) if *j == i => {
+                    out.push((p, *r, *key));
                     next.next();
                 }
                 _ => points.push(p),
@@ -681,7 +681,10 @@ impl CardinalityLimitProcessor {
         match action {
             Action::Overflow => self.overflow(points, out, kind, cx, rej),
             Action::StripLabel => self.strip(points, out, kind, cx, rej),
-            Action::Drop | Action::Passive => self.drop_points(out, Action::Drop, cx, rej),
+            Action::Drop | Action::Passive => {
+                let out = out.into_iter().map(|(p, r, _)| (p, r)).collect();
+                self.drop_points(out, Action::Drop, cx, rej)
+            }
         }
         true
     }
@@ -731,7 +734,7 @@ impl CardinalityLimitProcessor {
     fn overflow<P: Pt>(
         &self,
         points: &mut Vec<P>,
-        refused: Vec<(P, Reason)>,
+        refused: Vec<(P, Reason, u64)>,
         kind: Kind,
         cx: &Ctx,
         rej: &mut Rejections,
@@ -741,7 +744,7 @@ impl CardinalityLimitProcessor {
         let mut n = 0u64;
         match kind {
             Kind::DeltaSum | Kind::DeltaHist | Kind::Gauge => {
-                for (p, r) in refused {
+                for (p, r, _) in refused {
                     match &mut folded {
                         None => {
                             let mut f = p;
@@ -760,17 +763,15 @@ impl CardinalityLimitProcessor {
                 }
             }
             Kind::CumSum | Kind::CumHist => {
-                let excluded = &self.tracker.settings.excluded_labels;
                 let mut o = self.overflow.lock().unwrap_or_else(|p| p.into_inner());
                 let o = &mut *o;
                 let mut time = 0u64;
                 let mut template: Option<P> = None;
-                for (p, r) in refused {
+                for (p, r, key) in refused {
                     let Some(cur) = p.cum() else {
                         unfoldable.push((p, r));
                         continue;
                     };
-                    let key = series_key(cx.base, p.attrs(), excluded);
                     let full = o.sources.len() >= self.side_table_size;
                     let delta = match o.sources.get_mut(&key) {
                         Some(src) => {
@@ -827,7 +828,7 @@ impl CardinalityLimitProcessor {
                     folded = Some(t);
                 }
             }
-            Kind::Unfoldable => unfoldable = refused,
+            Kind::Unfoldable => unfoldable = refused.into_iter().map(|(p, r, _)| (p, r)).collect(),
         }
         if n > 0 {
             self.tracker.count_overflow(cx.m, n);
@@ -841,7 +842,7 @@ impl CardinalityLimitProcessor {
     fn strip<P: Pt>(
         &self,
         points: &mut Vec<P>,
-        refused: Vec<(P, Reason)>,
+        refused: Vec<(P, Reason, u64)>,
         kind: Kind,
         cx: &Ctx,
         rej: &mut Rejections,
@@ -851,7 +852,7 @@ impl CardinalityLimitProcessor {
         let top = cx.m.top_label(excluded);
         let mut index: Option<HashMap<u64, usize>> = None;
         let mut dropped = Vec::new();
-        for (mut p, r) in refused {
+        for (mut p, r, _) in refused {
             let label = match r {
                 Reason::LabelValues(i) => s.value_limits.get(i).map(|(k, _)| k.as_str()),
                 _ => top.as_deref(),

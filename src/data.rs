@@ -173,6 +173,94 @@ impl Telemetry {
     }
 }
 
+/// One request on its way through a pipeline: decoded into the prost structs, or still the
+/// protobuf encoding the client sent.
+///
+/// Receivers keep the encoding when no component of the pipelines they feed reads the contents
+/// (only `memory_limiter` and `batch` before OTLP exporters): [`crate::wire::scan`] has checked
+/// the bytes as strictly as a prost decode would, counted the items and found no malformed id,
+/// so forwarding them is what decoding and re-encoding would send — minus the work, and plus
+/// any fields newer than our proto definitions, which a decode would drop. Whatever needs the
+/// contents takes [`Payload::into_decoded`].
+#[derive(Debug, Clone)]
+pub enum Payload {
+    Decoded(Telemetry),
+    Encoded(Encoded),
+}
+
+/// A request's protobuf encoding, checked by [`crate::wire::scan`], with its item count.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub signal: Signal,
+    pub items: u64,
+    pub bytes: Bytes,
+}
+
+impl From<Telemetry> for Payload {
+    fn from(t: Telemetry) -> Payload {
+        Payload::Decoded(t)
+    }
+}
+
+impl Payload {
+    pub fn signal(&self) -> Signal {
+        match self {
+            Payload::Decoded(t) => t.signal(),
+            Payload::Encoded(e) => e.signal,
+        }
+    }
+
+    /// Items as the Collector counts them (kept from the scan for an encoded request).
+    pub fn item_count(&self) -> u64 {
+        match self {
+            Payload::Decoded(t) => t.item_count(),
+            Payload::Encoded(e) => e.items,
+        }
+    }
+
+    /// True when there is nothing to pass on.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Payload::Decoded(t) => t.is_empty(),
+            Payload::Encoded(e) => e.bytes.is_empty(),
+        }
+    }
+
+    /// The protobuf size: the encoding's length, or an `encoded_len` walk.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Payload::Decoded(t) => t.encoded_len(),
+            Payload::Encoded(e) => e.bytes.len(),
+        }
+    }
+
+    /// The contents, owned.
+    pub fn into_decoded(self) -> Telemetry {
+        match self {
+            Payload::Decoded(t) => t,
+            Payload::Encoded(e) => decode_checked(&e),
+        }
+    }
+
+    /// What an exporter queue holds.
+    pub fn into_batch(self, meta: Arc<RequestMeta>) -> Batch {
+        match self {
+            Payload::Decoded(t) => Batch::new(t, meta),
+            Payload::Encoded(e) => Batch::from_encoded(e.signal, e.items, meta, e.bytes),
+        }
+    }
+}
+
+/// Decodes bytes [`crate::wire::scan`] accepted. The scan accepts exactly what prost accepts
+/// (property-tested in `wire`), so this cannot fail unless that promise is broken; if it is,
+/// the loss is logged rather than hidden.
+fn decode_checked(e: &Encoded) -> Telemetry {
+    Telemetry::decode_proto(e.signal, &e.bytes).unwrap_or_else(|err| {
+        tracing::error!(signal = %e.signal, items = e.items, error = %err, "a checked request does not decode; its contents are lost");
+        Telemetry::empty(e.signal)
+    })
+}
+
 pub fn span_count(r: &ExportTraceServiceRequest) -> u64 {
     r.resource_spans
         .iter()

@@ -14,11 +14,23 @@ use otelgw::receivers::status::RpcStatus;
 use otelgw::testdata;
 use prost::Message;
 
-fn gateway() -> Gateway {
+/// A gateway whose trace pipeline either decodes every request (the `debug` exporter reads
+/// the contents) or forwards the client's bytes (`otlp` to a port nobody listens on: only
+/// `wire::scan` checks them). Bad input must be refused the same way on both paths.
+fn gateway(pass_through: bool) -> Gateway {
     let ports = Ports::new();
     let dir = tempfile::tempdir().unwrap();
+    let exporter = if pass_through {
+        format!(
+            "otlp:\n    endpoint: 127.0.0.1:{}\n    tls: {{insecure: true}}\n    retry_on_failure: {{enabled: false}}",
+            free_port()
+        )
+    } else {
+        "debug: {}".to_string()
+    };
+    let name = if pass_through { "otlp" } else { "debug" };
     let config = format!(
-        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{}\n        max_recv_msg_size_mib: 1\n      http:\n        endpoint: 127.0.0.1:{}\n        max_request_body_size: 1MiB\nexporters:\n  debug: {{}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [debug]}}\n{}",
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{}\n        max_recv_msg_size_mib: 1\n      http:\n        endpoint: 127.0.0.1:{}\n        max_request_body_size: 1MiB\nexporters:\n  {exporter}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [{name}]}}\n{}",
         ports.grpc,
         ports.http,
         ports.telemetry()
@@ -44,7 +56,15 @@ struct Case {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_request_gets_its_status_and_the_gateway_keeps_serving() {
-    let gw = gateway();
+    bad_requests(gateway(false)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_alike_when_the_pipeline_forwards_bytes() {
+    bad_requests(gateway(true)).await;
+}
+
+async fn bad_requests(gw: Gateway) {
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{}", gw.http_port);
     let valid = testdata::traces(1, 1, 3).encode_to_vec();
@@ -294,7 +314,15 @@ async fn every_bad_request_gets_its_status_and_the_gateway_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_items_are_reported_through_partial_success() {
-    let gw = gateway();
+    invalid_items(gateway(false)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_items_are_reported_alike_when_the_pipeline_forwards_bytes() {
+    invalid_items(gateway(true)).await;
+}
+
+async fn invalid_items(gw: Gateway) {
     let mut req = testdata::traces(5, 1, 4);
     req.resource_spans[0].scope_spans[0].spans[1].trace_id = vec![1, 2, 3];
     req.resource_spans[0].scope_spans[0].spans[2].span_id = vec![0; 8];

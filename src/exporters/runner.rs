@@ -487,6 +487,11 @@ impl ExporterHandle {
         &self.shared.id
     }
 
+    /// True when the exporter sends the protobuf encoding as is ([`Exporter::sends_encoded`]).
+    pub fn sends_encoded(&self) -> bool {
+        self.shared.exporter.sends_encoded()
+    }
+
     /// Hands a batch to the exporter: enqueue (in memory or durably on disk), or export inline
     /// when the queue is disabled. `Ok` is what lets the receiver answer success.
     pub async fn consume(&self, batch: Batch) -> Result<(), PipelineError> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{ComponentId, Config, PipelineId};
-use crate::data::{Batch, RequestMeta, Signal, Telemetry};
+use crate::data::{Payload, RequestMeta, Signal};
 use crate::exporters::runner::{ExporterHandle, RunningExporter};
 use crate::exporters::{BuildError, QueueConfig, RetryConfig};
 use crate::extensions::ExtensionConfig;
@@ -69,17 +69,34 @@ pub struct Chain {
 }
 
 impl Chain {
+    /// True when something on this chain reads the contents: a processor, or an exporter that
+    /// does not send the OTLP encoding as it is. Receivers decode up front for such chains
+    /// instead of checking the bytes and decoding later.
+    pub fn reads_contents(&self) -> bool {
+        !self.processors.is_empty()
+            || match &self.next {
+                Next::Exporters(e) => e.iter().any(|e| !e.sends_encoded()),
+                Next::Batch(b) => b.reads_contents(),
+            }
+    }
+
     /// Runs the processors, then hands the result on. Returns what processors rejected (for
     /// `partial_success`).
     pub async fn consume(
         &self,
-        mut data: Telemetry,
+        data: Payload,
         meta: Arc<RequestMeta>,
     ) -> Result<Rejections, PipelineError> {
         let mut rejected = Rejections::default();
-        for p in &self.processors {
-            p.process(&mut data, &meta, &mut rejected);
-        }
+        let data = if self.processors.is_empty() {
+            data
+        } else {
+            let mut t = data.into_decoded();
+            for p in &self.processors {
+                p.process(&mut t, &meta, &mut rejected);
+            }
+            Payload::Decoded(t)
+        };
         if data.is_empty() {
             return Ok(rejected);
         }
@@ -96,14 +113,19 @@ impl Chain {
                     };
                     let Some(d) = d else { break };
                     let memory = self.gate.as_ref().map(|g| {
-                        // the receiver's size when known (no walk); batches have none
-                        let size = match meta.wire_size {
-                            0 => d.encoded_len() as u64,
-                            n => n,
-                        };
-                        g.reserve(size * DECODED_FACTOR)
+                        g.reserve(match &d {
+                            Payload::Encoded(e) => e.bytes.len() as u64,
+                            // the receiver's size when known (no walk); batches have none
+                            Payload::Decoded(t) => {
+                                DECODED_FACTOR
+                                    * match meta.wire_size {
+                                        0 => t.encoded_len() as u64,
+                                        n => n,
+                                    }
+                            }
+                        })
                     });
-                    e.consume(Batch::new(d, meta.clone()).with_reservation(memory))
+                    e.consume(d.into_batch(meta.clone()).with_reservation(memory))
                         .await?;
                 }
             }
@@ -121,7 +143,7 @@ pub struct Pipeline {
 impl Pipeline {
     pub async fn consume(
         &self,
-        data: Telemetry,
+        data: Payload,
         meta: Arc<RequestMeta>,
     ) -> Result<Rejections, PipelineError> {
         self.head.consume(data, meta).await
@@ -139,10 +161,18 @@ impl Fanout {
         self.pipelines.is_empty()
     }
 
+    /// True when some pipeline forwards the client's bytes as they are (nothing on it reads
+    /// the contents, [`Chain::reads_contents`]): the receiver then keeps requests encoded
+    /// ([`Payload::Encoded`]) and a pipeline that reads them decodes its own copy. Checking the
+    /// bytes and decoding costs less than decoding and encoding them again.
+    pub fn forwards_bytes(&self) -> bool {
+        self.pipelines.iter().any(|p| !p.head.reads_contents())
+    }
+
     /// Sends `data` into every pipeline. Rejections are summed; the first error wins.
     pub async fn consume(
         &self,
-        data: Telemetry,
+        data: Payload,
         meta: Arc<RequestMeta>,
     ) -> Result<Rejections, PipelineError> {
         let mut total = Rejections::default();
@@ -286,6 +316,7 @@ impl Graph {
                 };
                 match pc.build(id, registry) {
                     Built::Inline(p) => inline.insert(0, p),
+                    Built::Nothing => {}
                     Built::Batch(bcfg) => {
                         let tail = Chain {
                             processors: std::mem::take(&mut inline),

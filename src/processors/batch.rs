@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::config::units::Duration;
 use crate::config::Diagnostics;
-use crate::data::{metric_point_count, RequestMeta, Signal, Telemetry};
+use crate::data::{metric_point_count, Encoded, Payload, RequestMeta, Signal, Telemetry};
 use crate::pipeline::{Chain, PipelineError};
 use crate::telemetry::metrics::{names, Counter, Gauge, Histogram, Registry, BATCH_SIZE_BUCKETS};
 
@@ -274,11 +274,75 @@ pub fn merge(into: &mut Telemetry, more: Telemetry) -> Result<(), Telemetry> {
     Ok(())
 }
 
-fn empty(signal: Signal) -> Telemetry {
-    match signal {
-        Signal::Traces => Telemetry::Traces(Default::default()),
-        Signal::Metrics => Telemetry::Metrics(Default::default()),
-        Signal::Logs => Telemetry::Logs(Default::default()),
+/// What a pending batch holds. Requests that arrive as protobuf ([`Payload::Encoded`]) stay
+/// bytes: OTLP export requests are one repeated field, so the concatenation of two encodings is
+/// the encoding of the merged request, and the batch is joined with one copy when it is sent.
+/// The first decoded request (or a split) turns the batch into prost structs.
+enum Held {
+    Encoded { signal: Signal, parts: Vec<Encoded> },
+    Decoded(Telemetry),
+}
+
+impl Held {
+    /// Adds a request (of the same signal; another signal is handed back).
+    fn add(&mut self, more: Payload) -> Result<(), Payload> {
+        if more.signal() != self.signal() {
+            return Err(more);
+        }
+        match (&mut *self, more) {
+            (Held::Encoded { parts, .. }, Payload::Encoded(e)) => parts.push(e),
+            (Held::Decoded(t), more) => {
+                if let Err(other) = merge(t, more.into_decoded()) {
+                    return Err(Payload::Decoded(other));
+                }
+            }
+            (Held::Encoded { signal, parts }, Payload::Decoded(more)) => {
+                let mut t = Telemetry::empty(*signal);
+                for e in parts.drain(..) {
+                    if let Err(other) = merge(&mut t, Payload::Encoded(e).into_decoded()) {
+                        return Err(Payload::Decoded(other));
+                    }
+                }
+                if let Err(other) = merge(&mut t, more) {
+                    return Err(Payload::Decoded(other));
+                }
+                *self = Held::Decoded(t);
+            }
+        }
+        Ok(())
+    }
+
+    fn signal(&self) -> Signal {
+        match self {
+            Held::Encoded { signal, .. } => *signal,
+            Held::Decoded(t) => t.signal(),
+        }
+    }
+
+    /// The batch as one request.
+    fn finish(self) -> Payload {
+        match self {
+            Held::Decoded(t) => Payload::Decoded(t),
+            Held::Encoded { signal, mut parts } => {
+                if parts.len() == 1 {
+                    if let Some(e) = parts.pop() {
+                        return Payload::Encoded(e);
+                    }
+                }
+                let len = parts.iter().map(|e| e.bytes.len()).sum();
+                let mut buf = bytes::BytesMut::with_capacity(len);
+                let mut items = 0;
+                for e in parts {
+                    buf.extend_from_slice(&e.bytes);
+                    items += e.items;
+                }
+                Payload::Encoded(Encoded {
+                    signal,
+                    items,
+                    bytes: buf.freeze(),
+                })
+            }
+        }
     }
 }
 
@@ -286,7 +350,7 @@ fn empty(signal: Signal) -> Telemetry {
 // the running stage
 
 struct Item {
-    data: Telemetry,
+    data: Payload,
     meta: Arc<RequestMeta>,
 }
 
@@ -300,6 +364,8 @@ pub struct BatchHandle {
     /// Metadata value combinations seen (as in the Collector, a combination keeps its batcher).
     known: Arc<std::sync::Mutex<std::collections::HashSet<Vec<Option<String>>>>>,
     cardinality: Gauge,
+    /// Whether the chain after the stage reads the contents ([`Chain::reads_contents`]).
+    downstream_reads: bool,
 }
 
 struct Metrics {
@@ -376,6 +442,7 @@ impl BatchHandle {
             limit: cfg.metadata_cardinality_limit,
             known: Default::default(),
             cardinality,
+            downstream_reads: downstream.reads_contents(),
         };
         let task = tokio::spawn(run(cfg.clone(), rx, downstream, m, handle.keys.clone()));
         (handle, task)
@@ -385,7 +452,7 @@ impl BatchHandle {
     /// would open a metadata combination past `metadata_cardinality_limit` is refused.
     pub async fn consume(
         &self,
-        data: Telemetry,
+        data: Payload,
         meta: Arc<RequestMeta>,
     ) -> Result<(), PipelineError> {
         if !self.keys.is_empty() {
@@ -410,6 +477,11 @@ impl BatchHandle {
             .map_err(|_| PipelineError::ShuttingDown)
     }
 
+    /// True when the chain after this stage reads the contents.
+    pub fn reads_contents(&self) -> bool {
+        self.downstream_reads
+    }
+
     /// Stops taking requests; the task flushes what it holds and ends.
     pub fn close(&self) {
         self.tx.close();
@@ -428,13 +500,13 @@ fn key_of(keys: &[String], meta: &RequestMeta) -> Vec<Option<String>> {
 }
 
 struct Pending {
-    data: Telemetry,
+    data: Held,
     items: u64,
     deadline: Instant,
     meta: Arc<RequestMeta>,
 }
 
-async fn send(down: &Chain, data: Telemetry, meta: Arc<RequestMeta>, m: &Metrics) {
+async fn send(down: &Chain, data: Payload, meta: Arc<RequestMeta>, m: &Metrics) {
     let items = data.item_count();
     let signal = data.signal();
     m.size.observe(items);
@@ -449,16 +521,21 @@ async fn send(down: &Chain, data: Telemetry, meta: Arc<RequestMeta>, m: &Metrics
 }
 
 /// Sends `p`, split into pieces of at most `max` items (0 = no limit).
-async fn flush(down: &Chain, mut p: Pending, max: u64, m: &Metrics) {
-    if max > 0 {
-        while p.items > max {
-            let head = split_front(&mut p.data, max);
-            p.items -= max;
-            send(down, head, p.meta.clone(), m).await;
+async fn flush(down: &Chain, p: Pending, max: u64, m: &Metrics) {
+    let mut data = p.data.finish();
+    let mut items = p.items;
+    if max > 0 && items > max {
+        // splitting needs the contents
+        let mut t = data.into_decoded();
+        while items > max {
+            let head = split_front(&mut t, max);
+            items -= max;
+            send(down, Payload::Decoded(head), p.meta.clone(), m).await;
         }
+        data = Payload::Decoded(t);
     }
-    if p.items > 0 {
-        send(down, p.data, p.meta, m).await;
+    if items > 0 {
+        send(down, data, p.meta, m).await;
     }
 }
 
@@ -518,12 +595,15 @@ async fn run(
         };
         let signal = data.signal();
         let p = pending.entry(key.clone()).or_insert_with(|| Pending {
-            data: empty(signal),
+            data: Held::Encoded {
+                signal,
+                parts: Vec::new(),
+            },
             items: 0,
             deadline: Instant::now() + timeout,
             meta: batch_meta,
         });
-        if let Err(other) = merge(&mut p.data, data) {
+        if let Err(other) = p.data.add(data) {
             // a pipeline carries one signal; this cannot happen, but never lose data over it
             send(&down, other, meta, &m).await;
             continue;
@@ -638,7 +718,7 @@ mod tests {
         ) {
             let parts: Vec<Telemetry> = shapes.iter().map(|s| build(s)).collect();
             let want: Vec<_> = parts.iter().flat_map(flat).collect();
-            let mut merged = empty(Signal::Traces);
+            let mut merged = Telemetry::empty(Signal::Traces);
             for p in parts {
                 merge(&mut merged, p).unwrap();
             }
@@ -698,5 +778,74 @@ mod tests {
         }
         .validate("processors.batch", &mut d);
         assert_eq!(d.errors[0].path, "processors.batch.send_batch_max_size");
+    }
+
+    fn encoded(t: &Telemetry) -> Payload {
+        Payload::Encoded(Encoded {
+            signal: t.signal(),
+            items: t.item_count(),
+            bytes: t.encode_to_bytes(),
+        })
+    }
+
+    #[test]
+    fn encoded_requests_batch_as_their_concatenated_bytes() {
+        let (a, b, c) = (
+            build(&[vec![2, 1]]),
+            build(&[vec![3]]),
+            build(&[vec![1], vec![4]]),
+        );
+        let mut held = Held::Encoded {
+            signal: Signal::Traces,
+            parts: vec![],
+        };
+        for t in [&a, &b, &c] {
+            held.add(encoded(t)).unwrap();
+        }
+        let Payload::Encoded(e) = held.finish() else {
+            panic!("encoded requests must stay encoded")
+        };
+        assert_eq!(e.items, 11);
+        let expected = [
+            a.encode_to_bytes(),
+            b.encode_to_bytes(),
+            c.encode_to_bytes(),
+        ]
+        .concat();
+        assert_eq!(e.bytes.as_ref(), expected.as_slice());
+        let mut merged = a.clone();
+        merge(&mut merged, b.clone()).unwrap();
+        merge(&mut merged, c.clone()).unwrap();
+        assert_eq!(
+            Telemetry::decode_proto(Signal::Traces, &e.bytes).unwrap(),
+            merged
+        );
+    }
+
+    #[test]
+    fn a_decoded_request_turns_the_batch_decoded_in_order() {
+        let (a, b, c) = (build(&[vec![2]]), build(&[vec![1, 1]]), build(&[vec![3]]));
+        let mut held = Held::Encoded {
+            signal: Signal::Traces,
+            parts: vec![],
+        };
+        held.add(encoded(&a)).unwrap();
+        held.add(Payload::Decoded(b.clone())).unwrap();
+        held.add(encoded(&c)).unwrap();
+        let Payload::Decoded(t) = held.finish() else {
+            panic!("a decoded request decodes the batch")
+        };
+        assert_eq!(flat(&t), [flat(&a), flat(&b), flat(&c)].concat());
+        // another signal is handed back, never merged
+        let back = held_of(&a).add(encoded(&testdata_logs()));
+        assert!(back.is_err());
+    }
+
+    fn held_of(t: &Telemetry) -> Held {
+        Held::Decoded(t.clone())
+    }
+
+    fn testdata_logs() -> Telemetry {
+        Telemetry::Logs(testdata::logs(1, 1, 2))
     }
 }

@@ -70,6 +70,9 @@ pub const PROCESSOR_TYPES: &[&str] = &[
 pub enum Built {
     Inline(Arc<dyn Processor>),
     Batch(batch::BatchConfig),
+    /// Nothing runs at this position (`memory_limiter` acts at the receivers, `noop` does
+    /// nothing), so it does not make the pipeline read the contents.
+    Nothing,
 }
 
 impl ProcessorConfig {
@@ -139,9 +142,9 @@ impl ProcessorConfig {
                 Built::Inline(Arc::new(c.build(&id.to_string(), registry)))
             }
             // The limiter acts at the receivers (the admission gate), not at its position here.
-            ProcessorConfig::MemoryLimiter(_) => Built::Inline(Arc::new(Noop)),
+            ProcessorConfig::MemoryLimiter(_) => Built::Nothing,
             ProcessorConfig::Resource(c) => Built::Inline(Arc::new(c.build())),
-            ProcessorConfig::Noop(_) => Built::Inline(Arc::new(Noop)),
+            ProcessorConfig::Noop(_) => Built::Nothing,
         }
     }
 }
@@ -150,10 +153,3 @@ impl ProcessorConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoopConfig {}
-
-/// The pass-through processor.
-pub struct Noop;
-
-impl Processor for Noop {
-    fn process(&self, _data: &mut Telemetry, _meta: &RequestMeta, _rejected: &mut Rejections) {}
-}

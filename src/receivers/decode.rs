@@ -4,7 +4,9 @@
 
 use std::io::Read;
 
-use crate::data::{Signal, Telemetry};
+use bytes::Bytes;
+
+use crate::data::{Encoded, Payload, Signal, Telemetry};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -194,6 +196,31 @@ pub fn decode_payload(
             Telemetry::decode_json(signal, bytes).map_err(|e| DecodeError::Json(e.to_string()))
         }
     }
+}
+
+/// Turns a request body into what the pipelines take. Protobuf for pipelines that only forward
+/// it (`keep_encoded`: no component reads the contents) stays the client's bytes after
+/// [`crate::wire::scan`] checked them as strictly as a decode would; a request with malformed
+/// ids is decoded instead, so the request path can remove just those items. Everything else is
+/// decoded.
+pub fn payload(
+    signal: Signal,
+    enc: PayloadEncoding,
+    bytes: Bytes,
+    keep_encoded: bool,
+) -> Result<Payload, DecodeError> {
+    if keep_encoded && enc == PayloadEncoding::Protobuf {
+        let scan =
+            crate::wire::scan(signal, &bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+        if scan.bad_ids == 0 {
+            return Ok(Payload::Encoded(Encoded {
+                signal,
+                items: scan.items,
+                bytes,
+            }));
+        }
+    }
+    decode_payload(signal, enc, &bytes).map(Payload::Decoded)
 }
 
 #[cfg(test)]

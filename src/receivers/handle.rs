@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::data::{RequestMeta, Signal, Telemetry};
+use crate::data::{Payload, RequestMeta, Signal, Telemetry};
 use crate::pipeline::{Fanout, PipelineError};
 use crate::processors::Rejections;
 use crate::telemetry::metrics::{names, Counter, ReceiverCounters, Registry};
@@ -88,10 +88,19 @@ impl Sink {
         self.outcome_refused.inc();
     }
 
-    /// Runs a decoded request through the pipelines.
-    pub async fn receive(&self, mut data: Telemetry, meta: Arc<RequestMeta>) -> Outcome {
+    /// True when a pipeline fed by this sink forwards the client's protobuf as it is, so the
+    /// receiver keeps it encoded ([`Fanout::forwards_bytes`]).
+    pub fn keep_encoded(&self) -> bool {
+        self.fanout.forwards_bytes()
+    }
+
+    /// Runs a request through the pipelines. A decoded request loses its items with malformed
+    /// ids here; an encoded one comes from [`crate::wire::scan`], which found none.
+    pub async fn receive(&self, mut data: Payload, meta: Arc<RequestMeta>) -> Outcome {
         let mut rejected = Rejections::default();
-        drop_invalid_ids(&mut data, &mut rejected);
+        if let Payload::Decoded(t) = &mut data {
+            drop_invalid_ids(t, &mut rejected);
+        }
         let items = data.item_count();
         self.counters.refused.add(rejected.count);
         if items == 0 {

@@ -6,39 +6,35 @@
 //! cap, so a gzip bomb costs at most the cap) and answers `RESOURCE_EXHAUSTED` above it.
 //! Overload answers `RESOURCE_EXHAUSTED` with `RetryInfo`; a stopping gateway `UNAVAILABLE`.
 
+use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
+use bytes::{Buf, Bytes};
+use futures_util::future::BoxFuture;
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use tokio::net::TcpListener;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Request, Response, Status};
 
 use super::admission::{MemoryGate, DECODED_FACTOR};
+use super::decode::{payload, PayloadEncoding};
 use super::handle::{Outcome, Sink};
 use super::status::{code, grpc_status};
 use super::GrpcServerConfig;
-use crate::data::{RequestMeta, Signal, Telemetry};
+use crate::data::{Payload, RequestMeta, Signal};
 use crate::pipeline::ReceiverContext;
 
-/// One signal's gRPC service.
-#[derive(Clone)]
+/// One signal's request path: the message's bytes → [`payload`] (kept encoded when the
+/// pipelines only forward it, decoded otherwise) → [`Sink::receive`] → a status.
 pub struct SignalService {
     sink: Sink,
     include_metadata: bool,
@@ -46,11 +42,7 @@ pub struct SignalService {
 }
 
 impl SignalService {
-    async fn run<T>(
-        &self,
-        req: Request<T>,
-        wrap: fn(T) -> Telemetry,
-    ) -> Result<(u64, String), Status> {
+    async fn run(&self, req: Request<Bytes>) -> Result<(u64, String), Status> {
         let mut meta = RequestMeta {
             client_address: req.remote_addr(),
             ..Default::default()
@@ -68,11 +60,31 @@ impl SignalService {
                 })
                 .collect();
         }
-        let data = wrap(req.into_inner());
+        let bytes = req.into_inner();
+        meta.wire_size = bytes.len() as u64;
+        let keep_encoded = self.sink.keep_encoded();
+        let data = match payload(
+            self.sink.signal,
+            PayloadEncoding::Protobuf,
+            bytes,
+            keep_encoded,
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                self.sink.count_bad_request();
+                tracing::debug!(error = %e, "rejected otlp/grpc request");
+                return Err(grpc_status(
+                    code::INVALID_ARGUMENT,
+                    &format!("failed to decode protobuf: {e}"),
+                    None,
+                ));
+            }
+        };
         let _held = self.gate.as_ref().map(|g| {
-            // one size walk, reused by the pipeline's reservations
-            meta.wire_size = data.encoded_len() as u64;
-            g.reserve(meta.wire_size * (1 + DECODED_FACTOR))
+            g.reserve(match &data {
+                Payload::Encoded(_) => meta.wire_size,
+                Payload::Decoded(_) => meta.wire_size * (1 + DECODED_FACTOR),
+            })
         });
         match self.sink.receive(data, Arc::new(meta)).await {
             Outcome::Accepted { rejected, message } => Ok((rejected, message)),
@@ -97,51 +109,175 @@ impl SignalService {
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for SignalService {
-    async fn export(
-        &self,
-        req: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let (rejected, message) = self.run(req, Telemetry::Traces).await?;
-        Ok(Response::new(ExportTraceServiceResponse {
+/// What tells the three OTLP export services apart.
+pub trait ExportKind: Send + Sync + 'static {
+    /// The gRPC service name (`opentelemetry.proto.collector.trace.v1.TraceService`).
+    const NAME: &'static str;
+    const SIGNAL: Signal;
+    type Response: prost::Message + Default + Send + 'static;
+    fn response(rejected: u64, message: String) -> Self::Response;
+}
+
+pub struct TraceExport;
+pub struct MetricsExport;
+pub struct LogsExport;
+
+impl ExportKind for TraceExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const SIGNAL: Signal = Signal::Traces;
+    type Response = ExportTraceServiceResponse;
+    fn response(rejected: u64, message: String) -> Self::Response {
+        ExportTraceServiceResponse {
             partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: rejected as i64,
                 error_message: message,
             }),
-        }))
+        }
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for SignalService {
-    async fn export(
-        &self,
-        req: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let (rejected, message) = self.run(req, Telemetry::Metrics).await?;
-        Ok(Response::new(ExportMetricsServiceResponse {
+impl ExportKind for MetricsExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const SIGNAL: Signal = Signal::Metrics;
+    type Response = ExportMetricsServiceResponse;
+    fn response(rejected: u64, message: String) -> Self::Response {
+        ExportMetricsServiceResponse {
             partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: rejected as i64,
                 error_message: message,
             }),
-        }))
+        }
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for SignalService {
-    async fn export(
-        &self,
-        req: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let (rejected, message) = self.run(req, Telemetry::Logs).await?;
-        Ok(Response::new(ExportLogsServiceResponse {
+impl ExportKind for LogsExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const SIGNAL: Signal = Signal::Logs;
+    type Response = ExportLogsServiceResponse;
+    fn response(rejected: u64, message: String) -> Self::Response {
+        ExportLogsServiceResponse {
             partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: rejected as i64,
                 error_message: message,
             }),
-        }))
+        }
+    }
+}
+
+/// One OTLP export service, served by hand instead of through the generated server so the
+/// message arrives as bytes ([`BytesCodec`]): the request path decides whether to decode.
+pub struct ExportServer<K> {
+    svc: Arc<SignalService>,
+    max_message: usize,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for ExportServer<K> {
+    fn clone(&self) -> Self {
+        ExportServer {
+            svc: self.svc.clone(),
+            max_message: self.max_message,
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<K: ExportKind> tonic::server::NamedService for ExportServer<K> {
+    const NAME: &'static str = K::NAME;
+}
+
+impl<K, B> tower::Service<http::Request<B>> for ExportServer<K>
+where
+    K: ExportKind,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != K::SIGNAL.grpc_path() {
+            let status = Status::unimplemented(format!("unknown method {}", req.uri().path()));
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        let unary = Unary::<K> {
+            svc: self.svc.clone(),
+            _kind: PhantomData,
+        };
+        let max = self.max_message;
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(BytesCodec::<K::Response>(PhantomData))
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .accept_compressed(CompressionEncoding::Deflate)
+                .max_decoding_message_size(max);
+            Ok(grpc.unary(unary, req).await)
+        })
+    }
+}
+
+struct Unary<K> {
+    svc: Arc<SignalService>,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K: ExportKind> tonic::server::UnaryService<Bytes> for Unary<K> {
+    type Response = K::Response;
+    type Future = BoxFuture<'static, Result<Response<K::Response>, Status>>;
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let svc = self.svc.clone();
+        Box::pin(async move {
+            let (rejected, message) = svc.run(req).await?;
+            Ok(Response::new(K::response(rejected, message)))
+        })
+    }
+}
+
+/// The server side of a pass-through codec: the request message is taken as the bytes that
+/// arrived (after tonic's decompression and size cap, without a copy), the response is a prost
+/// message.
+pub struct BytesCodec<R>(PhantomData<fn() -> R>);
+
+pub struct BytesDecoder;
+
+pub struct ProstEncoder<R>(PhantomData<fn() -> R>);
+
+impl Decoder for BytesDecoder {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+impl<R: prost::Message> Encoder for ProstEncoder<R> {
+    type Item = R;
+    type Error = Status;
+    fn encode(&mut self, item: R, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("cannot encode response: {e}")))
+    }
+}
+
+impl<R: prost::Message + Send + 'static> Codec for BytesCodec<R> {
+    type Encode = R;
+    type Decode = Bytes;
+    type Encoder = ProstEncoder<R>;
+    type Decoder = BytesDecoder;
+    fn encoder(&mut self) -> ProstEncoder<R> {
+        ProstEncoder(PhantomData)
+    }
+    fn decoder(&mut self) -> BytesDecoder {
+        BytesDecoder
     }
 }
 
@@ -273,27 +409,27 @@ pub fn serve(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let id = ctx.id.to_string();
+    let max_message = (cfg.max_recv_msg_size_mib as usize).saturating_mul(1024 * 1024);
     let svc = |s: Signal| {
         let f = ctx.fanout(s);
-        (!f.is_empty()).then(|| SignalService {
-            sink: Sink::new(&ctx.registry, &id, "grpc", s, f.clone()),
-            include_metadata: cfg.include_metadata,
-            gate: ctx.gate.clone(),
+        (!f.is_empty()).then(|| {
+            Arc::new(SignalService {
+                sink: Sink::new(&ctx.registry, &id, "grpc", s, f.clone()),
+                include_metadata: cfg.include_metadata,
+                gate: ctx.gate.clone(),
+            })
         })
     };
-    let max = (cfg.max_recv_msg_size_mib as usize).saturating_mul(1024 * 1024);
-    macro_rules! configure {
-        ($server:expr) => {
-            $server
-                .max_decoding_message_size(max)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Zstd)
-                .accept_compressed(CompressionEncoding::Deflate)
-        };
+    fn server<K>(svc: Arc<SignalService>, max_message: usize) -> ExportServer<K> {
+        ExportServer {
+            svc,
+            max_message,
+            _kind: PhantomData,
+        }
     }
-    let traces = svc(Signal::Traces).map(|s| configure!(TraceServiceServer::new(s)));
-    let metrics = svc(Signal::Metrics).map(|s| configure!(MetricsServiceServer::new(s)));
-    let logs = svc(Signal::Logs).map(|s| configure!(LogsServiceServer::new(s)));
+    let traces = svc(Signal::Traces).map(|s| server::<TraceExport>(s, max_message));
+    let metrics = svc(Signal::Metrics).map(|s| server::<MetricsExport>(s, max_message));
+    let logs = svc(Signal::Logs).map(|s| server::<LogsExport>(s, max_message));
     let router = tonic::transport::Server::builder()
         .layer(
             tower::ServiceBuilder::new()

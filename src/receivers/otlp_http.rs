@@ -31,11 +31,11 @@ use prost::Message;
 use tokio::net::TcpListener;
 
 use super::admission::{MemoryGate, DECODED_FACTOR};
-use super::decode::{decode_payload, decompress, ContentEncoding, DecodeError, PayloadEncoding};
+use super::decode::{decompress, payload, ContentEncoding, DecodeError, PayloadEncoding};
 use super::handle::{Outcome, Sink};
 use super::status::{code, rpc_status, status_json};
 use super::HttpServerConfig;
-use crate::data::{RequestMeta, Signal};
+use crate::data::{Payload, RequestMeta, Signal};
 use crate::pipeline::ReceiverContext;
 
 struct State {
@@ -281,12 +281,14 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
     };
     let _body_held = state.gate.as_ref().map(|g| g.reserve(body.len() as u64));
     meta.wire_size = body.len() as u64;
+    let keep_encoded = sink.keep_encoded();
+    let mut _raw_held = None;
     let decoded = match content_encoding {
-        ContentEncoding::Identity => decode_payload(sink.signal, enc, &body),
+        ContentEncoding::Identity => payload(sink.signal, enc, body.clone(), keep_encoded),
         other => decompress(other, &body, cap).and_then(|raw| {
             meta.wire_size = raw.len() as u64;
-            let _raw_held = state.gate.as_ref().map(|g| g.reserve(raw.len() as u64));
-            decode_payload(sink.signal, enc, &raw)
+            _raw_held = state.gate.as_ref().map(|g| g.reserve(raw.len() as u64));
+            payload(sink.signal, enc, Bytes::from(raw), keep_encoded)
         }),
     };
     let data = match decoded {
@@ -297,10 +299,14 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             return decode_error_response(&e, enc);
         }
     };
-    let _decoded_held = state
-        .gate
-        .as_ref()
-        .map(|g| g.reserve(body.len() as u64 * DECODED_FACTOR));
+    // the encoded request is already on the account (the body or the inflated bytes)
+    let _decoded_held = match &data {
+        Payload::Decoded(_) => state
+            .gate
+            .as_ref()
+            .map(|g| g.reserve(meta.wire_size * DECODED_FACTOR)),
+        Payload::Encoded(_) => None,
+    };
     match sink.receive(data, Arc::new(meta)).await {
         Outcome::Accepted { rejected, message } => success(sink.signal, enc, rejected, message),
         Outcome::Refused {

@@ -1,0 +1,242 @@
+//! Pass-through: when no component of a pipeline reads the contents (`memory_limiter`, `batch`,
+//! OTLP exporters), the gateway forwards the protobuf bytes the client sent instead of decoding
+//! and re-encoding them. What reaches the backend must be exactly those bytes — batched requests
+//! are their concatenation — including fields newer than our proto definitions, which a decode
+//! would drop. A pipeline with a processor decodes, so its edits apply. The backend is an
+//! in-process OTLP/HTTP server that records the bodies it receives.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use otelgw::testdata;
+use prost::Message;
+
+/// Bodies received, by path.
+type Received = Arc<Mutex<Vec<(String, Bytes)>>>;
+
+async fn recording_backend() -> (u16, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Received = Default::default();
+    let got2 = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                continue;
+            };
+            let got = got2.clone();
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let got = got.clone();
+                        async move {
+                            let path = req.uri().path().to_string();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            got.lock().unwrap().push((path, body));
+                            let mut r = http::Response::new(Full::new(Bytes::from(
+                                ExportTraceServiceResponse::default().encode_to_vec(),
+                            )));
+                            r.headers_mut()
+                                .insert("content-type", "application/x-protobuf".parse().unwrap());
+                            Ok::<_, Infallible>(r)
+                        }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    (port, got)
+}
+
+/// A traces request followed by a field no OTLP version defines (number 1000, bytes): prost
+/// skips it on decode and drops it on encode.
+fn with_unknown_field(req: &ExportTraceServiceRequest, marker: &[u8]) -> Vec<u8> {
+    let mut b = req.encode_to_vec();
+    prost::encoding::bytes::encode(1000, &marker.to_vec(), &mut b);
+    b
+}
+
+async fn post(port: u16, body: Vec<u8>) -> ExportTraceServiceResponse {
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    ExportTraceServiceResponse::decode(resp.bytes().await.unwrap().as_ref()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_bytes_are_the_clients_and_processors_still_decode() {
+    let (backend, got) = recording_backend().await;
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    // two requests per batch: the size trigger fires on the second one, so each batch holds
+    // exactly the two requests sent back to back
+    let config = format!(
+        r#"receivers:
+{recv}processors:
+  memory_limiter: {{limit_mib: 512, spike_limit_mib: 64, check_interval: 100ms}}
+  batch: {{send_batch_size: 10, timeout: 30s}}
+  attributes/tag:
+    actions: [{{key: edited, value: "yes", action: insert}}]
+exporters:
+  otlphttp/raw:
+    endpoint: http://127.0.0.1:{backend}/raw
+    compression: none
+  otlphttp/edited:
+    endpoint: http://127.0.0.1:{backend}/edited
+    compression: none
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [otlphttp/raw]
+    traces/edited:
+      receivers: [otlp]
+      processors: [attributes/tag]
+      exporters: [otlphttp/edited]
+{tel}"#,
+        recv = ports.otlp_receiver(),
+        tel = ports.telemetry()
+    );
+    let gw = Gateway::start(ports, dir, &config);
+
+    let a = testdata::traces(1, 2, 3); // 6 spans
+    let b = testdata::traces(2, 1, 5); // 5 spans
+    let a_bytes = with_unknown_field(&a, b"from-the-future-a");
+    let b_bytes = with_unknown_field(&b, b"from-the-future-b");
+    assert!(post(gw.http_port, a_bytes.clone())
+        .await
+        .partial_success
+        .is_none());
+    // the second over gRPC: both transports forward bytes
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", gw.grpc_port))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await.unwrap();
+    raw.unary::<Bytes, ExportTraceServiceResponse, _>(
+        tonic::Request::new(Bytes::from(b_bytes.clone())),
+        tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        ),
+        otelgw::exporters::otlp_grpc::raw_codec(),
+    )
+    .await
+    .unwrap();
+
+    let got2 = got.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until("both pipelines delivered", Duration::from_secs(15), || {
+            let g = got2.lock().unwrap();
+            g.iter().filter(|(p, _)| p.starts_with("/raw")).count() == 1
+                && g.iter().filter(|(p, _)| p.starts_with("/edited")).count() == 2
+        })
+    })
+    .await
+    .unwrap();
+    let g = got.lock().unwrap().clone();
+    let raw_body = &g.iter().find(|(p, _)| p.starts_with("/raw")).unwrap().1;
+    // the batch is the two requests' bytes, end to end, unknown fields and all
+    let mut expected = a_bytes.clone();
+    expected.extend_from_slice(&b_bytes);
+    assert_eq!(raw_body.as_ref(), expected.as_slice());
+    let merged = ExportTraceServiceRequest::decode(raw_body.as_ref()).unwrap();
+    assert_eq!(
+        merged.resource_spans,
+        [a.resource_spans.clone(), b.resource_spans.clone()].concat()
+    );
+
+    // the pipeline with a processor decoded: the attribute is there, the unknown field is not
+    for (_, body) in g.iter().filter(|(p, _)| p.starts_with("/edited")) {
+        assert!(!body
+            .windows(b"from-the-future".len())
+            .any(|w| w == b"from-the-future"));
+        let req = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
+        for s in req
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+        {
+            let edited = s.attributes.iter().find(|kv| kv.key == "edited").unwrap();
+            assert_eq!(
+                edited.value.as_ref().unwrap().value,
+                Some(Value::StringValue("yes".into()))
+            );
+        }
+    }
+    assert_eq!(
+        gw.metric(
+            "otelcol_exporter_sent_spans",
+            &[("exporter", "otlphttp/raw")]
+        ),
+        11.0
+    );
+    assert_eq!(
+        gw.metric("otelcol_receiver_accepted_spans", &[("transport", "http")]),
+        6.0
+    );
+    assert_eq!(
+        gw.metric("otelcol_receiver_accepted_spans", &[("transport", "grpc")]),
+        5.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_with_bad_ids_is_decoded_and_only_the_bad_spans_go() {
+    let (backend, got) = recording_backend().await;
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"receivers:
+{recv}exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{backend}
+    compression: none
+service:
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [otlphttp]}}
+{tel}"#,
+        recv = ports.otlp_receiver(),
+        tel = ports.telemetry()
+    );
+    let gw = Gateway::start(ports, dir, &config);
+    let mut req = testdata::traces(3, 1, 4);
+    req.resource_spans[0].scope_spans[0].spans[0].parent_span_id = vec![9; 3];
+    let good = req.resource_spans[0].scope_spans[0].spans[1..].to_vec();
+    let resp = post(gw.http_port, req.encode_to_vec()).await;
+    assert_eq!(resp.partial_success.unwrap().rejected_spans, 1);
+    let got2 = got.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until("delivered", Duration::from_secs(15), || {
+            !got2.lock().unwrap().is_empty()
+        })
+    })
+    .await
+    .unwrap();
+    let body = got.lock().unwrap()[0].1.clone();
+    let sent = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
+    assert_eq!(sent.resource_spans[0].scope_spans[0].spans, good);
+}

@@ -3,7 +3,9 @@
 //! A [`Telemetry`] is one export request of one signal exactly as OTLP defines it
 //! (`ExportTraceServiceRequest`, …). Receivers produce it, processors edit it in place, exporters
 //! encode it. There is no second event model; the helpers here give the pipeline what it needs
-//! (the signal, the item count, the encoded size) without copying.
+//! (the signal, the item count, the encoded size) without copying. On its way through the
+//! pipeline a request is a [`Payload`]: decoded, or — when nothing reads it — the same request
+//! as the protobuf bytes the client sent.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};

@@ -28,3 +28,4 @@ pub mod processors;
 pub mod receivers;
 pub mod telemetry;
 pub mod testdata;
+pub mod wire;

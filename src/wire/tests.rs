@@ -838,7 +838,7 @@ fn invalid_utf8_in_strings() {
         b"GET /api/v1/orders/\xff",
     );
     assert!(!check(Signal::Traces, &name));
-    assert_eq!(scan(Signal::Traces, &name), Err(E_UTF8));
+    assert_eq!(scan(Signal::Traces, &name), Err(Fail::Utf8.into()));
     let mut key = good.clone();
     replace(&mut key, b"http.route", b"http.rout\xc3");
     assert!(!check(Signal::Traces, &key));
@@ -910,7 +910,7 @@ fn recursion_limit_from_both_sides() {
                 kv_ok = true;
             } else {
                 kv_err = true;
-                assert_eq!(scan(Signal::Traces, &b), Err(E_RECURSION));
+                assert_eq!(scan(Signal::Traces, &b), Err(Fail::Recursion.into()));
             }
             // AnyValue -> ArrayValue -> AnyValue: two levels a step
             let mut v = leaf.clone();
@@ -1278,7 +1278,10 @@ fn varints_and_keys() {
 #[test]
 fn scan_reports_errors_by_name() {
     assert_eq!(WireError("invalid varint").to_string(), "invalid varint");
-    assert_eq!(scan(Signal::Logs, &[0x0a, 0x05]), Err(E_LENGTH));
-    assert_eq!(scan(Signal::Logs, &[0x10]), Err(E_VARINT));
-    assert_eq!(scan(Signal::Logs, &[0x08, 0x01]), Err(E_UNEXPECTED));
+    assert_eq!(scan(Signal::Logs, &[0x0a, 0x05]), Err(Fail::Length.into()));
+    assert_eq!(scan(Signal::Logs, &[0x10]), Err(Fail::Varint.into()));
+    assert_eq!(
+        scan(Signal::Logs, &[0x08, 0x01]),
+        Err(Fail::Unexpected.into())
+    );
 }

@@ -344,6 +344,9 @@ impl Graph {
                     gate: gate.clone(),
                 },
             });
+            if !pipeline.head.reads_contents() {
+                tracing::info!(pipeline = %pid, "pipeline forwards protobuf as received (nothing on it reads the contents)");
+            }
             pipelines.push((pid.clone(), pcfg.receivers.clone(), pipeline));
         }
 

@@ -187,13 +187,13 @@ service:
             );
         }
     }
-    assert_eq!(
+    // counted once the backend has answered
+    wait_until("sent counted", Duration::from_secs(5), || {
         gw.metric(
             "otelcol_exporter_sent_spans",
-            &[("exporter", "otlphttp/raw")]
-        ),
-        11.0
-    );
+            &[("exporter", "otlphttp/raw")],
+        ) == 11.0
+    });
     assert_eq!(
         gw.metric("otelcol_receiver_accepted_spans", &[("transport", "http")]),
         6.0
@@ -239,4 +239,71 @@ service:
     let body = got.lock().unwrap()[0].1.clone();
     let sent = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
     assert_eq!(sent.resource_spans[0].scope_spans[0].spans, good);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_batch_max_size_sends_whole_requests_and_cuts_only_a_request_above_it() {
+    let (backend, got) = recording_backend().await;
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"receivers:
+{recv}processors:
+  batch: {{send_batch_size: 10, send_batch_max_size: 12, timeout: 30s}}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{backend}
+    compression: none
+    # one consumer: batches reach the backend in the order the batch processor sent them
+    sending_queue: {{num_consumers: 1}}
+service:
+  pipelines:
+    traces: {{receivers: [otlp], processors: [batch], exporters: [otlphttp]}}
+{tel}"#,
+        recv = ports.otlp_receiver(),
+        tel = ports.telemetry()
+    );
+    let gw = Gateway::start(ports, dir, &config);
+    let a = testdata::traces(1, 1, 6);
+    let b = testdata::traces(2, 1, 7);
+    let c = testdata::traces(3, 2, 15); // 30 spans: above the limit on its own
+    let d = testdata::traces(4, 1, 10);
+    // a + b = 13 ≥ 10 flushes; 13 > 12, so a and b leave as they came
+    post(gw.http_port, a.encode_to_vec()).await;
+    post(gw.http_port, b.encode_to_vec()).await;
+    // c alone: cut into 12 + 12 + 6; then d (10) on its own
+    post(gw.http_port, c.encode_to_vec()).await;
+    post(gw.http_port, d.encode_to_vec()).await;
+    let got2 = got.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until("six batches", Duration::from_secs(15), || {
+            got2.lock().unwrap().len() == 6
+        })
+    })
+    .await
+    .unwrap();
+    let bodies: Vec<Bytes> = got.lock().unwrap().iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(bodies[0].as_ref(), a.encode_to_vec().as_slice());
+    assert_eq!(bodies[1].as_ref(), b.encode_to_vec().as_slice());
+    let pieces: Vec<ExportTraceServiceRequest> = bodies[2..5]
+        .iter()
+        .map(|b| ExportTraceServiceRequest::decode(b.as_ref()).unwrap())
+        .collect();
+    let count = |r: &ExportTraceServiceRequest| -> usize {
+        r.resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum()
+    };
+    assert_eq!(pieces.iter().map(count).collect::<Vec<_>>(), [12, 12, 6]);
+    let spans = |r: &ExportTraceServiceRequest| -> Vec<_> {
+        r.resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| s.spans.clone())
+            .collect()
+    };
+    assert_eq!(pieces.iter().flat_map(spans).collect::<Vec<_>>(), spans(&c));
+    assert_eq!(bodies[5].as_ref(), d.encode_to_vec().as_slice());
 }

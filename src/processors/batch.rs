@@ -4,7 +4,9 @@
 //! clones the resource/scope wrapper around the items it moves), never lost and never duplicated
 //! (property-tested below). A batch is sent when it holds `send_batch_size` items (the size
 //! trigger) or `timeout` after its first item arrived (the timeout trigger); batches above
-//! `send_batch_max_size` are split. With `metadata_keys`, requests are batched separately per
+//! `send_batch_max_size` are split. Requests that travel as protobuf bytes are batched by
+//! concatenation and never cut: a piece sent under `send_batch_max_size` is as many whole
+//! requests as fit, and only a request larger than the limit on its own is decoded and split. With `metadata_keys`, requests are batched separately per
 //! distinct combination of those request headers (the receiver's `include_metadata` must be on),
 //! at most `metadata_cardinality_limit` combinations; a request past the limit is refused.
 //!
@@ -520,22 +522,64 @@ async fn send(down: &Chain, data: Payload, meta: Arc<RequestMeta>, m: &Metrics) 
     }
 }
 
-/// Sends `p`, split into pieces of at most `max` items (0 = no limit).
+/// Sends `p`, split into pieces of at most `max` items (0 = no limit). Encoded requests are
+/// never cut: each piece is as many whole requests as fit under `max`, and only a request
+/// larger than `max` on its own is decoded and split.
 async fn flush(down: &Chain, p: Pending, max: u64, m: &Metrics) {
-    let mut data = p.data.finish();
-    let mut items = p.items;
+    match p.data {
+        Held::Encoded { signal, parts } if max > 0 && p.items > max => {
+            let mut group = Vec::new();
+            let mut n = 0;
+            for e in parts {
+                if n + e.items > max && !group.is_empty() {
+                    let whole = Held::Encoded {
+                        signal,
+                        parts: std::mem::take(&mut group),
+                    };
+                    send(down, whole.finish(), p.meta.clone(), m).await;
+                    n = 0;
+                }
+                if e.items > max {
+                    let items = e.items;
+                    send_split(down, Payload::Encoded(e), items, max, &p.meta, m).await;
+                } else {
+                    n += e.items;
+                    group.push(e);
+                }
+            }
+            if !group.is_empty() {
+                let whole = Held::Encoded {
+                    signal,
+                    parts: group,
+                };
+                send(down, whole.finish(), p.meta, m).await;
+            }
+        }
+        held => send_split(down, held.finish(), p.items, max, &p.meta, m).await,
+    }
+}
+
+/// Sends `data` (`items` long) in pieces of at most `max` items (0 = no limit), decoding it if
+/// it has to be cut.
+async fn send_split(
+    down: &Chain,
+    mut data: Payload,
+    mut items: u64,
+    max: u64,
+    meta: &Arc<RequestMeta>,
+    m: &Metrics,
+) {
     if max > 0 && items > max {
-        // splitting needs the contents
         let mut t = data.into_decoded();
         while items > max {
             let head = split_front(&mut t, max);
             items -= max;
-            send(down, Payload::Decoded(head), p.meta.clone(), m).await;
+            send(down, Payload::Decoded(head), meta.clone(), m).await;
         }
         data = Payload::Decoded(t);
     }
     if items > 0 {
-        send(down, data, p.meta, m).await;
+        send(down, data, meta.clone(), m).await;
     }
 }
 

@@ -1,10 +1,11 @@
 //! Processor hot paths: batch merge + split (send_batch_size 8192, send_batch_max_size 10000)
-//! and five attribute actions on a 512-span request.
+//! and five attribute actions on a 512-span request; the resource processor on decoded
+//! requests and on encoded ones (only the resources re-encoded).
 //!
 //! `cargo bench --bench processors`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use otelgw::data::{RequestMeta, Telemetry};
+use otelgw::data::{RequestMeta, Signal, Telemetry};
 use otelgw::processors::attributes::AttributesConfig;
 use otelgw::processors::batch::{merge, split_front};
 use otelgw::processors::resource::ResourceConfig;
@@ -86,6 +87,21 @@ fn attributes(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    // The same edit on a request that arrived as bytes: decode + edit + encode (what a
+    // pipeline with any item-reading processor pays) against editing only the resources in
+    // the encoding (what a pipeline of resource-only processors pays).
+    let bytes = req.encode_to_bytes();
+    g.throughput(Throughput::Elements(512));
+    g.bench_function("resource_2_upserts_512_spans_decode_edit_encode", |b| {
+        b.iter(|| {
+            let mut t = Telemetry::decode_proto(Signal::Traces, &bytes).unwrap_or(req.clone());
+            rp.process(&mut t, &meta, &mut Rejections::default());
+            t.encode_to_bytes()
+        })
+    });
+    g.bench_function("resource_2_upserts_512_spans_wire_edit", |b| {
+        b.iter(|| otelgw::wire::edit_resources(&bytes, |r| rp.edit_resource(r, &meta)))
     });
     g.finish();
 }

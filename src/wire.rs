@@ -683,5 +683,8 @@ message!(exemplar: No {
     7 => Msg(key_value), // filtered_attributes
 });
 
+mod resources;
+pub use resources::edit_resources;
+
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,8 @@
 //! OTLP exporters), the gateway forwards the protobuf bytes the client sent instead of decoding
 //! and re-encoding them. What reaches the backend must be exactly those bytes — batched requests
 //! are their concatenation — including fields newer than our proto definitions, which a decode
-//! would drop. A pipeline with a processor decodes, so its edits apply. The backend is an
+//! would drop. A pipeline with a processor that reads items decodes, so its edits apply; one
+//! whose processors edit only resources re-encodes just the resources. The backend is an
 //! in-process OTLP/HTTP server that records the bodies it receives.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -96,12 +97,17 @@ async fn forwarded_bytes_are_the_clients_and_processors_still_decode() {
   batch: {{send_batch_size: 10, timeout: 30s}}
   attributes/tag:
     actions: [{{key: edited, value: "yes", action: insert}}]
+  resource/env:
+    attributes: [{{key: deployment.environment, value: test, action: upsert}}]
 exporters:
   otlphttp/raw:
     endpoint: http://127.0.0.1:{backend}/raw
     compression: none
   otlphttp/edited:
     endpoint: http://127.0.0.1:{backend}/edited
+    compression: none
+  otlphttp/resource:
+    endpoint: http://127.0.0.1:{backend}/resource
     compression: none
 service:
   pipelines:
@@ -113,6 +119,10 @@ service:
       receivers: [otlp]
       processors: [attributes/tag]
       exporters: [otlphttp/edited]
+    traces/resource:
+      receivers: [otlp]
+      processors: [resource/env]
+      exporters: [otlphttp/resource]
 {tel}"#,
         recv = ports.otlp_receiver(),
         tel = ports.telemetry()
@@ -152,6 +162,7 @@ service:
             let g = got2.lock().unwrap();
             g.iter().filter(|(p, _)| p.starts_with("/raw")).count() == 1
                 && g.iter().filter(|(p, _)| p.starts_with("/edited")).count() == 2
+                && g.iter().filter(|(p, _)| p.starts_with("/resource")).count() == 2
         })
     })
     .await
@@ -186,6 +197,32 @@ service:
                 Some(Value::StringValue("yes".into()))
             );
         }
+    }
+    // a processor that edits only resources keeps the request encoded: its resource is
+    // re-encoded, every other byte (spans, the unknown field) is the client's
+    for (sent, req) in [(&a_bytes, &a), (&b_bytes, &b)] {
+        let body = g
+            .iter()
+            .filter(|(p, _)| p.starts_with("/resource"))
+            .map(|(_, b)| b)
+            .find(|b| {
+                let d = ExportTraceServiceRequest::decode(b.as_ref()).unwrap();
+                d.resource_spans[0].scope_spans == req.resource_spans[0].scope_spans
+            })
+            .expect("each request reaches the resource pipeline");
+        assert!(
+            body.ends_with(&sent[sent.len() - 20..]),
+            "the unknown field stays"
+        );
+        let d = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
+        let mut want = req.clone();
+        for rs in &mut want.resource_spans {
+            let r = rs.resource.get_or_insert_with(Default::default);
+            r.attributes.retain(|kv| kv.key != "deployment.environment");
+            r.attributes
+                .push(testdata::kv("deployment.environment", testdata::s("test")));
+        }
+        assert_eq!(d, want);
     }
     // counted once the backend has answered
     wait_until("sent counted", Duration::from_secs(5), || {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{ComponentId, Config, PipelineId};
-use crate::data::{Payload, RequestMeta, Signal};
+use crate::data::{Encoded, Payload, RequestMeta, Signal};
 use crate::exporters::runner::{ExporterHandle, RunningExporter};
 use crate::exporters::{BuildError, QueueConfig, RetryConfig};
 use crate::extensions::ExtensionConfig;
@@ -69,11 +69,29 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// True when something on this chain reads the contents: a processor, or an exporter that
-    /// does not send the OTLP encoding as it is. Receivers decode up front for such chains
+    /// True when every processor of the chain edits only resources (or there are none).
+    fn resource_only(&self) -> bool {
+        self.processors.iter().all(|p| p.resource_only())
+    }
+
+    fn process_decoded(
+        &self,
+        data: Payload,
+        meta: &RequestMeta,
+        rejected: &mut Rejections,
+    ) -> Payload {
+        let mut t = data.into_decoded();
+        for p in &self.processors {
+            p.process(&mut t, meta, rejected);
+        }
+        Payload::Decoded(t)
+    }
+
+    /// True when something on this chain reads the contents: a processor that reads more than
+    /// resources, or an exporter that does not send the OTLP encoding as it is. Receivers decode up front for such chains
     /// instead of checking the bytes and decoding later.
     pub fn reads_contents(&self) -> bool {
-        !self.processors.is_empty()
+        !self.resource_only()
             || match &self.next {
                 Next::Exporters(e) => e.iter().any(|e| !e.sends_encoded()),
                 Next::Batch(b) => b.reads_contents(),
@@ -88,14 +106,21 @@ impl Chain {
         meta: Arc<RequestMeta>,
     ) -> Result<Rejections, PipelineError> {
         let mut rejected = Rejections::default();
-        let data = if self.processors.is_empty() {
-            data
-        } else {
-            let mut t = data.into_decoded();
-            for p in &self.processors {
-                p.process(&mut t, &meta, &mut rejected);
+        let data = match data {
+            data if self.processors.is_empty() => data,
+            Payload::Encoded(e) if self.resource_only() => {
+                let edited = crate::wire::edit_resources(&e.bytes, |r| {
+                    for p in &self.processors {
+                        p.edit_resource(r, &meta);
+                    }
+                });
+                match edited {
+                    Some(bytes) => Payload::Encoded(Encoded { bytes, ..e }),
+                    // not reached for bytes `wire::scan` accepted; decoding is always right
+                    None => self.process_decoded(Payload::Encoded(e), &meta, &mut rejected),
+                }
             }
-            Payload::Decoded(t)
+            data => self.process_decoded(data, &meta, &mut rejected),
         };
         if data.is_empty() {
             return Ok(rejected);

@@ -12,6 +12,7 @@ pub mod resource;
 
 use std::sync::Arc;
 
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
@@ -43,6 +44,17 @@ impl Rejections {
 /// A running processor.
 pub trait Processor: Send + Sync + 'static {
     fn process(&self, data: &mut Telemetry, meta: &RequestMeta, rejected: &mut Rejections);
+
+    /// True when the processor reads and edits nothing but resources, one at a time, through
+    /// [`Processor::edit_resource`] (and [`Processor::process`] does just that). A pipeline whose
+    /// processors all say so edits an encoded request's resources without decoding its items
+    /// ([`crate::wire::edit_resources`]).
+    fn resource_only(&self) -> bool {
+        false
+    }
+
+    /// Edits one resource (only called when [`Processor::resource_only`] is true).
+    fn edit_resource(&self, _resource: &mut Option<Resource>, _meta: &RequestMeta) {}
 }
 
 /// Every processor type otelgw has.

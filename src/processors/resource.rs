@@ -1,8 +1,11 @@
 //! `resource`: edits resource attributes of all three signals with the same actions as
 //! `attributes` (see [`super::attributes`] for their semantics), in order, once per resource.
+//! It reads nothing but resources, so a request that travels encoded stays encoded: only its
+//! resources are decoded and re-encoded ([`crate::wire::edit_resources`]).
 
 use std::sync::Arc;
 
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::{Deserialize, Serialize};
 
 use super::attributes::{apply, compile_all, Action, ActionConfig};
@@ -64,8 +67,16 @@ impl Processor for ResourceProcessor {
                 .collect(),
         };
         for res in resources {
-            let res = res.get_or_insert_with(Default::default);
-            apply(&self.actions, &mut res.attributes, meta);
+            self.edit_resource(res, meta);
         }
+    }
+
+    fn resource_only(&self) -> bool {
+        true
+    }
+
+    fn edit_resource(&self, res: &mut Option<Resource>, meta: &RequestMeta) {
+        let res = res.get_or_insert_with(Default::default);
+        apply(&self.actions, &mut res.attributes, meta);
     }
 }

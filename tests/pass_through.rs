@@ -83,16 +83,42 @@ async fn post(port: u16, body: Vec<u8>) -> ExportTraceServiceResponse {
     ExportTraceServiceResponse::decode(resp.bytes().await.unwrap().as_ref()).unwrap()
 }
 
+/// A gateway with the OTLP receiver, the admin listener, and `rest` (processors, exporters,
+/// service.pipelines) in between.
+fn gateway(rest: &str) -> Gateway {
+    let ports = Ports::new();
+    let config = format!(
+        "receivers:\n{}{rest}{}",
+        ports.otlp_receiver(),
+        ports.telemetry()
+    );
+    Gateway::start(ports, tempfile::tempdir().unwrap(), &config)
+}
+
+/// Waits (bounded) until what the backend received satisfies `done`; returns it.
+async fn wait_for(
+    got: &Received,
+    what: &'static str,
+    done: impl Fn(&[(String, Bytes)]) -> bool + Send + 'static,
+) -> Vec<(String, Bytes)> {
+    let got2 = got.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(what, Duration::from_secs(15), || {
+            done(&got2.lock().unwrap())
+        })
+    })
+    .await
+    .unwrap();
+    got.lock().unwrap().clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_bytes_are_the_clients_and_processors_still_decode() {
     let (backend, got) = recording_backend().await;
-    let ports = Ports::new();
-    let dir = tempfile::tempdir().unwrap();
     // two requests per batch: the size trigger fires on the second one, so each batch holds
     // exactly the two requests sent back to back
-    let config = format!(
-        r#"receivers:
-{recv}processors:
+    let gw = gateway(&format!(
+        r#"processors:
   memory_limiter: {{limit_mib: 512, spike_limit_mib: 64, check_interval: 100ms}}
   batch: {{send_batch_size: 10, timeout: 30s}}
   attributes/tag:
@@ -123,11 +149,8 @@ service:
       receivers: [otlp]
       processors: [resource/env]
       exporters: [otlphttp/resource]
-{tel}"#,
-        recv = ports.otlp_receiver(),
-        tel = ports.telemetry()
-    );
-    let gw = Gateway::start(ports, dir, &config);
+"#
+    ));
 
     let a = testdata::traces(1, 2, 3); // 6 spans
     let b = testdata::traces(2, 1, 5); // 5 spans
@@ -156,18 +179,11 @@ service:
     .await
     .unwrap();
 
-    let got2 = got.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_until("both pipelines delivered", Duration::from_secs(15), || {
-            let g = got2.lock().unwrap();
-            g.iter().filter(|(p, _)| p.starts_with("/raw")).count() == 1
-                && g.iter().filter(|(p, _)| p.starts_with("/edited")).count() == 2
-                && g.iter().filter(|(p, _)| p.starts_with("/resource")).count() == 2
-        })
+    let g = wait_for(&got, "every pipeline delivered", |g| {
+        let n = |prefix: &str| g.iter().filter(|(p, _)| p.starts_with(prefix)).count();
+        n("/raw") == 1 && n("/edited") == 2 && n("/resource") == 2
     })
-    .await
-    .unwrap();
-    let g = got.lock().unwrap().clone();
+    .await;
     let raw_body = &g.iter().find(|(p, _)| p.starts_with("/raw")).unwrap().1;
     // the batch is the two requests' bytes, end to end, unknown fields and all
     let mut expected = a_bytes.clone();
@@ -244,36 +260,24 @@ service:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_with_bad_ids_is_decoded_and_only_the_bad_spans_go() {
     let (backend, got) = recording_backend().await;
-    let ports = Ports::new();
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        r#"receivers:
-{recv}exporters:
+    let gw = gateway(&format!(
+        r#"exporters:
   otlphttp:
     endpoint: http://127.0.0.1:{backend}
     compression: none
 service:
   pipelines:
     traces: {{receivers: [otlp], exporters: [otlphttp]}}
-{tel}"#,
-        recv = ports.otlp_receiver(),
-        tel = ports.telemetry()
-    );
-    let gw = Gateway::start(ports, dir, &config);
+"#
+    ));
     let mut req = testdata::traces(3, 1, 4);
     req.resource_spans[0].scope_spans[0].spans[0].parent_span_id = vec![9; 3];
     let good = req.resource_spans[0].scope_spans[0].spans[1..].to_vec();
     let resp = post(gw.http_port, req.encode_to_vec()).await;
     assert_eq!(resp.partial_success.unwrap().rejected_spans, 1);
-    let got2 = got.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_until("delivered", Duration::from_secs(15), || {
-            !got2.lock().unwrap().is_empty()
-        })
-    })
-    .await
-    .unwrap();
-    let body = got.lock().unwrap()[0].1.clone();
+    let body = wait_for(&got, "delivered", |g| !g.is_empty()).await[0]
+        .1
+        .clone();
     let sent = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
     assert_eq!(sent.resource_spans[0].scope_spans[0].spans, good);
 }
@@ -281,11 +285,8 @@ service:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_batch_max_size_sends_whole_requests_and_cuts_only_a_request_above_it() {
     let (backend, got) = recording_backend().await;
-    let ports = Ports::new();
-    let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        r#"receivers:
-{recv}processors:
+    let gw = gateway(&format!(
+        r#"processors:
   batch: {{send_batch_size: 10, send_batch_max_size: 12, timeout: 30s}}
 exporters:
   otlphttp:
@@ -296,11 +297,8 @@ exporters:
 service:
   pipelines:
     traces: {{receivers: [otlp], processors: [batch], exporters: [otlphttp]}}
-{tel}"#,
-        recv = ports.otlp_receiver(),
-        tel = ports.telemetry()
-    );
-    let gw = Gateway::start(ports, dir, &config);
+"#
+    ));
     let a = testdata::traces(1, 1, 6);
     let b = testdata::traces(2, 1, 7);
     let c = testdata::traces(3, 2, 15); // 30 spans: above the limit on its own
@@ -311,15 +309,11 @@ service:
     // c alone: cut into 12 + 12 + 6; then d (10) on its own
     post(gw.http_port, c.encode_to_vec()).await;
     post(gw.http_port, d.encode_to_vec()).await;
-    let got2 = got.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_until("six batches", Duration::from_secs(15), || {
-            got2.lock().unwrap().len() == 6
-        })
-    })
-    .await
-    .unwrap();
-    let bodies: Vec<Bytes> = got.lock().unwrap().iter().map(|(_, b)| b.clone()).collect();
+    let bodies: Vec<Bytes> = wait_for(&got, "six batches", |g| g.len() == 6)
+        .await
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
     assert_eq!(bodies[0].as_ref(), a.encode_to_vec().as_slice());
     assert_eq!(bodies[1].as_ref(), b.encode_to_vec().as_slice());
     let pieces: Vec<ExportTraceServiceRequest> = bodies[2..5]

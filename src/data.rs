@@ -333,8 +333,9 @@ pub struct Batch {
     pub meta: Arc<RequestMeta>,
     items: u64,
     encoded: OnceLock<Bytes>,
-    /// Memory this batch holds on the admission gate's account, released when it is dropped.
-    _memory: Option<crate::receivers::admission::Reservation>,
+    /// Memory this batch holds on the admission gate's account, released when it is dropped
+    /// (shared with the other exporters' batches when they share a buffer).
+    _memory: Vec<Arc<crate::receivers::admission::Reservation>>,
 }
 
 impl Batch {
@@ -346,7 +347,7 @@ impl Batch {
             meta,
             items,
             encoded: OnceLock::new(),
-            _memory: None,
+            _memory: Vec::new(),
         }
     }
 
@@ -364,7 +365,7 @@ impl Batch {
             meta,
             items,
             encoded: OnceLock::from(encoded),
-            _memory: None,
+            _memory: Vec::new(),
         }
     }
 
@@ -381,13 +382,23 @@ impl Batch {
         })
     }
 
-    /// Puts the batch's memory on the gate's account until it is dropped (after the export).
-    pub fn with_reservation(
+    /// Puts memory the batch holds on the gate's account until it is dropped (after the
+    /// export).
+    pub fn with_memory(
         mut self,
-        r: Option<crate::receivers::admission::Reservation>,
+        r: Option<Arc<crate::receivers::admission::Reservation>>,
     ) -> Batch {
-        self._memory = r;
+        self._memory.extend(r);
         self
+    }
+
+    /// The length of the bytes the batch was made from, when it was made from bytes and has
+    /// not been decoded yet.
+    pub fn encoded_input(&self) -> Option<u64> {
+        match (self.data.get(), self.encoded.get()) {
+            (None, Some(b)) => Some(b.len() as u64),
+            _ => None,
+        }
     }
 
     pub fn signal(&self) -> Signal {

@@ -56,12 +56,16 @@ struct Case {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_request_gets_its_status_and_the_gateway_keeps_serving() {
-    bad_requests(gateway(false)).await;
+    let gw = gateway(false);
+    assert!(!gw.logs().contains("forwards protobuf as received"));
+    bad_requests(gw).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_alike_when_the_pipeline_forwards_bytes() {
-    bad_requests(gateway(true)).await;
+    let gw = gateway(true);
+    assert!(gw.logs().contains("forwards protobuf as received"));
+    bad_requests(gw).await;
 }
 
 async fn bad_requests(gw: Gateway) {

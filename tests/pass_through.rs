@@ -117,6 +117,8 @@ async fn forwarded_bytes_are_the_clients_and_processors_still_decode() {
     let (backend, got) = recording_backend().await;
     // two requests per batch: the size trigger fires on the second one, so each batch holds
     // exactly the two requests sent back to back
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("out.jsonl");
     let gw = gateway(&format!(
         r#"processors:
   memory_limiter: {{limit_mib: 512, spike_limit_mib: 64, check_interval: 100ms}}
@@ -135,6 +137,8 @@ exporters:
   otlphttp/resource:
     endpoint: http://127.0.0.1:{backend}/resource
     compression: none
+  file:
+    path: {file}
 service:
   pipelines:
     traces:
@@ -149,7 +153,11 @@ service:
       receivers: [otlp]
       processors: [resource/env]
       exporters: [otlphttp/resource]
-"#
+    traces/file:
+      receivers: [otlp]
+      exporters: [file]
+"#,
+        file = file.display()
     ));
 
     let a = testdata::traces(1, 2, 3); // 6 spans
@@ -167,7 +175,9 @@ service:
             .connect()
             .await
             .unwrap();
-    let mut raw = tonic::client::Grpc::new(channel);
+    // gzip: tonic inflates, the bytes forwarded are the inflated message
+    let mut raw =
+        tonic::client::Grpc::new(channel).send_compressed(tonic::codec::CompressionEncoding::Gzip);
     raw.ready().await.unwrap();
     raw.unary::<Bytes, ExportTraceServiceResponse, _>(
         tonic::Request::new(Bytes::from(b_bytes.clone())),
@@ -214,6 +224,18 @@ service:
             );
         }
     }
+    // an exporter that reads the contents (file) got the bytes and decoded them itself
+    let file2 = file.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until("file export", Duration::from_secs(15), || {
+            count_items(&read_file_export(&file2), otelgw::data::Signal::Traces) == 11
+        })
+    })
+    .await
+    .unwrap();
+    let exported: Vec<_> = read_file_export(&file);
+    assert!(exported.contains(&otelgw::data::Telemetry::Traces(a.clone())));
+    assert!(exported.contains(&otelgw::data::Telemetry::Traces(b.clone())));
     // a processor that edits only resources keeps the request encoded: its resource is
     // re-encoded, every other byte (spans, the unknown field) is the client's
     for (sent, req) in [(&a_bytes, &a), (&b_bytes, &b)] {

@@ -80,6 +80,15 @@ impl Chain {
         meta: &RequestMeta,
         rejected: &mut Rejections,
     ) -> Payload {
+        // Forwarded bytes decoded here were not on the gate's account as decoded structs
+        // (the receiver reserved their size only); they are until the exporters' queues take
+        // over the accounting.
+        let _decoding = match (&data, &self.gate) {
+            (Payload::Encoded(e), Some(g)) => {
+                Some(g.reserve(DECODED_FACTOR * e.bytes.len() as u64))
+            }
+            _ => None,
+        };
         let mut t = data.into_decoded();
         for p in &self.processors {
             p.process(&mut t, meta, rejected);
@@ -130,6 +139,7 @@ impl Chain {
             Next::Exporters(exporters) => {
                 let n = exporters.len();
                 let mut data = Some(data);
+                let mut shared_bytes = None;
                 for (i, e) in exporters.iter().enumerate() {
                     let d = if i + 1 == n {
                         data.take()
@@ -137,21 +147,30 @@ impl Chain {
                         data.clone()
                     };
                     let Some(d) = d else { break };
-                    let memory = self.gate.as_ref().map(|g| {
-                        g.reserve(match &d {
-                            Payload::Encoded(e) => e.bytes.len() as u64,
-                            // the receiver's size when known (no walk); batches have none
-                            Payload::Decoded(t) => {
-                                DECODED_FACTOR
-                                    * match meta.wire_size {
-                                        0 => t.encoded_len() as u64,
-                                        n => n,
-                                    }
+                    let mut batch = d.into_batch(meta.clone());
+                    if let Some(g) = &self.gate {
+                        batch = match batch.encoded_input() {
+                            // one buffer however many exporters share it; an exporter that
+                            // reads the contents decodes its own copy, kept with its batch
+                            Some(len) => {
+                                let shared = shared_bytes
+                                    .get_or_insert_with(|| Arc::new(g.reserve(len)))
+                                    .clone();
+                                let decoded = (!e.sends_encoded())
+                                    .then(|| Arc::new(g.reserve(DECODED_FACTOR * len)));
+                                batch.with_memory(Some(shared)).with_memory(decoded)
                             }
-                        })
-                    });
-                    e.consume(d.into_batch(meta.clone()).with_reservation(memory))
-                        .await?;
+                            // the receiver's size when known (no walk); batches have none
+                            None => {
+                                let size = match meta.wire_size {
+                                    0 => batch.data().encoded_len() as u64,
+                                    n => n,
+                                };
+                                batch.with_memory(Some(Arc::new(g.reserve(DECODED_FACTOR * size))))
+                            }
+                        };
+                    }
+                    e.consume(batch).await?;
                 }
             }
         }

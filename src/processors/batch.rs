@@ -528,35 +528,54 @@ async fn send(down: &Chain, data: Payload, meta: Arc<RequestMeta>, m: &Metrics) 
 async fn flush(down: &Chain, p: Pending, max: u64, m: &Metrics) {
     match p.data {
         Held::Encoded { signal, parts } if max > 0 && p.items > max => {
-            let mut group = Vec::new();
-            let mut n = 0;
-            for e in parts {
-                if n + e.items > max && !group.is_empty() {
-                    let whole = Held::Encoded {
-                        signal,
-                        parts: std::mem::take(&mut group),
-                    };
-                    send(down, whole.finish(), p.meta.clone(), m).await;
-                    n = 0;
+            for piece in pieces(parts, max) {
+                match piece {
+                    Piece::Whole(parts) => {
+                        let whole = Held::Encoded { signal, parts };
+                        send(down, whole.finish(), p.meta.clone(), m).await;
+                    }
+                    Piece::Cut(e) => {
+                        let items = e.items;
+                        send_split(down, Payload::Encoded(e), items, max, &p.meta, m).await;
+                    }
                 }
-                if e.items > max {
-                    let items = e.items;
-                    send_split(down, Payload::Encoded(e), items, max, &p.meta, m).await;
-                } else {
-                    n += e.items;
-                    group.push(e);
-                }
-            }
-            if !group.is_empty() {
-                let whole = Held::Encoded {
-                    signal,
-                    parts: group,
-                };
-                send(down, whole.finish(), p.meta, m).await;
             }
         }
         held => send_split(down, held.finish(), p.items, max, &p.meta, m).await,
     }
+}
+
+/// One piece of a batch of encoded requests sent under `send_batch_max_size`.
+#[derive(Debug)]
+enum Piece {
+    /// Whole requests, at most `max` items together.
+    Whole(Vec<Encoded>),
+    /// A request above `max` on its own, to be decoded and cut.
+    Cut(Encoded),
+}
+
+/// Splits `parts` (in order) into runs of whole requests of at most `max` items, and the
+/// requests that exceed `max` alone.
+fn pieces(parts: Vec<Encoded>, max: u64) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut group = Vec::new();
+    let mut n = 0;
+    for e in parts {
+        if n + e.items > max && !group.is_empty() {
+            out.push(Piece::Whole(std::mem::take(&mut group)));
+            n = 0;
+        }
+        if e.items > max {
+            out.push(Piece::Cut(e));
+        } else {
+            n += e.items;
+            group.push(e);
+        }
+    }
+    if !group.is_empty() {
+        out.push(Piece::Whole(group));
+    }
+    out
 }
 
 /// Sends `data` (`items` long) in pieces of at most `max` items (0 = no limit), decoding it if
@@ -891,5 +910,31 @@ mod tests {
 
     fn testdata_logs() -> Telemetry {
         Telemetry::Logs(testdata::logs(1, 1, 2))
+    }
+
+    #[test]
+    fn encoded_pieces_keep_requests_whole_and_cut_only_the_oversized() {
+        let part = |items: u64| Encoded {
+            signal: Signal::Traces,
+            items,
+            bytes: Default::default(),
+        };
+        let shape = |sizes: &[u64], max: u64| -> Vec<Vec<u64>> {
+            pieces(sizes.iter().map(|&n| part(n)).collect(), max)
+                .into_iter()
+                .map(|p| match p {
+                    Piece::Whole(v) => v.iter().map(|e| e.items).collect(),
+                    Piece::Cut(e) => vec![0, e.items],
+                })
+                .collect()
+        };
+        // [0, n] marks a cut request
+        assert_eq!(shape(&[5, 30, 4], 12), [vec![5], vec![0, 30], vec![4]]);
+        assert_eq!(shape(&[6, 6, 6], 12), [vec![6, 6], vec![6]]);
+        assert_eq!(shape(&[12, 1], 12), [vec![12], vec![1]]);
+        assert_eq!(
+            shape(&[3, 4, 5, 13, 13], 12),
+            [vec![3, 4, 5], vec![0, 13], vec![0, 13]]
+        );
     }
 }

@@ -285,8 +285,8 @@ impl<R: prost::Message + Send + 'static> Codec for BytesCodec<R> {
 /// clients treat as retryable: they would resend the same oversized message until their retry
 /// budget runs out. Rewrite it to `RESOURCE_EXHAUSTED` without `RetryInfo` (not retryable),
 /// whether the status travels in the headers (trailers-only answer) or in the trailers.
-/// Likewise a body that is not valid protobuf: tonic says `INTERNAL` (a server fault); the
-/// client sent bad data, so it becomes `INVALID_ARGUMENT`, as the OTLP/HTTP receiver's 400.
+/// (A body that is not valid protobuf never reaches tonic's decoder: [`SignalService`] checks
+/// it and answers `INVALID_ARGUMENT`, as the OTLP/HTTP receiver's 400.)
 fn too_large_is_not_retryable<B>(mut resp: http::Response<B>) -> http::Response<TooLargeStatus<B>> {
     rewrite_too_large(resp.headers_mut());
     resp.map(TooLargeStatus)
@@ -299,16 +299,6 @@ fn rewrite_too_large(h: &mut http::HeaderMap) {
             .is_some_and(|m| m.contains("length%20too%20large") || m.contains("length too large"));
     if too_large {
         h.insert("grpc-status", http::HeaderValue::from_static("8"));
-    }
-    let undecodable = h.get("grpc-status").is_some_and(|v| v == "13")
-        && h.get("grpc-message")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|m| {
-                m.contains("failed%20to%20decode%20Protobuf")
-                    || m.contains("failed to decode Protobuf")
-            });
-    if undecodable {
-        h.insert("grpc-status", http::HeaderValue::from_static("3"));
     }
 }
 

@@ -272,7 +272,7 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             })
             .collect();
     }
-    let body = match read_capped(body, cap).await {
+    let body = match read_capped(body, cap, declared).await {
         Ok(b) => b,
         Err(resp) => {
             sink.count_bad_request();
@@ -285,7 +285,11 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
     let mut _raw_held = None;
     let decoded = match content_encoding {
         ContentEncoding::Identity => payload(sink.signal, enc, body.clone(), keep_encoded),
-        other => decompress(other, &body, cap).and_then(|raw| {
+        other => decompress(other, &body, cap).and_then(|mut raw| {
+            if keep_encoded && raw.capacity() > raw.len() + raw.len() / 4 {
+                // the inflated bytes may be forwarded and queued: no growth slack with them
+                raw.shrink_to_fit();
+            }
             meta.wire_size = raw.len() as u64;
             _raw_held = state.gate.as_ref().map(|g| g.reserve(raw.len() as u64));
             payload(sink.signal, enc, Bytes::from(raw), keep_encoded)
@@ -347,8 +351,15 @@ type ErrorResponder = Box<dyn FnOnce(PayloadEncoding) -> Response<Body> + Send>;
 
 /// Reads at most `cap` bytes of body; past the cap the rest is discarded in the background and
 /// the answer is 413.
-async fn read_capped(mut body: Incoming, cap: usize) -> Result<Bytes, ErrorResponder> {
-    let mut buf = bytes::BytesMut::new();
+/// Reads the body into one buffer of at most `cap` bytes. With a `Content-Length` the buffer is
+/// allocated once at that size: a forwarded body lives on in the exporter queues, so it should
+/// not drag the slack of a doubling buffer along.
+async fn read_capped(
+    mut body: Incoming,
+    cap: usize,
+    declared: Option<u64>,
+) -> Result<Bytes, ErrorResponder> {
+    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(cap as u64) as usize);
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(f) => f,

@@ -5,6 +5,10 @@
 #   benches/compare.sh [signal=traces] [items=512] [seconds=10] [rate=0 (saturate)] [connections=4]
 # OVERLAY=<yaml> merges a second config over benches/configs/otelgw-bench.yaml (e.g.
 # benches/configs/otelgw-bench-issue-pipeline.yaml: memory_limiter and batch in every pipeline).
+# TRANSPORT=http sends OTLP/HTTP protobuf instead of OTLP/gRPC (the exporters stay gRPC);
+# COMPRESSION=gzip|zstd compresses the requests (exports stay uncompressed). Over HTTP the
+# bodies are compressed once up front; over gRPC tonic compresses every send in the loader,
+# which then limits the run (use TRANSPORT=http to measure the gateway's decompression).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 signal="${1:-traces}"; items="${2:-512}"; secs="${3:-10}"; rate="${4:-0}"; conns="${5:-4}"
@@ -16,8 +20,11 @@ port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));pri
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
 results=()
-run_one() { # label pid grpc_port sink_port
-  "$lg" run --target "grpc://127.0.0.1:$3" --signal "$signal" --items "$items" --duration "$secs" \
+transport="${TRANSPORT:-grpc}"
+run_one() { # label pid grpc_port sink_port http_port
+  local target="grpc://127.0.0.1:$3"
+  [ "$transport" = http ] && target="http://127.0.0.1:$5"
+  "$lg" run --target "$target" --compression "${COMPRESSION:-none}" --signal "$signal" --items "$items" --duration "$secs" \
     --rate "$rate" --connections "$conns" --pid "$2" --sink "127.0.0.1:$4" --label "$1" \
     > "$tmp/$1.out" &
   local lpid=$!; taskset -cp 1 "$lpid" >/dev/null; wait "$lpid"
@@ -30,7 +37,7 @@ sink=$(port); g=$(port); h=$(port); a=$(port)
 SINK=127.0.0.1:$sink GW_GRPC_PORT=$g GW_HTTP_PORT=$h GW_ADMIN_PORT=$a taskset -c 0 "$gw" --config benches/configs/otelgw-bench.yaml ${OVERLAY:+--config "$OVERLAY"} 2>"$tmp/otelgw.log" &
 gpid=$!; wait_port "$g"; sleep 1
 idle_otelgw=$(awk '/VmRSS/{print $2/1024}' /proc/$gpid/status)
-run_one otelgw "$gpid" "$g" "$sink"
+run_one otelgw "$gpid" "$g" "$sink" "$h"
 kill -TERM "$gpid"; wait "$gpid" || true
 
 # rotel (its OTLP exporter to the same kind of null sink)
@@ -40,7 +47,7 @@ taskset -c 0 "$OTELGW_TEST_ROTEL" start --otlp-grpc-endpoint "127.0.0.1:$g" --ot
   --otlp-exporter-compression none 2>"$tmp/rotel.log" &
 rpid=$!; wait_port "$g"; sleep 1
 idle_rotel=$(awk '/VmRSS/{print $2/1024}' /proc/$rpid/status)
-run_one rotel "$rpid" "$g" "$sink"
+run_one rotel "$rpid" "$g" "$sink" "$h"
 kill -TERM "$rpid"; wait "$rpid" || true
 
 ceil=$(taskset -c 0 "$lg" ceiling --signal "$signal" --items "$items" --duration 5 | grep '^RESULT ' | sed 's/^RESULT //')

@@ -273,6 +273,16 @@ service:
         gw.metric("otelcol_receiver_accepted_spans", &[("transport", "http")]),
         6.0
     );
+    for transport in ["http", "grpc"] {
+        assert_eq!(
+            gw.metric(
+                "otelgw_receiver_forwarded_requests",
+                &[("transport", transport), ("signal", "traces")]
+            ),
+            1.0,
+            "{transport}"
+        );
+    }
     assert_eq!(
         gw.metric("otelcol_receiver_accepted_spans", &[("transport", "grpc")]),
         5.0
@@ -302,6 +312,14 @@ service:
         .clone();
     let sent = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
     assert_eq!(sent.resource_spans[0].scope_spans[0].spans, good);
+    // decoded, so only the bad span went: not counted as forwarded
+    assert_eq!(
+        gw.metric(
+            "otelgw_receiver_forwarded_requests",
+            &[("transport", "http")]
+        ),
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

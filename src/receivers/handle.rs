@@ -41,6 +41,8 @@ pub struct Sink {
     outcome_ok: Counter,
     outcome_refused: Counter,
     outcome_failed: Counter,
+    /// Requests passed on as the protobuf bytes received.
+    forwarded: Counter,
 }
 
 impl Sink {
@@ -70,6 +72,15 @@ impl Sink {
             outcome_ok: req("accepted"),
             outcome_refused: req("refused"),
             outcome_failed: req("failed"),
+            forwarded: reg.counter(
+                names::RECEIVER_FORWARDED,
+                "Requests passed on as the protobuf bytes received, without a decode.",
+                &[
+                    ("receiver", receiver),
+                    ("transport", transport),
+                    ("signal", signal.as_str()),
+                ],
+            ),
         }
     }
 
@@ -98,8 +109,9 @@ impl Sink {
     /// ids here; an encoded one comes from [`crate::wire::scan`], which found none.
     pub async fn receive(&self, mut data: Payload, meta: Arc<RequestMeta>) -> Outcome {
         let mut rejected = Rejections::default();
-        if let Payload::Decoded(t) = &mut data {
-            drop_invalid_ids(t, &mut rejected);
+        match &mut data {
+            Payload::Decoded(t) => drop_invalid_ids(t, &mut rejected),
+            Payload::Encoded(_) => self.forwarded.inc(),
         }
         let items = data.item_count();
         self.counters.refused.add(rejected.count);

@@ -41,6 +41,7 @@ pub mod names {
     pub const EXPORTER_QUEUE_SIZE: &str = "otelcol_exporter_queue_size";
     pub const EXPORTER_QUEUE_CAPACITY: &str = "otelcol_exporter_queue_capacity";
     pub const RECEIVER_REQUESTS: &str = "otelgw_receiver_requests";
+    pub const RECEIVER_FORWARDED: &str = "otelgw_receiver_forwarded_requests";
     pub const DROPPED_ITEMS: &str = "otelgw_dropped_items";
     pub const EXPORTER_RETRIES: &str = "otelgw_exporter_retries";
     pub const CONFIG_RELOADS: &str = "otelgw_config_reloads";

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::store::{Exemplar, Family, Kind, Labels, Store, Value};
+use super::store::{Exemplar, Family, Kind, LabelSet, Store, Value};
 use crate::telemetry::metrics::escape_label_value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ fn series_name(
     out: &mut String,
     name: &str,
     suffix: &str,
-    labels: &Labels,
+    labels: &LabelSet,
     extra: Option<(&str, &str)>,
 ) {
     out.push_str(name);
@@ -78,16 +78,11 @@ fn series_name(
         return;
     }
     out.push('{');
-    let mut first = true;
-    for (k, v) in labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(extra)
-    {
-        if !first {
+    out.push_str(labels.as_str());
+    if let Some((k, v)) = extra {
+        if !labels.is_empty() {
             out.push(',');
         }
-        first = false;
         out.push_str(k);
         out.push_str("=\"");
         escape_label_value(out, v);
@@ -108,7 +103,7 @@ impl Ctx {
         out: &mut String,
         name: &str,
         suffix: &str,
-        labels: &Labels,
+        labels: &LabelSet,
         extra: Option<(&str, &str)>,
         v: f64,
         ts_ns: u64,
@@ -139,7 +134,7 @@ impl Ctx {
         out.push('\n');
     }
 
-    fn created(&self, out: &mut String, name: &str, labels: &Labels, start_ns: u64) {
+    fn created(&self, out: &mut String, name: &str, labels: &LabelSet, start_ns: u64) {
         if self.om && start_ns > 0 {
             series_name(out, name, "_created", labels, None);
             let _ = writeln!(out, " {}", fmt_f64(start_ns as f64 / 1e9, true));
@@ -180,7 +175,7 @@ impl Ctx {
                         None,
                         *v,
                         s.time_ns,
-                        s.exemplar.as_ref(),
+                        s.exemplar.as_deref(),
                     );
                     self.created(out, base, labels, s.start_ns);
                 }
@@ -219,7 +214,7 @@ impl Ctx {
                         *count,
                         s.time_ns,
                         s.start_ns,
-                        s.exemplar.as_ref(),
+                        s.exemplar.as_deref(),
                     );
                 }
                 (Value::Exponential { h, sum, count }, _) => {
@@ -232,7 +227,7 @@ impl Ctx {
                         *count,
                         s.time_ns,
                         s.start_ns,
-                        s.exemplar.as_ref(),
+                        s.exemplar.as_deref(),
                     );
                 }
                 (
@@ -279,7 +274,7 @@ impl Ctx {
         &self,
         out: &mut String,
         name: &str,
-        labels: &Labels,
+        labels: &LabelSet,
         buckets: &[(f64, u64)],
         sum: f64,
         count: u64,

@@ -36,7 +36,7 @@ use super::translate::{family_name, labels as attr_labels, value_string, NameKin
 use crate::cardinality::tracker::{Policy, Settings, Tracker, Verdict};
 use crate::cardinality::{combine, hash_str, Action, Mode};
 use crate::data::hex;
-use crate::telemetry::metrics::{Counter, Gauge, Registry};
+use crate::telemetry::metrics::{escape_label_value, Counter, Gauge, Registry};
 
 /// The kinds of family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +60,37 @@ impl Kind {
     }
 }
 
-/// Sorted label pairs.
-pub type Labels = Vec<(String, String)>;
+/// A series' labels as they are rendered — `name="escaped value"` pairs sorted by name and
+/// joined by commas, without braces — in one allocation. Scrapes copy it as it is, the store
+/// keys and orders series by it, and it costs one string per series instead of two per label.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LabelSet(Box<str>);
+
+impl LabelSet {
+    /// Renders `pairs`, which must be sorted by name and have distinct names.
+    pub fn new<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> LabelSet {
+        let mut out = String::new();
+        for (k, v) in pairs {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(k.as_ref());
+            out.push_str("=\"");
+            escape_label_value(&mut out, v.as_ref());
+            out.push('"');
+        }
+        LabelSet(out.into_boxed_str())
+    }
+
+    /// The rendered pairs, without braces.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exemplar {
@@ -111,7 +140,8 @@ pub struct Series {
     pub updated: Instant,
     pub start_ns: u64,
     pub time_ns: u64,
-    pub exemplar: Option<Exemplar>,
+    /// Boxed: most series never carry one.
+    pub exemplar: Option<Box<Exemplar>>,
 }
 
 #[derive(Debug)]
@@ -121,7 +151,7 @@ pub struct Family {
     /// The unit word the name ends with (for OpenMetrics `# UNIT`), empty when none.
     pub unit: String,
     /// Sorted by labels, so a scrape renders in order without sorting.
-    pub series: BTreeMap<Labels, Series>,
+    pub series: BTreeMap<LabelSet, Series>,
 }
 
 /// The family a point belongs to.
@@ -134,13 +164,13 @@ struct FamilyRef<'a> {
 
 /// One data point on its way into a series.
 struct Point {
-    labels: Labels,
+    labels: LabelSet,
     flags: u32,
     start: u64,
     time: u64,
     value: Value,
     delta: bool,
-    exemplar: Option<Exemplar>,
+    exemplar: Option<Box<Exemplar>>,
 }
 
 /// Store settings (from the exporter config).
@@ -173,12 +203,8 @@ pub struct Store {
 }
 
 /// The tracker key of one stored series.
-fn series_id(name: &str, labels: &Labels) -> u64 {
-    let mut h = hash_str(name);
-    for (k, v) in labels {
-        h = combine(h, combine(hash_str(k), hash_str(v)));
-    }
-    h
+fn series_id(name: &str, labels: &LabelSet) -> u64 {
+    combine(hash_str(name), hash_str(labels.as_str()))
 }
 
 enum Temporality {
@@ -196,19 +222,19 @@ fn temporality(t: i32) -> Temporality {
 
 const NO_RECORDED_VALUE: u32 = 1;
 
-fn exemplar_of(ex: &[PbExemplar]) -> Option<Exemplar> {
+fn exemplar_of(ex: &[PbExemplar]) -> Option<Box<Exemplar>> {
     let e = ex.iter().rev().find(|e| !e.trace_id.is_empty())?;
     let value = match e.value {
         Some(exemplar::Value::AsDouble(d)) => d,
         Some(exemplar::Value::AsInt(i)) => i as f64,
         None => return None,
     };
-    Some(Exemplar {
+    Some(Box::new(Exemplar {
         trace_id: hex(&e.trace_id),
         span_id: hex(&e.span_id),
         value,
         time_ns: e.time_unix_nano,
-    })
+    }))
 }
 
 fn number(v: &Option<number_data_point::Value>) -> f64 {
@@ -429,7 +455,7 @@ impl Store {
                     Kind::Info,
                     "Target metadata",
                     "",
-                    l.into_iter().collect(),
+                    LabelSet::new(l),
                     |_| {
                         Some(Series {
                             value: Value::Number(1.0),
@@ -459,13 +485,13 @@ impl Store {
         self.c.series.set(self.series_count() as i64);
     }
 
-    fn point_labels(&self, scoped: &BTreeMap<String, String>, attrs: &[KeyValue]) -> Labels {
+    fn point_labels(&self, scoped: &BTreeMap<String, String>, attrs: &[KeyValue]) -> LabelSet {
         let mut l = scoped.clone();
         for (k, v) in attr_labels(attrs) {
             // data point attributes win over resource-derived labels of the same name
             l.insert(k, v);
         }
-        l.into_iter().collect()
+        LabelSet::new(l)
     }
 
     fn ingest_metric(
@@ -758,7 +784,7 @@ impl Store {
         kind: Kind,
         help: &str,
         unit: &str,
-        labels: Labels,
+        labels: LabelSet,
         f: impl FnOnce(Option<&Series>) -> Option<Series>,
     ) {
         let mut fam = self

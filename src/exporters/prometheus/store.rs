@@ -347,6 +347,52 @@ impl ExpHist {
     }
 }
 
+/// Adds a delta point's value to a stored one, in place. False when they cannot be added (a
+/// kind or bucket layout that changed).
+fn add_delta(into: &mut Value, more: &Value) -> bool {
+    match (into, more) {
+        (Value::Number(a), Value::Number(b)) => *a += b,
+        (
+            Value::Histogram {
+                bounds: ab,
+                counts: ac,
+                sum: asum,
+                count: acount,
+            },
+            Value::Histogram {
+                bounds: bb,
+                counts: bc,
+                sum: bsum,
+                count: bcount,
+            },
+        ) if ab == bb && ac.len() == bc.len() => {
+            for (x, y) in ac.iter_mut().zip(bc) {
+                *x += y;
+            }
+            *asum += bsum;
+            *acount += bcount;
+        }
+        (
+            Value::Exponential {
+                h: ah,
+                sum: asum,
+                count: acount,
+            },
+            Value::Exponential {
+                h: bh,
+                sum: bsum,
+                count: bcount,
+            },
+        ) => {
+            ah.add(bh);
+            *asum += bsum;
+            *acount += bcount;
+        }
+        _ => return false,
+    }
+    true
+}
+
 impl Store {
     pub fn new(opts: Options, reg: &Registry, exporter: &str) -> Store {
         let l = |reason: &str| {
@@ -456,14 +502,19 @@ impl Store {
                     "Target metadata",
                     "",
                     LabelSet::new(l),
-                    |_| {
-                        Some(Series {
+                    |existing| match existing {
+                        // seen again: it stays alive
+                        Some(s) => {
+                            s.updated = now;
+                            None
+                        }
+                        None => Some(Series {
                             value: Value::Number(1.0),
                             updated: now,
                             start_ns: 0,
                             time_ns: 0,
                             exemplar: None,
-                        })
+                        }),
                     },
                 );
             }
@@ -486,12 +537,23 @@ impl Store {
     }
 
     fn point_labels(&self, scoped: &BTreeMap<String, String>, attrs: &[KeyValue]) -> LabelSet {
-        let mut l = scoped.clone();
-        for (k, v) in attr_labels(attrs) {
-            // data point attributes win over resource-derived labels of the same name
-            l.insert(k, v);
-        }
-        LabelSet::new(l)
+        let own = attr_labels(attrs);
+        // both sorted by name: merge them; data point attributes win over resource-derived
+        // labels of the same name
+        let mut a = scoped.iter().peekable();
+        let mut b = own.iter().peekable();
+        LabelSet::new(std::iter::from_fn(|| match (a.peek(), b.peek()) {
+            (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    a.next();
+                    b.next()
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        }))
     }
 
     fn ingest_metric(
@@ -665,7 +727,7 @@ impl Store {
         }
     }
 
-    /// Applies one point to its series (temporality rules in the module docs).
+    /// Applies one point to its series (temporality rules in the module docs), in place.
     fn update(&self, f: &FamilyRef, p: Point, now: Instant) {
         let Point {
             labels,
@@ -690,11 +752,11 @@ impl Store {
         self.put(name, kind, help, unit, labels, |existing| {
             let Some(s) = existing else {
                 return Some(Series {
-                    value: value.clone(),
+                    value,
                     updated: now,
                     start_ns: start,
                     time_ns: time,
-                    exemplar: ex.clone(),
+                    exemplar: ex,
                 });
             };
             if !delta {
@@ -703,80 +765,32 @@ impl Store {
                     return None;
                 }
                 // a start time that moves forward is a reset: take the new value as is
-                let mut next = s.clone();
-                next.value = value.clone();
-                next.start_ns = start;
-                next.time_ns = time;
-                next.updated = now;
-                if ex.is_some() {
-                    next.exemplar = ex.clone();
+                s.value = value;
+                s.start_ns = start;
+            } else {
+                // delta: add windows that start where (or after) the last one ended
+                if time <= s.time_ns || (start != 0 && start < s.time_ns) {
+                    c_ooo.inc();
+                    return None;
                 }
-                return Some(next);
+                if !add_delta(&mut s.value, &value) {
+                    // bucket layout changed: start again from this point
+                    s.start_ns = start;
+                    s.value = value;
+                }
             }
-            // delta: add windows that start where (or after) the last one ended
-            if time <= s.time_ns || (start != 0 && start < s.time_ns) {
-                c_ooo.inc();
-                return None;
-            }
-            let mut next = s.clone();
-            next.value = match (&s.value, &value) {
-                (Value::Number(a), Value::Number(b)) => Value::Number(a + b),
-                (
-                    Value::Histogram {
-                        bounds: ab,
-                        counts: ac,
-                        sum: asum,
-                        count: acount,
-                    },
-                    Value::Histogram {
-                        bounds: bb,
-                        counts: bc,
-                        sum: bsum,
-                        count: bcount,
-                    },
-                ) if ab == bb => Value::Histogram {
-                    bounds: ab.clone(),
-                    counts: ac.iter().zip(bc).map(|(x, y)| x + y).collect(),
-                    sum: asum + bsum,
-                    count: acount + bcount,
-                },
-                (
-                    Value::Exponential {
-                        h: ah,
-                        sum: asum,
-                        count: acount,
-                    },
-                    Value::Exponential {
-                        h: bh,
-                        sum: bsum,
-                        count: bcount,
-                    },
-                ) => {
-                    let mut h = ah.clone();
-                    h.add(bh);
-                    Value::Exponential {
-                        h,
-                        sum: asum + bsum,
-                        count: acount + bcount,
-                    }
-                }
-                // bucket layout changed: start again from this point
-                _ => {
-                    next.start_ns = start;
-                    value.clone()
-                }
-            };
-            next.time_ns = time;
-            next.updated = now;
+            s.time_ns = time;
+            s.updated = now;
             if ex.is_some() {
-                next.exemplar = ex.clone();
+                s.exemplar = ex;
             }
-            Some(next)
+            None
         });
     }
 
-    /// Inserts or updates one series; `f` gets the current series and returns the new one, or
-    /// `None` to leave it unchanged.
+    /// Finds or creates one series. `f` gets the series to edit in place (and returns `None`),
+    /// or, for a series that does not exist yet, `None` and returns the new series (or `None`
+    /// to store nothing). New series pass the `max_series` admission first.
     #[allow(clippy::too_many_arguments)]
     fn put(
         &self,
@@ -785,7 +799,7 @@ impl Store {
         help: &str,
         unit: &str,
         labels: LabelSet,
-        f: impl FnOnce(Option<&Series>) -> Option<Series>,
+        f: impl FnOnce(Option<&mut Series>) -> Option<Series>,
     ) {
         let mut fam = self
             .families
@@ -804,29 +818,23 @@ impl Store {
             }
             return;
         }
-        let exists = fam.series.contains_key(&labels);
-        let id = (!exists).then(|| series_id(name, &labels));
-        if let Some(id) = id {
-            let m = self.limiter.metric(name);
-            if let Verdict::Rejected(r) = self.limiter.admit(&m, id, &[], self.limiter.now()) {
-                self.limiter.count(r, Action::Drop, 1);
-                self.c.max_series.inc();
-                return;
-            }
+        if let Some(s) = fam.series.get_mut(&labels) {
+            f(Some(s));
+            return;
         }
-        let current = fam.series.get(&labels);
-        match f(current) {
+        let id = series_id(name, &labels);
+        let m = self.limiter.metric(name);
+        if let Verdict::Rejected(r) = self.limiter.admit(&m, id, &[], self.limiter.now()) {
+            self.limiter.count(r, Action::Drop, 1);
+            self.c.max_series.inc();
+            return;
+        }
+        match f(None) {
             Some(next) => {
-                if !exists {
-                    self.series.fetch_add(1, Ordering::Relaxed);
-                }
+                self.series.fetch_add(1, Ordering::Relaxed);
                 fam.series.insert(labels, next);
             }
-            None => {
-                if let Some(id) = id {
-                    self.limiter.forget(id);
-                }
-            }
+            None => self.limiter.forget(id),
         }
     }
 

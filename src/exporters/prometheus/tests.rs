@@ -428,6 +428,28 @@ fn series_expire_without_any_scrape() {
 }
 
 #[test]
+fn series_that_keep_reporting_stay_including_target_info() {
+    let st = store(Duration::from_millis(300), 0);
+    let input = fixed_input();
+    st.ingest(&input);
+    let before = st.series_count();
+    assert!(st.families.contains_key("target_info"));
+    // re-reported every 100 ms for 500 ms: nothing ever goes 300 ms without an update
+    // (fixed_input's timestamps repeat, so cumulative points are equal-time updates)
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(100));
+        st.ingest(&input);
+        assert_eq!(
+            st.expire(),
+            0,
+            "a series that keeps reporting never expires"
+        );
+    }
+    assert_eq!(st.series_count(), before);
+    assert!(st.families.contains_key("target_info"));
+}
+
+#[test]
 fn timestamps_namespace_const_labels_and_resource_conversion() {
     let st = Store::new(
         Options {

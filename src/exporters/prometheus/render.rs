@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::store::{Exemplar, Family, Kind, LabelSet, Store, Value};
+use super::store::{Exemplar, ExpValue, Family, Hist, Kind, LabelSet, Store, SummaryValue, Value};
 use crate::telemetry::metrics::escape_label_value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,15 +194,13 @@ impl Ctx {
                 (Value::Number(v), _) => {
                     self.sample(out, name, "", labels, None, *v, s.time_ns, None)
                 }
-                (
-                    Value::Histogram {
+                (Value::Histogram(hist), _) => {
+                    let Hist {
                         bounds,
                         counts,
                         sum,
                         count,
-                    },
-                    _,
-                ) => {
+                    } = &**hist;
                     let buckets: Vec<(f64, u64)> =
                         bounds.iter().copied().zip(counts.iter().copied()).collect();
                     self.histogram(
@@ -217,7 +215,8 @@ impl Ctx {
                         s.exemplar.as_deref(),
                     );
                 }
-                (Value::Exponential { h, sum, count }, _) => {
+                (Value::Exponential(e), _) => {
+                    let ExpValue { h, sum, count } = &**e;
                     self.histogram(
                         out,
                         name,
@@ -230,14 +229,12 @@ impl Ctx {
                         s.exemplar.as_deref(),
                     );
                 }
-                (
-                    Value::Summary {
+                (Value::Summary(summary), _) => {
+                    let SummaryValue {
                         quantiles,
                         sum,
                         count,
-                    },
-                    _,
-                ) => {
+                    } = &**summary;
                     for (q, v) in quantiles {
                         let qs = fmt_f64(*q, self.om);
                         self.sample(

@@ -112,26 +112,37 @@ pub struct ExpHist {
     pub neg: Vec<u64>,
 }
 
+/// A series' value. Only numbers are stored inline: the other kinds are boxed, so the common
+/// series (counters and gauges) stay small.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Number(f64),
-    /// Explicit bounds and per-bucket (not cumulative) counts, one more than bounds.
-    Histogram {
-        bounds: Vec<f64>,
-        counts: Vec<u64>,
-        sum: f64,
-        count: u64,
-    },
-    Exponential {
-        h: ExpHist,
-        sum: f64,
-        count: u64,
-    },
-    Summary {
-        quantiles: Vec<(f64, f64)>,
-        sum: f64,
-        count: u64,
-    },
+    Histogram(Box<Hist>),
+    Exponential(Box<ExpValue>),
+    Summary(Box<SummaryValue>),
+}
+
+/// Explicit bounds and per-bucket (not cumulative) counts, one more than bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hist {
+    pub bounds: Vec<f64>,
+    pub counts: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpValue {
+    pub h: ExpHist,
+    pub sum: f64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryValue {
+    pub quantiles: Vec<(f64, f64)>,
+    pub sum: f64,
+    pub count: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -352,41 +363,19 @@ impl ExpHist {
 fn add_delta(into: &mut Value, more: &Value) -> bool {
     match (into, more) {
         (Value::Number(a), Value::Number(b)) => *a += b,
-        (
-            Value::Histogram {
-                bounds: ab,
-                counts: ac,
-                sum: asum,
-                count: acount,
-            },
-            Value::Histogram {
-                bounds: bb,
-                counts: bc,
-                sum: bsum,
-                count: bcount,
-            },
-        ) if ab == bb && ac.len() == bc.len() => {
-            for (x, y) in ac.iter_mut().zip(bc) {
+        (Value::Histogram(a), Value::Histogram(b))
+            if a.bounds == b.bounds && a.counts.len() == b.counts.len() =>
+        {
+            for (x, y) in a.counts.iter_mut().zip(&b.counts) {
                 *x += y;
             }
-            *asum += bsum;
-            *acount += bcount;
+            a.sum += b.sum;
+            a.count += b.count;
         }
-        (
-            Value::Exponential {
-                h: ah,
-                sum: asum,
-                count: acount,
-            },
-            Value::Exponential {
-                h: bh,
-                sum: bsum,
-                count: bcount,
-            },
-        ) => {
-            ah.add(bh);
-            *asum += bsum;
-            *acount += bcount;
+        (Value::Exponential(a), Value::Exponential(b)) => {
+            a.h.add(&b.h);
+            a.sum += b.sum;
+            a.count += b.count;
         }
         _ => return false,
     }
@@ -651,12 +640,12 @@ impl Store {
                 for p in &h.data_points {
                     let mut counts = p.bucket_counts.clone();
                     counts.resize(p.explicit_bounds.len() + 1, 0);
-                    let v = Value::Histogram {
+                    let v = Value::Histogram(Box::new(Hist {
                         bounds: p.explicit_bounds.clone(),
                         counts,
                         sum: p.sum.unwrap_or(0.0),
                         count: p.count,
-                    };
+                    }));
                     self.update(
                         &f,
                         point(
@@ -676,11 +665,11 @@ impl Store {
                 let f = family(Kind::Histogram, NameKind::Other);
                 let delta = matches!(temporality(h.aggregation_temporality), Temporality::Delta);
                 for p in &h.data_points {
-                    let v = Value::Exponential {
+                    let v = Value::Exponential(Box::new(ExpValue {
                         h: ExpHist::from_point(p),
                         sum: p.sum.unwrap_or(0.0),
                         count: p.count,
-                    };
+                    }));
                     self.update(
                         &f,
                         point(
@@ -699,7 +688,7 @@ impl Store {
             Some(Data::Summary(s)) => {
                 let f = family(Kind::Summary, NameKind::Other);
                 for p in &s.data_points {
-                    let v = Value::Summary {
+                    let v = Value::Summary(Box::new(SummaryValue {
                         quantiles: p
                             .quantile_values
                             .iter()
@@ -707,7 +696,7 @@ impl Store {
                             .collect(),
                         sum: p.sum,
                         count: p.count,
-                    };
+                    }));
                     self.update(
                         &f,
                         point(

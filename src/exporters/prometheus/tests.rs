@@ -225,9 +225,9 @@ fn value_of(st: &Store, family: &str) -> Vec<f64> {
         .values()
         .map(|s| match &s.value {
             super::store::Value::Number(v) => *v,
-            super::store::Value::Histogram { count, .. } => *count as f64,
-            super::store::Value::Exponential { count, .. } => *count as f64,
-            super::store::Value::Summary { count, .. } => *count as f64,
+            super::store::Value::Histogram(h) => h.count as f64,
+            super::store::Value::Exponential(e) => e.count as f64,
+            super::store::Value::Summary(q) => q.count as f64,
         })
         .collect()
 }

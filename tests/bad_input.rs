@@ -291,13 +291,7 @@ async fn bad_requests(gw: Gateway) {
     bombish.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(8 << 20);
     assert!(gz.export(bombish).await.is_err());
     // bytes that are not protobuf: INVALID_ARGUMENT (tonic would say INTERNAL, a server fault)
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", gw.grpc_port))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-    let mut raw = tonic::client::Grpc::new(channel);
+    let mut raw = raw_grpc(gw.grpc_port).await;
     raw.ready().await.unwrap();
     let err = raw
         .unary::<bytes::Bytes, ExportTraceServiceResponse, _>(

@@ -169,15 +169,10 @@ service:
         .partial_success
         .is_none());
     // the second over gRPC: both transports forward bytes
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", gw.grpc_port))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
     // gzip: tonic inflates, the bytes forwarded are the inflated message
-    let mut raw =
-        tonic::client::Grpc::new(channel).send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let mut raw = raw_grpc(gw.grpc_port)
+        .await
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
     raw.ready().await.unwrap();
     raw.unary::<Bytes, ExportTraceServiceResponse, _>(
         tonic::Request::new(Bytes::from(b_bytes.clone())),

@@ -97,8 +97,9 @@ impl Chain {
     }
 
     /// True when something on this chain reads the contents: a processor that reads more than
-    /// resources, or an exporter that does not send the OTLP encoding as it is. Receivers decode up front for such chains
-    /// instead of checking the bytes and decoding later.
+    /// resources, or an exporter that does not send the OTLP encoding as it is. A receiver
+    /// whose chains all read the contents decodes up front instead of checking the bytes and
+    /// decoding later ([`Fanout::forwards_bytes`]).
     pub fn reads_contents(&self) -> bool {
         !self.resource_only()
             || match &self.next {

@@ -6,9 +6,10 @@
 //! trigger) or `timeout` after its first item arrived (the timeout trigger); batches above
 //! `send_batch_max_size` are split. Requests that travel as protobuf bytes are batched by
 //! concatenation and never cut: a piece sent under `send_batch_max_size` is as many whole
-//! requests as fit, and only a request larger than the limit on its own is decoded and split. With `metadata_keys`, requests are batched separately per
-//! distinct combination of those request headers (the receiver's `include_metadata` must be on),
-//! at most `metadata_cardinality_limit` combinations; a request past the limit is refused.
+//! requests as fit, and only a request larger than the limit on its own is decoded and split.
+//! With `metadata_keys`, requests are batched separately per distinct combination of those
+//! request headers (the receiver's `include_metadata` must be on), at most
+//! `metadata_cardinality_limit` combinations; a request past the limit is refused.
 //!
 //! Where it sits: the batch processor is a stage with its own bounded input queue (capacity
 //! [`INPUT_QUEUE`], full-policy `block`). Processors listed before it run inline on the request

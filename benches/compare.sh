@@ -6,9 +6,8 @@
 # OVERLAY=<yaml> merges a second config over benches/configs/otelgw-bench.yaml (e.g.
 # benches/configs/otelgw-bench-issue-pipeline.yaml: memory_limiter and batch in every pipeline).
 # TRANSPORT=http sends OTLP/HTTP protobuf instead of OTLP/gRPC (the exporters stay gRPC);
-# COMPRESSION=gzip|zstd compresses the requests (exports stay uncompressed). Over HTTP the
-# bodies are compressed once up front; over gRPC tonic compresses every send in the loader,
-# which then limits the run (use TRANSPORT=http to measure the gateway's decompression).
+# COMPRESSION=gzip|zstd compresses the requests once up front (exports stay uncompressed); over
+# gRPC the loader then sends pre-built compressed frames on a plain HTTP/2 connection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 signal="${1:-traces}"; items="${2:-512}"; secs="${3:-10}"; rate="${4:-0}"; conns="${5:-4}"

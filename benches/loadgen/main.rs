@@ -229,7 +229,15 @@ async fn run(
         .map(|h| format!("http://{h}"));
     let mut workers = Vec::new();
     for w in 0..connections.max(1) {
-        let bodies: Vec<Bytes> = if grpc.is_some() {
+        // compressed gRPC goes out as pre-built frames over a plain HTTP/2 connection
+        // (`GrpcFrames`): tonic would compress every message again in this process
+        let framed = grpc.is_some() && compression != Comp::None;
+        let bodies: Vec<Bytes> = if framed {
+            bodies
+                .iter()
+                .map(|b| grpc_frame(&compress(compression, b)))
+                .collect()
+        } else if grpc.is_some() {
             bodies.clone()
         } else {
             bodies.iter().map(|b| compress(compression, b)).collect()
@@ -247,7 +255,18 @@ async fn run(
             };
             let mut i = w;
             let mut next = Instant::now();
+            let mut frames = match (&grpc, framed) {
+                (Some(uri), true) => match GrpcFrames::connect(uri, compression).await {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        st.errors.insert(e, 1);
+                        return st;
+                    }
+                },
+                _ => None,
+            };
             let mut grpc_client = match &grpc {
+                Some(_) if framed => None,
                 Some(uri) => {
                     let ch = match tonic::transport::Endpoint::from_shared(uri.clone()) {
                         Ok(e) => e.tcp_nodelay(true).connect_lazy(),
@@ -286,9 +305,10 @@ async fn run(
                 let k = i % bodies.len();
                 i += 1;
                 let t0 = Instant::now();
-                let res: Result<(), String> = match grpc_client.as_mut() {
-                    Some(g) => send_grpc(g, signal, bodies[k].clone()).await,
-                    None => {
+                let res: Result<(), String> = match (grpc_client.as_mut(), frames.as_mut()) {
+                    (Some(g), _) => send_grpc(g, signal, bodies[k].clone()).await,
+                    (None, Some(f)) => f.send(signal, bodies[k].clone()).await,
+                    (None, None) => {
                         let mut r = http
                             .post(&url)
                             .header("content-type", "application/x-protobuf")
@@ -423,6 +443,80 @@ async fn run(
 }
 
 /// Sends pre-encoded bytes as one gRPC Export call; the response body is ignored.
+/// A gRPC message frame: compressed flag, big-endian length, the (compressed) message.
+fn grpc_frame(message: &[u8]) -> Bytes {
+    let mut f = Vec::with_capacity(5 + message.len());
+    f.push(1);
+    f.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    f.extend_from_slice(message);
+    Bytes::from(f)
+}
+
+/// gRPC unary calls over one HTTP/2 connection with pre-built, pre-compressed frames, so the
+/// loader spends no CPU compressing (tonic compresses each message as it sends it).
+struct GrpcFrames {
+    sender: hyper::client::conn::http2::SendRequest<http_body_util::Full<Bytes>>,
+    authority: String,
+    encoding: &'static str,
+}
+
+impl GrpcFrames {
+    async fn connect(uri: &str, c: Comp) -> Result<GrpcFrames, String> {
+        let authority = uri.trim_start_matches("http://").to_string();
+        let tcp = tokio::net::TcpStream::connect(&authority)
+            .await
+            .map_err(|_| "connect".to_string())?;
+        let _ = tcp.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .map_err(|_| "connect".to_string())?;
+        tokio::spawn(conn);
+        Ok(GrpcFrames {
+            sender,
+            authority,
+            encoding: match c {
+                Comp::Zstd => "zstd",
+                _ => "gzip",
+            },
+        })
+    }
+
+    async fn send(&mut self, signal: Signal, frame: Bytes) -> Result<(), String> {
+        use http_body_util::BodyExt;
+        let req = http::Request::post(format!("http://{}{}", self.authority, signal.grpc_path()))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("grpc-encoding", self.encoding)
+            .body(http_body_util::Full::new(frame))
+            .map_err(|_| "request".to_string())?;
+        self.sender
+            .ready()
+            .await
+            .map_err(|_| "transport".to_string())?;
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|_| "transport".to_string())?;
+        let head_status = resp.headers().get("grpc-status").cloned();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| "transport".to_string())?;
+        let status =
+            head_status.or_else(|| body.trailers().and_then(|t| t.get("grpc-status").cloned()));
+        match status.as_ref().and_then(|v| v.to_str().ok()) {
+            Some("0") => Ok(()),
+            Some(code) => Err(format!("grpc {code}")),
+            None => Err("grpc no status".into()),
+        }
+    }
+}
+
 async fn send_grpc(
     g: &mut tonic::client::Grpc<tonic::transport::Channel>,
     signal: Signal,

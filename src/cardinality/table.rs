@@ -74,7 +74,8 @@ impl Table {
         self.entries.len().wrapping_sub(1)
     }
 
-    pub fn get(&self, key: u64) -> Option<&Entry> {
+    /// The slot holding `key`, probing from its home slot to the first empty one.
+    fn slot(&self, key: u64) -> Option<usize> {
         if self.entries.is_empty() {
             return None;
         }
@@ -84,13 +85,17 @@ impl Table {
         loop {
             let e = &self.entries[i];
             if e.is(k) {
-                return Some(e);
+                return Some(i);
             }
             if e.is_empty() {
                 return None;
             }
             i = (i + 1) & mask;
         }
+    }
+
+    pub fn get(&self, key: u64) -> Option<&Entry> {
+        self.slot(key).map(|i| &self.entries[i])
     }
 
     /// Inserts `key` unless present; returns the entry and whether it is new.
@@ -144,22 +149,8 @@ impl Table {
 
     /// Removes `key`; returns its metric index.
     pub fn remove(&mut self, key: u64) -> Option<u32> {
-        if self.entries.is_empty() {
-            return None;
-        }
-        let k = split(key);
+        let i = self.slot(key)?;
         let mask = self.mask();
-        let mut i = k.0 as usize & mask;
-        loop {
-            let e = &self.entries[i];
-            if e.is_empty() {
-                return None;
-            }
-            if e.is(k) {
-                break;
-            }
-            i = (i + 1) & mask;
-        }
         let metric = self.entries[i].metric();
         // backward-shift: move later members of the run into the hole when their home allows
         let mut hole = i;

@@ -43,6 +43,8 @@ pub struct Sink {
     outcome_failed: Counter,
     /// Requests passed on as the protobuf bytes received.
     forwarded: Counter,
+    /// Whether a pipeline fed by this sink forwards bytes (fixed when the graph is built).
+    keep_encoded: bool,
 }
 
 impl Sink {
@@ -67,6 +69,7 @@ impl Sink {
         };
         Sink {
             signal,
+            keep_encoded: fanout.forwards_bytes(),
             fanout,
             counters: ReceiverCounters::new(reg, receiver, transport, signal),
             outcome_ok: req("accepted"),
@@ -102,7 +105,7 @@ impl Sink {
     /// True when a pipeline fed by this sink forwards the client's protobuf as it is, so the
     /// receiver keeps it encoded ([`Fanout::forwards_bytes`]).
     pub fn keep_encoded(&self) -> bool {
-        self.fanout.forwards_bytes()
+        self.keep_encoded
     }
 
     /// Runs a request through the pipelines. A decoded request loses its items with malformed

@@ -16,6 +16,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -165,6 +166,27 @@ impl Telemetry {
         })
     }
 
+    /// The resource of every resource group, in order.
+    pub fn resources_mut(&mut self) -> Vec<&mut Option<Resource>> {
+        match self {
+            Telemetry::Traces(r) => r
+                .resource_spans
+                .iter_mut()
+                .map(|g| &mut g.resource)
+                .collect(),
+            Telemetry::Metrics(r) => r
+                .resource_metrics
+                .iter_mut()
+                .map(|g| &mut g.resource)
+                .collect(),
+            Telemetry::Logs(r) => r
+                .resource_logs
+                .iter_mut()
+                .map(|g| &mut g.resource)
+                .collect(),
+        }
+    }
+
     /// True when the request holds no resource groups at all.
     pub fn is_empty(&self) -> bool {
         match self {
@@ -257,9 +279,15 @@ impl Payload {
 /// (property-tested in `wire`), so this cannot fail unless that promise is broken; if it is,
 /// the loss is logged rather than hidden.
 fn decode_checked(e: &Encoded) -> Telemetry {
-    Telemetry::decode_proto(e.signal, &e.bytes).unwrap_or_else(|err| {
-        tracing::error!(signal = %e.signal, items = e.items, error = %err, "a checked request does not decode; its contents are lost");
-        Telemetry::empty(e.signal)
+    decode_or_log(e.signal, &e.bytes, e.items)
+}
+
+/// Decodes bytes that were vouched for (by `wire::scan`, or a persistent queue's checksum);
+/// if they still do not decode, the loss is logged and the request is empty.
+fn decode_or_log(signal: Signal, bytes: &[u8], items: u64) -> Telemetry {
+    Telemetry::decode_proto(signal, bytes).unwrap_or_else(|e| {
+        tracing::error!(%signal, items, error = %e, "vouched-for bytes do not decode; their contents are lost");
+        Telemetry::empty(signal)
     })
 }
 
@@ -374,11 +402,8 @@ impl Batch {
     /// logged; the batch's item count still says what it held.
     pub fn data(&self) -> &Telemetry {
         self.data.get_or_init(|| {
-            let bytes = self.encoded.get().cloned().unwrap_or_default();
-            Telemetry::decode_proto(self.signal, &bytes).unwrap_or_else(|e| {
-                tracing::error!(signal = %self.signal, items = self.items, error = %e, "stored batch does not decode; its contents are lost");
-                Telemetry::empty(self.signal)
-            })
+            let bytes = self.encoded.get().map(|b| b.as_ref()).unwrap_or_default();
+            decode_or_log(self.signal, bytes, self.items)
         })
     }
 

@@ -49,24 +49,7 @@ pub struct ResourceProcessor {
 
 impl Processor for ResourceProcessor {
     fn process(&self, data: &mut Telemetry, meta: &RequestMeta, _rejected: &mut Rejections) {
-        let resources: Vec<_> = match data {
-            Telemetry::Traces(r) => r
-                .resource_spans
-                .iter_mut()
-                .map(|x| &mut x.resource)
-                .collect(),
-            Telemetry::Metrics(r) => r
-                .resource_metrics
-                .iter_mut()
-                .map(|x| &mut x.resource)
-                .collect(),
-            Telemetry::Logs(r) => r
-                .resource_logs
-                .iter_mut()
-                .map(|x| &mut x.resource)
-                .collect(),
-        };
-        for res in resources {
+        for res in data.resources_mut() {
             self.edit_resource(res, meta);
         }
     }

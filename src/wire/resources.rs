@@ -89,26 +89,6 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::KeyValue;
     use proptest::prelude::*;
 
-    fn resources_mut(t: &mut Telemetry) -> Vec<&mut Option<Resource>> {
-        match t {
-            Telemetry::Traces(r) => r
-                .resource_spans
-                .iter_mut()
-                .map(|g| &mut g.resource)
-                .collect(),
-            Telemetry::Metrics(r) => r
-                .resource_metrics
-                .iter_mut()
-                .map(|g| &mut g.resource)
-                .collect(),
-            Telemetry::Logs(r) => r
-                .resource_logs
-                .iter_mut()
-                .map(|g| &mut g.resource)
-                .collect(),
-        }
-    }
-
     /// The edit under test: add an attribute, drop the first one, and give a missing resource
     /// one (as the `resource` processor does).
     fn edit(r: &mut Option<Resource>) {
@@ -122,7 +102,7 @@ mod tests {
 
     fn check(signal: Signal, bytes: &[u8]) {
         let mut decoded = Telemetry::decode_proto(signal, bytes).unwrap();
-        for r in resources_mut(&mut decoded) {
+        for r in decoded.resources_mut() {
             edit(r);
         }
         let out = edit_resources(bytes, edit).unwrap();
@@ -146,7 +126,7 @@ mod tests {
             let signal = Signal::ALL[sig];
             let mut t = sample(signal, seed, groups, per);
             if drop_resource {
-                if let Some(r) = resources_mut(&mut t).into_iter().next() {
+                if let Some(r) = t.resources_mut().into_iter().next() {
                     *r = None;
                 }
             }
@@ -154,7 +134,7 @@ mod tests {
             check(signal, &bytes);
             // a canonical request comes out byte for byte as the decoded path encodes it
             let mut decoded = t.clone();
-            for r in resources_mut(&mut decoded) {
+            for r in decoded.resources_mut() {
                 edit(r);
             }
             prop_assert_eq!(edit_resources(&bytes, edit).unwrap(), decoded.encode_to_bytes());

@@ -363,7 +363,7 @@ pub struct Batch {
     encoded: OnceLock<Bytes>,
     /// Memory this batch holds on the admission gate's account, released when it is dropped
     /// (shared with the other exporters' batches when they share a buffer).
-    _memory: Vec<Arc<crate::receivers::admission::Reservation>>,
+    _memory: Vec<Arc<crate::admission::Reservation>>,
 }
 
 impl Batch {
@@ -409,10 +409,7 @@ impl Batch {
 
     /// Puts memory the batch holds on the gate's account until it is dropped (after the
     /// export).
-    pub fn with_memory(
-        mut self,
-        r: Option<Arc<crate::receivers::admission::Reservation>>,
-    ) -> Batch {
+    pub fn with_memory(mut self, r: Option<Arc<crate::admission::Reservation>>) -> Batch {
         self._memory.extend(r);
         self
     }

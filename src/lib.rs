@@ -16,9 +16,12 @@
 //!
 //! The data model is the `opentelemetry-proto` prost structs, end to end ([`data`]).
 
+pub mod admission;
 pub mod app;
 pub mod cardinality;
+pub mod component;
 pub mod config;
+pub mod consumer;
 pub mod data;
 pub mod encode;
 pub mod exporters;

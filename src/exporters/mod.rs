@@ -184,20 +184,7 @@ impl ExporterConfig {
     }
 }
 
-/// Errors starting a component.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("invalid endpoint {endpoint:?}: {reason}")]
-    Endpoint { endpoint: String, reason: String },
-    #[error("tls: {0}")]
-    Tls(String),
-    #[error("cannot open {path}: {reason}")]
-    File { path: String, reason: String },
-    #[error("cannot listen on {address}: {reason}")]
-    Listen { address: String, reason: String },
-    #[error("{0}")]
-    Other(String),
-}
+pub use crate::component::BuildError;
 
 /// What a full queue does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

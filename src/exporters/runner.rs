@@ -43,9 +43,9 @@ use tokio::task::JoinHandle;
 use super::persistent_queue::{PersistentQueue, QueueError, QueueMetrics};
 use super::retry::{Backoff, ExportError, RetryConfig};
 use super::{BuildError, Exporter, FullPolicy, QueueConfig, Sizer};
+use crate::consumer::ConsumeError;
 use crate::data::{Batch, RequestMeta, Signal, Telemetry};
 use crate::extensions::file_storage::FileStorageConfig;
-use crate::pipeline::PipelineError;
 use crate::telemetry::metrics::{names, Counter, Gauge, Registry};
 
 /// How long a refused client is asked to wait before retrying when a queue is full.
@@ -494,18 +494,18 @@ impl ExporterHandle {
 
     /// Hands a batch to the exporter: enqueue (in memory or durably on disk), or export inline
     /// when the queue is disabled. `Ok` is what lets the receiver answer success.
-    pub async fn consume(&self, batch: Batch) -> Result<(), PipelineError> {
+    pub async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
         let s = &self.shared;
         let n = match (&s.queue, s.sizer) {
             (Queue::Inline, _) => {
                 return match deliver(s, &batch, None).await {
                     Ok(()) => Ok(()),
-                    Err(Failure::Export(e)) => Err(PipelineError::ExportFailed {
+                    Err(Failure::Export(e)) => Err(ConsumeError::ExportFailed {
                         component: s.id.clone(),
                         retryable: e.is_retryable(),
                         message: e.to_string(),
                     }),
-                    Err(Failure::Interrupted) => Err(PipelineError::ShuttingDown),
+                    Err(Failure::Interrupted) => Err(ConsumeError::ShuttingDown),
                 };
             }
             (_, Sizer::Bytes) => units(Sizer::Bytes, batch.items(), batch.encoded().len()),
@@ -522,7 +522,7 @@ impl ExporterHandle {
         };
         match taken {
             Ok(()) => {}
-            Err(TakeError::Closed) => return Err(PipelineError::ShuttingDown),
+            Err(TakeError::Closed) => return Err(ConsumeError::ShuttingDown),
             Err(TakeError::Full) => {
                 s.metrics.of(signal).enqueue_failed.add(items);
                 let message = match s.policy {
@@ -534,7 +534,7 @@ impl ExporterHandle {
                         format!("sending queue of exporter {} is full", s.id)
                     }
                 };
-                return Err(PipelineError::Refused {
+                return Err(ConsumeError::Refused {
                     component: s.id.clone(),
                     retry_after: QUEUE_FULL_RETRY_AFTER,
                     message,
@@ -544,7 +544,7 @@ impl ExporterHandle {
         match &s.queue {
             Queue::Memory(tx, _) => tx.send((batch, n)).await.map_err(|_| {
                 s.capacity.release(n);
-                PipelineError::ShuttingDown
+                ConsumeError::ShuttingDown
             }),
             Queue::Persistent(pq) => {
                 let body = batch.encoded().clone();
@@ -554,17 +554,17 @@ impl ExporterHandle {
                     Err(e) => {
                         s.capacity.release(n);
                         match e {
-                            QueueError::Closed => Err(PipelineError::ShuttingDown),
+                            QueueError::Closed => Err(ConsumeError::ShuttingDown),
                             QueueError::TooLarge(_) => {
                                 s.metrics.of(signal).enqueue_failed.add(items);
-                                Err(PipelineError::Invalid {
+                                Err(ConsumeError::Invalid {
                                     message: e.to_string(),
                                 })
                             }
                             QueueError::Full { .. } | QueueError::Io(_) => {
                                 s.metrics.of(signal).enqueue_failed.add(items);
                                 tracing::warn!(exporter = %s.id, error = %e, kind = e.kind(), items, "persistent queue refused a batch");
-                                Err(PipelineError::Refused {
+                                Err(ConsumeError::Refused {
                                     component: s.id.clone(),
                                     retry_after: QUEUE_FULL_RETRY_AFTER,
                                     message: e.to_string(),
@@ -804,7 +804,7 @@ mod tests {
             let id = format!("id-{i}");
             match r.handle.consume(log_batch(&id, 2)).await {
                 Ok(()) => accepted.push(id),
-                Err(PipelineError::Refused { .. }) => refused += 1,
+                Err(ConsumeError::Refused { .. }) => refused += 1,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -846,7 +846,7 @@ mod tests {
         assert_eq!(reg.value(names::EXPORTER_QUEUE_CAPACITY, &l), Some(10));
         assert!(matches!(
             r.handle.consume(log_batch("d", 1)).await,
-            Err(PipelineError::Refused { .. })
+            Err(ConsumeError::Refused { .. })
         ));
         down.down.store(false, Ordering::SeqCst);
         wait_for(|| down.got.lock().unwrap().len() == 14).await;

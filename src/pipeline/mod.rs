@@ -14,42 +14,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::admission::{MemoryGate, DECODED_FACTOR};
 use crate::config::{ComponentId, Config, PipelineId};
+use crate::consumer::{ConsumeError, Rejections};
 use crate::data::{Encoded, Payload, RequestMeta, Signal};
 use crate::exporters::runner::{ExporterHandle, RunningExporter};
 use crate::exporters::{BuildError, QueueConfig, RetryConfig};
 use crate::extensions::ExtensionConfig;
 use crate::processors::batch::BatchHandle;
-use crate::processors::{Built, Processor, ProcessorConfig, Rejections};
-use crate::receivers::admission::{MemoryGate, DECODED_FACTOR};
+use crate::processors::{Built, Processor, ProcessorConfig};
 use crate::receivers::RunningReceiver;
 use crate::telemetry::metrics::Registry;
-
-/// Why a pipeline could not take a request.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PipelineError {
-    /// Overload (a full queue with `drop_newest`, the memory gate): the client should retry.
-    #[error("{message}")]
-    Refused {
-        component: String,
-        retry_after: Duration,
-        message: String,
-    },
-    /// An inline export (sending queue disabled) failed.
-    #[error("export through {component} failed: {message}")]
-    ExportFailed {
-        component: String,
-        retryable: bool,
-        message: String,
-    },
-    /// The request cannot be taken as it is (e.g. a batching key past its cardinality limit);
-    /// retrying the same request will not help.
-    #[error("{message}")]
-    Invalid { message: String },
-    /// The gateway is stopping.
-    #[error("otelgw is shutting down")]
-    ShuttingDown,
-}
 
 /// What follows a run of inline processors.
 pub enum Next {
@@ -114,7 +89,7 @@ impl Chain {
         &self,
         data: Payload,
         meta: Arc<RequestMeta>,
-    ) -> Result<Rejections, PipelineError> {
+    ) -> Result<Rejections, ConsumeError> {
         let mut rejected = Rejections::default();
         let data = match data {
             data if self.processors.is_empty() => data,
@@ -190,7 +165,7 @@ impl Pipeline {
         &self,
         data: Payload,
         meta: Arc<RequestMeta>,
-    ) -> Result<Rejections, PipelineError> {
+    ) -> Result<Rejections, ConsumeError> {
         self.head.consume(data, meta).await
     }
 }
@@ -219,7 +194,7 @@ impl Fanout {
         &self,
         data: Payload,
         meta: Arc<RequestMeta>,
-    ) -> Result<Rejections, PipelineError> {
+    ) -> Result<Rejections, ConsumeError> {
         let mut total = Rejections::default();
         let n = self.pipelines.len();
         let mut data = Some(data);
@@ -231,12 +206,7 @@ impl Fanout {
             };
             let Some(d) = d else { break };
             let r = p.consume(d, meta.clone()).await?;
-            total.count += r.count;
-            for reason in r.reasons {
-                if !total.reasons.contains(&reason) {
-                    total.reasons.push(reason);
-                }
-            }
+            total.merge(r);
         }
         Ok(total)
     }

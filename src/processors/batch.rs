@@ -34,8 +34,9 @@ use tokio::time::Instant;
 
 use crate::config::units::Duration;
 use crate::config::Diagnostics;
+use crate::consumer::ConsumeError;
 use crate::data::{metric_point_count, Encoded, Payload, RequestMeta, Signal, Telemetry};
-use crate::pipeline::{Chain, PipelineError};
+use crate::pipeline::Chain;
 use crate::telemetry::metrics::{names, Counter, Gauge, Histogram, Registry, BATCH_SIZE_BUCKETS};
 
 /// Requests waiting to enter one batch processor.
@@ -453,17 +454,13 @@ impl BatchHandle {
 
     /// Hands a request to the stage (waits while its input queue is full). A request that
     /// would open a metadata combination past `metadata_cardinality_limit` is refused.
-    pub async fn consume(
-        &self,
-        data: Payload,
-        meta: Arc<RequestMeta>,
-    ) -> Result<(), PipelineError> {
+    pub async fn consume(&self, data: Payload, meta: Arc<RequestMeta>) -> Result<(), ConsumeError> {
         if !self.keys.is_empty() {
             let key = key_of(&self.keys, &meta);
             let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
             if !known.contains(&key) {
                 if known.len() >= self.limit {
-                    return Err(PipelineError::Invalid {
+                    return Err(ConsumeError::Invalid {
                         message: format!(
                             "batch processor {}: the limit of {} distinct values of {:?} is reached",
                             self.id, self.limit, self.keys
@@ -477,7 +474,7 @@ impl BatchHandle {
         self.tx
             .send(Item { data, meta })
             .await
-            .map_err(|_| PipelineError::ShuttingDown)
+            .map_err(|_| ConsumeError::ShuttingDown)
     }
 
     /// True when the chain after this stage reads the contents.
@@ -515,7 +512,7 @@ async fn send(down: &Chain, data: Payload, meta: Arc<RequestMeta>, m: &Metrics) 
     m.size.observe(items);
     if let Err(e) = down.consume(data, meta).await {
         let counter = match e {
-            PipelineError::ShuttingDown => &m.dropped_shutdown[sig_idx(signal)],
+            ConsumeError::ShuttingDown => &m.dropped_shutdown[sig_idx(signal)],
             _ => &m.dropped_refused[sig_idx(signal)],
         };
         counter.add(items);

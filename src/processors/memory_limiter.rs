@@ -1,7 +1,7 @@
 //! `memory_limiter`: the Collector's keys, otelgw's semantics. It does not run in the pipeline's
 //! processor chain (listing it there is accepted, as Collector configs do, and is a no-op at that
 //! position); it configures the process-wide admission gate the receivers consult **before
-//! reading or decoding a request** ([`crate::receivers::admission`]).
+//! reading or decoding a request** ([`crate::admission`]).
 //!
 //! Limits: `limit_mib` (or `limit_percentage` of the cgroup v2/v1 memory limit, or of total
 //! memory when there is none) is the hard limit; `spike_limit_mib` (or

@@ -19,27 +19,7 @@ use serde_yaml::Value;
 use crate::config::{typed, ComponentId, Diagnostics};
 use crate::data::{RequestMeta, Signal, Telemetry};
 
-/// Items a processor removed, with the reason the client should hear.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Rejections {
-    pub count: u64,
-    pub reasons: Vec<String>,
-}
-
-impl Rejections {
-    pub fn add(&mut self, count: u64, reason: impl Into<String>) {
-        if count > 0 {
-            self.count += count;
-            let r = reason.into();
-            if !self.reasons.contains(&r) {
-                self.reasons.push(r);
-            }
-        }
-    }
-    pub fn message(&self) -> String {
-        self.reasons.join("; ")
-    }
-}
+pub use crate::consumer::Rejections;
 
 /// A running processor.
 pub trait Processor: Send + Sync + 'static {

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::consumer::{ConsumeError, Rejections};
 use crate::data::{Payload, RequestMeta, Signal, Telemetry};
-use crate::pipeline::{Fanout, PipelineError};
-use crate::processors::Rejections;
+use crate::pipeline::Fanout;
 use crate::telemetry::metrics::{names, Counter, ReceiverCounters, Registry};
 
 /// How one request ended, for the transport to encode.
@@ -131,12 +131,7 @@ impl Sink {
                 // counts receipt, so accepted covers them and the client hears of them.
                 self.counters.accepted.add(items);
                 self.outcome_ok.inc();
-                rejected.count += r.count;
-                for reason in r.reasons {
-                    if !rejected.reasons.contains(&reason) {
-                        rejected.reasons.push(reason);
-                    }
-                }
+                rejected.merge(r);
                 Outcome::Accepted {
                     rejected: rejected.count,
                     message: rejected.message(),
@@ -145,7 +140,7 @@ impl Sink {
             Err(e) => {
                 self.counters.refused.add(items);
                 match e {
-                    PipelineError::Refused {
+                    ConsumeError::Refused {
                         retry_after,
                         message,
                         ..
@@ -156,7 +151,7 @@ impl Sink {
                             message,
                         }
                     }
-                    PipelineError::ExportFailed {
+                    ConsumeError::ExportFailed {
                         retryable: true,
                         message,
                         ..
@@ -167,15 +162,15 @@ impl Sink {
                             message,
                         }
                     }
-                    PipelineError::ExportFailed { message, .. } => {
+                    ConsumeError::ExportFailed { message, .. } => {
                         self.outcome_failed.inc();
                         Outcome::Failed { message }
                     }
-                    PipelineError::Invalid { message } => {
+                    ConsumeError::Invalid { message } => {
                         self.outcome_failed.inc();
                         Outcome::Invalid { message }
                     }
-                    PipelineError::ShuttingDown => {
+                    ConsumeError::ShuttingDown => {
                         self.outcome_refused.inc();
                         Outcome::Unavailable {
                             message: "otelgw is shutting down".into(),

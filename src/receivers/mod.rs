@@ -5,7 +5,6 @@
 //! receiver answers success only after every pipeline it feeds accepted the data into its
 //! bounded queues; refusals carry a retry hint ([`status`]).
 
-pub mod admission;
 pub mod decode;
 pub mod handle;
 pub mod otlp_grpc;

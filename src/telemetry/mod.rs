@@ -8,7 +8,7 @@ pub mod metrics;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::receivers::admission::{MemoryGate, STATE_HARD};
+use crate::admission::{MemoryGate, STATE_HARD};
 
 /// Liveness is "the process answers"; readiness is "pipelines are running and memory is under
 /// the hard limit".

@@ -1,0 +1,160 @@
+//! What every component shares, at the bottom of the import graph (the Collector's `component`
+//! package): component and pipeline ids, the [`Diagnostics`] that validation collects problems
+//! into, [`BuildError`] for starting a component, the typed-config helper every component's
+//! `from_value` uses, and the config value types ([`units`]: durations, byte sizes).
+//!
+//! Components import this module, never the config loader ([`crate::config`]), which imports
+//! them.
+
+pub mod units;
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_yaml::Value;
+
+use crate::data::Signal;
+
+/// One problem found in a config, with the path it is at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Errors and warnings collected across the whole config.
+#[derive(Debug, Default, Clone)]
+pub struct Diagnostics {
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+impl Diagnostics {
+    pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Issue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+    pub fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Issue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// A component id, `type[/name]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ComponentId {
+    pub kind: String,
+    pub name: Option<String>,
+}
+
+impl ComponentId {
+    pub fn parse(s: &str) -> Result<ComponentId, String> {
+        let (kind, name) = match s.split_once('/') {
+            Some((k, n)) => (k, Some(n)),
+            None => (s, None),
+        };
+        let valid = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        };
+        if !valid(kind) {
+            return Err(format!(
+                "invalid component id {s:?}: the type must be [a-zA-Z0-9_.-]+"
+            ));
+        }
+        if let Some(n) = name {
+            if n.is_empty() || n.contains('/') {
+                return Err(format!("invalid component id {s:?}: the name after '/' must be non-empty and contain no '/'"));
+            }
+        }
+        Ok(ComponentId {
+            kind: kind.to_string(),
+            name: name.map(str::to_string),
+        })
+    }
+}
+
+impl fmt::Display for ComponentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{}/{}", self.kind, n),
+            None => f.write_str(&self.kind),
+        }
+    }
+}
+
+/// A pipeline id, `signal[/name]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PipelineId {
+    pub signal: Signal,
+    pub name: Option<String>,
+}
+
+impl fmt::Display for PipelineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{}/{}", self.signal, n),
+            None => write!(f, "{}", self.signal),
+        }
+    }
+}
+
+/// Errors starting a component.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("cannot open {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("cannot listen on {address}: {reason}")]
+    Listen { address: String, reason: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Deserializes `value` into `T`, reporting errors with their full path under `path`.
+pub fn typed<T: DeserializeOwned + Default>(
+    path: &str,
+    value: Value,
+    diag: &mut Diagnostics,
+) -> Option<T> {
+    if value.is_null() {
+        return Some(T::default());
+    }
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let full = if inner == "." || inner.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}.{inner}")
+            };
+            diag.error(full, e.into_inner().to_string());
+            None
+        }
+    }
+}
+
+/// Serializes a component config for `print-config`.
+pub fn to_value<T: Serialize>(c: &T) -> Value {
+    serde_yaml::to_value(c).unwrap_or(Value::Null)
+}

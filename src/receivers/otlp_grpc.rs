@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Request, Response, Status};
 
-use super::admission::{MemoryGate, DECODED_FACTOR};
+use crate::admission::{MemoryGate, DECODED_FACTOR};
 use super::decode::{payload, PayloadEncoding};
 use super::handle::{Outcome, Sink};
 use super::status::{code, grpc_status};

@@ -30,7 +30,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tokio::net::TcpListener;
 
-use super::admission::{MemoryGate, DECODED_FACTOR};
+use crate::admission::{MemoryGate, DECODED_FACTOR};
 use super::decode::{decompress, payload, ContentEncoding, DecodeError, PayloadEncoding};
 use super::handle::{Outcome, Sink};
 use super::status::{code, rpc_status, status_json};

@@ -5,9 +5,9 @@
 //! `cargo bench --bench processors`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use otelgw::data::split::{merge, split_front};
 use otelgw::data::{RequestMeta, Signal, Telemetry};
 use otelgw::processors::attributes::AttributesConfig;
-use otelgw::processors::batch::{merge, split_front};
 use otelgw::processors::resource::ResourceConfig;
 use otelgw::processors::{Processor, Rejections};
 use otelgw::testdata;

@@ -38,10 +38,11 @@ pub struct ExportOutcome {
 pub trait Exporter: Send + Sync + 'static {
     fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>>;
 
-    /// True when the exporter only needs [`Batch::encoded`] (it sends the OTLP protobuf as
-    /// is), so a batch read back from a persistent queue need not be decoded.
-    fn sends_encoded(&self) -> bool {
-        false
+    /// True (the default) when the exporter reads the items. One that answers `false` only
+    /// needs [`Batch::encoded`] (it sends the OTLP protobuf as is), so forwarded bytes and a
+    /// batch read back from a persistent queue are never decoded for it.
+    fn reads_items(&self) -> bool {
+        true
     }
 
     /// Flushes buffers at shutdown.

@@ -270,8 +270,8 @@ impl OtlpGrpcExporter {
 }
 
 impl Exporter for OtlpGrpcExporter {
-    fn sends_encoded(&self) -> bool {
-        true
+    fn reads_items(&self) -> bool {
+        false
     }
     fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(self.send(batch))

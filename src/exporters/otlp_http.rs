@@ -295,8 +295,8 @@ fn partial_success(signal: Signal, bytes: &[u8], json: bool) -> ExportOutcome {
 }
 
 impl Exporter for OtlpHttpExporter {
-    fn sends_encoded(&self) -> bool {
-        self.encoding == HttpEncoding::Proto
+    fn reads_items(&self) -> bool {
+        self.encoding != HttpEncoding::Proto
     }
     fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(self.send(batch))

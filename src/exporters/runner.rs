@@ -451,7 +451,7 @@ async fn persistent_consumer(shared: &Shared, pq: Arc<PersistentQueue>) {
             continue;
         }
         let meta = Arc::new(RequestMeta::default());
-        let batch = if shared.exporter.sends_encoded() {
+        let batch = if !shared.exporter.reads_items() {
             // the OTLP exporters send the stored bytes as they are: no decode
             Batch::from_encoded(rec.signal, rec.items, meta, rec.body)
         } else {
@@ -487,9 +487,10 @@ impl ExporterHandle {
         &self.shared.id
     }
 
-    /// True when the exporter sends the protobuf encoding as is ([`Exporter::sends_encoded`]).
-    pub fn sends_encoded(&self) -> bool {
-        self.shared.exporter.sends_encoded()
+    /// True when the exporter reads the items ([`Exporter::reads_items`]); false when it
+    /// sends the protobuf encoding as is.
+    pub fn reads_items(&self) -> bool {
+        self.shared.exporter.reads_items()
     }
 
     /// Hands a batch to the exporter: enqueue (in memory or durably on disk), or export inline

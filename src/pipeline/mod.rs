@@ -14,225 +14,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::admission::{MemoryGate, DECODED_FACTOR};
+use crate::admission::MemoryGate;
 use crate::config::{ComponentId, Config, PipelineId};
-use crate::consumer::{ConsumeError, Rejections};
-use crate::data::{Encoded, Payload, RequestMeta, Signal};
+use crate::data::Signal;
 use crate::exporters::runner::{ExporterHandle, RunningExporter};
 use crate::exporters::{BuildError, QueueConfig, RetryConfig};
 use crate::extensions::ExtensionConfig;
-use crate::processors::batch::BatchHandle;
 use crate::processors::{Built, Processor, ProcessorConfig};
-use crate::receivers::RunningReceiver;
+use crate::receivers::{ReceiverContext, RunningReceiver};
 use crate::telemetry::metrics::Registry;
 
-/// What follows a run of inline processors.
-pub enum Next {
-    /// Fan-in to exporters (the end of the pipeline).
-    Exporters(Vec<ExporterHandle>),
-    /// A batch stage, whose task runs the rest of the pipeline.
-    Batch(BatchHandle),
-}
+pub mod batch;
+pub mod chain;
 
-/// A run of inline processors and what comes after them. A pipeline is a chain; a batch stage
-/// holds the chain that follows it.
-pub struct Chain {
-    processors: Vec<Arc<dyn Processor>>,
-    next: Next,
-    /// When a memory limiter is configured, queued batches are held on its account.
-    gate: Option<Arc<MemoryGate>>,
-}
-
-impl Chain {
-    /// True when every processor of the chain edits only resources (or there are none).
-    fn resource_only(&self) -> bool {
-        self.processors.iter().all(|p| p.resource_only())
-    }
-
-    fn process_decoded(
-        &self,
-        data: Payload,
-        meta: &RequestMeta,
-        rejected: &mut Rejections,
-    ) -> Payload {
-        // Forwarded bytes decoded here were not on the gate's account as decoded structs
-        // (the receiver reserved their size only); they are until the exporters' queues take
-        // over the accounting.
-        let _decoding = match (&data, &self.gate) {
-            (Payload::Encoded(e), Some(g)) => {
-                Some(g.reserve(DECODED_FACTOR * e.bytes.len() as u64))
-            }
-            _ => None,
-        };
-        let mut t = data.into_decoded();
-        for p in &self.processors {
-            p.process(&mut t, meta, rejected);
-        }
-        Payload::Decoded(t)
-    }
-
-    /// True when something on this chain reads the contents: a processor that reads more than
-    /// resources, or an exporter that does not send the OTLP encoding as it is. A receiver
-    /// whose chains all read the contents decodes up front instead of checking the bytes and
-    /// decoding later ([`Fanout::forwards_bytes`]).
-    pub fn reads_contents(&self) -> bool {
-        !self.resource_only()
-            || match &self.next {
-                Next::Exporters(e) => e.iter().any(|e| !e.sends_encoded()),
-                Next::Batch(b) => b.reads_contents(),
-            }
-    }
-
-    /// Runs the processors, then hands the result on. Returns what processors rejected (for
-    /// `partial_success`).
-    pub async fn consume(
-        &self,
-        data: Payload,
-        meta: Arc<RequestMeta>,
-    ) -> Result<Rejections, ConsumeError> {
-        let mut rejected = Rejections::default();
-        let data = match data {
-            data if self.processors.is_empty() => data,
-            Payload::Encoded(e) if self.resource_only() => {
-                let edited = crate::wire::edit_resources(&e.bytes, |r| {
-                    for p in &self.processors {
-                        p.edit_resource(r, &meta);
-                    }
-                });
-                match edited {
-                    Some(bytes) => Payload::Encoded(Encoded { bytes, ..e }),
-                    // not reached for bytes `wire::scan` accepted; decoding is always right
-                    None => self.process_decoded(Payload::Encoded(e), &meta, &mut rejected),
-                }
-            }
-            data => self.process_decoded(data, &meta, &mut rejected),
-        };
-        if data.is_empty() {
-            return Ok(rejected);
-        }
-        match &self.next {
-            Next::Batch(b) => b.consume(data, meta).await?,
-            Next::Exporters(exporters) => {
-                let n = exporters.len();
-                let mut data = Some(data);
-                let mut shared_bytes = None;
-                for (i, e) in exporters.iter().enumerate() {
-                    let d = if i + 1 == n {
-                        data.take()
-                    } else {
-                        data.clone()
-                    };
-                    let Some(d) = d else { break };
-                    let mut batch = d.into_batch(meta.clone());
-                    if let Some(g) = &self.gate {
-                        batch = match batch.encoded_input() {
-                            // one buffer however many exporters share it; an exporter that
-                            // reads the contents decodes its own copy, kept with its batch
-                            Some(len) => {
-                                let shared = shared_bytes
-                                    .get_or_insert_with(|| Arc::new(g.reserve(len)))
-                                    .clone();
-                                let decoded = (!e.sends_encoded())
-                                    .then(|| Arc::new(g.reserve(DECODED_FACTOR * len)));
-                                batch.with_memory(Some(shared)).with_memory(decoded)
-                            }
-                            // the receiver's size when known (no walk); batches have none
-                            None => {
-                                let size = match meta.wire_size {
-                                    0 => batch.data().encoded_len() as u64,
-                                    n => n,
-                                };
-                                batch.with_memory(Some(Arc::new(g.reserve(DECODED_FACTOR * size))))
-                            }
-                        };
-                    }
-                    e.consume(batch).await?;
-                }
-            }
-        }
-        Ok(rejected)
-    }
-}
-
-/// One `service.pipelines.<id>`.
-pub struct Pipeline {
-    pub id: PipelineId,
-    head: Chain,
-}
-
-impl Pipeline {
-    pub async fn consume(
-        &self,
-        data: Payload,
-        meta: Arc<RequestMeta>,
-    ) -> Result<Rejections, ConsumeError> {
-        self.head.consume(data, meta).await
-    }
-}
-
-/// The pipelines one receiver feeds for one signal.
-#[derive(Clone, Default)]
-pub struct Fanout {
-    pipelines: Vec<Arc<Pipeline>>,
-}
-
-impl Fanout {
-    pub fn is_empty(&self) -> bool {
-        self.pipelines.is_empty()
-    }
-
-    /// True when some pipeline forwards the client's bytes as they are (nothing on it reads
-    /// the contents, [`Chain::reads_contents`]): the receiver then keeps requests encoded
-    /// ([`Payload::Encoded`]) and a pipeline that reads them decodes its own copy. Checking the
-    /// bytes and decoding costs less than decoding and encoding them again.
-    pub fn forwards_bytes(&self) -> bool {
-        self.pipelines.iter().any(|p| !p.head.reads_contents())
-    }
-
-    /// Sends `data` into every pipeline. Rejections are summed; the first error wins.
-    pub async fn consume(
-        &self,
-        data: Payload,
-        meta: Arc<RequestMeta>,
-    ) -> Result<Rejections, ConsumeError> {
-        let mut total = Rejections::default();
-        let n = self.pipelines.len();
-        let mut data = Some(data);
-        for (i, p) in self.pipelines.iter().enumerate() {
-            let d = if i + 1 == n {
-                data.take()
-            } else {
-                data.clone()
-            };
-            let Some(d) = d else { break };
-            let r = p.consume(d, meta.clone()).await?;
-            total.merge(r);
-        }
-        Ok(total)
-    }
-}
-
-/// What a receiver gets at build time: its fan-outs by signal and shared services.
-#[derive(Clone)]
-pub struct ReceiverContext {
-    pub id: ComponentId,
-    pub traces: Fanout,
-    pub metrics: Fanout,
-    pub logs: Fanout,
-    pub registry: Arc<Registry>,
-    /// The admission gate, when a memory limiter is configured.
-    pub gate: Option<Arc<MemoryGate>>,
-}
-
-impl ReceiverContext {
-    pub fn fanout(&self, s: Signal) -> &Fanout {
-        match s {
-            Signal::Traces => &self.traces,
-            Signal::Metrics => &self.metrics,
-            Signal::Logs => &self.logs,
-        }
-    }
-}
+pub use batch::BatchHandle;
+pub use chain::{Chain, Fanout, Next, Pipeline};
 
 /// A running graph.
 pub struct Graph {
@@ -359,7 +155,7 @@ impl Graph {
                     gate: gate.clone(),
                 },
             });
-            if !pipeline.head.reads_contents() {
+            if !pipeline.reads_items() {
                 tracing::info!(pipeline = %pid, "pipeline forwards protobuf as received (nothing on it reads the contents)");
             }
             pipelines.push((pid.clone(), pcfg.receivers.clone(), pipeline));
@@ -383,7 +179,7 @@ impl Graph {
                         Signal::Metrics => &mut ctx.metrics,
                         Signal::Logs => &mut ctx.logs,
                     };
-                    f.pipelines.push(p.clone());
+                    f.push(p.clone());
                 }
             }
             if ctx.traces.is_empty() && ctx.metrics.is_empty() && ctx.logs.is_empty() {

@@ -25,15 +25,16 @@ pub use crate::consumer::Rejections;
 pub trait Processor: Send + Sync + 'static {
     fn process(&self, data: &mut Telemetry, meta: &RequestMeta, rejected: &mut Rejections);
 
-    /// True when the processor reads and edits nothing but resources, one at a time, through
-    /// [`Processor::edit_resource`] (and [`Processor::process`] does just that). A pipeline whose
-    /// processors all say so edits an encoded request's resources without decoding its items
-    /// ([`crate::wire::edit_resources`]).
-    fn resource_only(&self) -> bool {
-        false
+    /// True (the default) when the processor reads items. A processor that answers `false`
+    /// reads and edits nothing but resources, one at a time, through
+    /// [`Processor::edit_resource`] (and [`Processor::process`] does just that). A pipeline
+    /// whose processors all answer `false` edits an encoded request's resources without
+    /// decoding its items ([`crate::wire::edit_resources`]).
+    fn reads_items(&self) -> bool {
+        true
     }
 
-    /// Edits one resource (only called when [`Processor::resource_only`] is true).
+    /// Edits one resource (only called when [`Processor::reads_items`] is false).
     fn edit_resource(&self, _resource: &mut Option<Resource>, _meta: &RequestMeta) {}
 }
 

@@ -54,8 +54,8 @@ impl Processor for ResourceProcessor {
         }
     }
 
-    fn resource_only(&self) -> bool {
-        true
+    fn reads_items(&self) -> bool {
+        false
     }
 
     fn edit_resource(&self, res: &mut Option<Resource>, meta: &RequestMeta) {

@@ -199,17 +199,17 @@ pub fn decode_payload(
 }
 
 /// Turns a request body into what the pipelines take. Protobuf for pipelines that only forward
-/// it (`keep_encoded`: no component reads the contents) stays the client's bytes after
+/// it (`reads_items` false: no component reads the items) stays the client's bytes after
 /// [`crate::wire::scan`] checked them as strictly as a decode would; a request with malformed
 /// ids is decoded instead, so the request path can remove just those items. Everything else is
 /// decoded.
-pub fn payload(
+pub fn check_or_decode(
     signal: Signal,
     enc: PayloadEncoding,
     bytes: Bytes,
-    keep_encoded: bool,
+    reads_items: bool,
 ) -> Result<Payload, DecodeError> {
-    if keep_encoded && enc == PayloadEncoding::Protobuf {
+    if !reads_items && enc == PayloadEncoding::Protobuf {
         let scan =
             crate::wire::scan(signal, &bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
         if scan.bad_ids == 0 {

@@ -1,12 +1,15 @@
 //! Receivers: where data enters. One closed enum of types, matched here.
 //!
 //! `otlp` is the only receiver type: gRPC ([`otlp_grpc`]) and HTTP ([`otlp_http`]) share the
-//! request path in [`handle`] (validate → pipelines) and the codec helpers in [`decode`]. A
+//! request path in [`intake`] (validate → pipelines) and the codec helpers in [`decode`]. A
 //! receiver answers success only after every pipeline it feeds accepted the data into its
 //! bounded queues; refusals carry a retry hint ([`status`]).
 
 pub mod decode;
-pub mod handle;
+pub mod intake;
+// temporary alias while the wire module still names the old path
+#[doc(hidden)]
+pub use intake as handle;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod status;
@@ -16,7 +19,34 @@ use serde_yaml::Value;
 
 use crate::config::units::ByteSize;
 use crate::config::{parse_listen_addr, typed, ComponentId, Diagnostics};
+use std::sync::Arc;
+
+use crate::admission::MemoryGate;
 use crate::data::Signal;
+use crate::pipeline::Fanout;
+use crate::telemetry::metrics::Registry;
+
+/// What a receiver gets at build time: its fan-outs by signal and shared services.
+#[derive(Clone)]
+pub struct ReceiverContext {
+    pub id: ComponentId,
+    pub traces: Fanout,
+    pub metrics: Fanout,
+    pub logs: Fanout,
+    pub registry: Arc<Registry>,
+    /// The admission gate, when a memory limiter is configured.
+    pub gate: Option<Arc<MemoryGate>>,
+}
+
+impl ReceiverContext {
+    pub fn fanout(&self, s: Signal) -> &Fanout {
+        match s {
+            Signal::Traces => &self.traces,
+            Signal::Metrics => &self.metrics,
+            Signal::Logs => &self.logs,
+        }
+    }
+}
 
 /// Every receiver type otelgw has.
 #[derive(Debug, Clone)]
@@ -259,7 +289,7 @@ async fn bind(endpoint: &str) -> Result<tokio::net::TcpListener, crate::exporter
 /// Binds the receiver's listeners and starts serving.
 pub async fn start(
     cfg: &ReceiverConfig,
-    ctx: crate::pipeline::ReceiverContext,
+    ctx: ReceiverContext,
 ) -> Result<RunningReceiver, crate::exporters::BuildError> {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();

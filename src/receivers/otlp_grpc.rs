@@ -25,18 +25,18 @@ use tokio::net::TcpListener;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Request, Response, Status};
 
-use crate::admission::{MemoryGate, DECODED_FACTOR};
-use super::decode::{payload, PayloadEncoding};
-use super::handle::{Outcome, Sink};
+use super::decode::{check_or_decode, PayloadEncoding};
+use super::intake::{Intake, Outcome};
 use super::status::{code, grpc_status};
 use super::GrpcServerConfig;
+use super::ReceiverContext;
+use crate::admission::{MemoryGate, DECODED_FACTOR};
 use crate::data::{Payload, RequestMeta, Signal};
-use crate::pipeline::ReceiverContext;
 
 /// One signal's request path: the message's bytes → [`payload`] (kept encoded when the
-/// pipelines only forward it, decoded otherwise) → [`Sink::receive`] → a status.
+/// pipelines only forward it, decoded otherwise) → [`Intake::receive`] → a status.
 pub struct SignalService {
-    sink: Sink,
+    intake: Intake,
     include_metadata: bool,
     gate: Option<Arc<MemoryGate>>,
 }
@@ -62,16 +62,16 @@ impl SignalService {
         }
         let bytes = req.into_inner();
         meta.wire_size = bytes.len() as u64;
-        let keep_encoded = self.sink.keep_encoded();
-        let data = match payload(
-            self.sink.signal,
+        let reads_items = self.intake.reads_items();
+        let data = match check_or_decode(
+            self.intake.signal,
             PayloadEncoding::Protobuf,
             bytes,
-            keep_encoded,
+            reads_items,
         ) {
             Ok(d) => d,
             Err(e) => {
-                self.sink.count_bad_request();
+                self.intake.count_bad_request();
                 tracing::debug!(error = %e, "rejected otlp/grpc request");
                 return Err(grpc_status(
                     code::INVALID_ARGUMENT,
@@ -86,7 +86,7 @@ impl SignalService {
                 Payload::Decoded(_) => meta.wire_size * (1 + DECODED_FACTOR),
             })
         });
-        match self.sink.receive(data, Arc::new(meta)).await {
+        match self.intake.receive(data, Arc::new(meta)).await {
             Outcome::Accepted { rejected, message } => Ok((rejected, message)),
             Outcome::Refused {
                 retry_after,
@@ -404,7 +404,7 @@ pub fn serve(
         let f = ctx.fanout(s);
         (!f.is_empty()).then(|| {
             Arc::new(SignalService {
-                sink: Sink::new(&ctx.registry, &id, "grpc", s, f.clone()),
+                intake: Intake::new(&ctx.registry, &id, "grpc", s, f.clone()),
                 include_metadata: cfg.include_metadata,
                 gate: ctx.gate.clone(),
             })

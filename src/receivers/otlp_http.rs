@@ -30,17 +30,17 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tokio::net::TcpListener;
 
-use crate::admission::{MemoryGate, DECODED_FACTOR};
-use super::decode::{decompress, payload, ContentEncoding, DecodeError, PayloadEncoding};
-use super::handle::{Outcome, Sink};
+use super::decode::{check_or_decode, decompress, ContentEncoding, DecodeError, PayloadEncoding};
+use super::intake::{Intake, Outcome};
 use super::status::{code, rpc_status, status_json};
 use super::HttpServerConfig;
+use super::ReceiverContext;
+use crate::admission::{MemoryGate, DECODED_FACTOR};
 use crate::data::{Payload, RequestMeta, Signal};
-use crate::pipeline::ReceiverContext;
 
 struct State {
     gate: Option<Arc<MemoryGate>>,
-    routes: Vec<(String, Sink)>,
+    routes: Vec<(String, Intake)>,
     /// Paths of signals no pipeline takes from this receiver: 404 with a clear message.
     unrouted: Vec<(String, Signal)>,
     cap: usize,
@@ -166,7 +166,7 @@ const LINGER_LIMIT: usize = 64 << 20;
 async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
-    let Some(sink) = state
+    let Some(intake) = state
         .routes
         .iter()
         .find(|(p, _)| p == path)
@@ -202,12 +202,12 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
         );
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        sink.count_bad_request();
+        intake.count_bad_request();
         discard(body, LINGER_LIMIT);
         return r;
     }
     let Some(enc) = PayloadEncoding::from_content_type(ct) else {
-        sink.count_bad_request();
+        intake.count_bad_request();
         discard(body, LINGER_LIMIT);
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -223,7 +223,7 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
     // Admission before reading: under memory pressure the body is never read into memory.
     if let Some(gate) = &state.gate {
         if let Err(retry_after) = gate.admit() {
-            sink.count_refused_request();
+            intake.count_refused_request();
             discard(body, LINGER_LIMIT);
             return error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -241,7 +241,7 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
     let content_encoding = match ContentEncoding::parse(ce) {
         Ok(c) => c,
         Err(e) => {
-            sink.count_bad_request();
+            intake.count_bad_request();
             discard(body, LINGER_LIMIT);
             return decode_error_response(&e, enc);
         }
@@ -253,7 +253,7 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > cap as u64) {
-        sink.count_bad_request();
+        intake.count_bad_request();
         discard(body, LINGER_LIMIT);
         return decode_error_response(&DecodeError::TooLarge { limit: cap }, enc);
     }
@@ -275,30 +275,30 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
     let body = match read_capped(body, cap, declared).await {
         Ok(b) => b,
         Err(resp) => {
-            sink.count_bad_request();
+            intake.count_bad_request();
             return resp(enc);
         }
     };
     let _body_held = state.gate.as_ref().map(|g| g.reserve(body.len() as u64));
     meta.wire_size = body.len() as u64;
-    let keep_encoded = sink.keep_encoded();
+    let reads_items = intake.reads_items();
     let mut _raw_held = None;
     let decoded = match content_encoding {
-        ContentEncoding::Identity => payload(sink.signal, enc, body.clone(), keep_encoded),
+        ContentEncoding::Identity => check_or_decode(intake.signal, enc, body.clone(), reads_items),
         other => decompress(other, &body, cap).and_then(|mut raw| {
-            if keep_encoded && raw.capacity() > raw.len() + raw.len() / 4 {
+            if !reads_items && raw.capacity() > raw.len() + raw.len() / 4 {
                 // the inflated bytes may be forwarded and queued: no growth slack with them
                 raw.shrink_to_fit();
             }
             meta.wire_size = raw.len() as u64;
             _raw_held = state.gate.as_ref().map(|g| g.reserve(raw.len() as u64));
-            payload(sink.signal, enc, Bytes::from(raw), keep_encoded)
+            check_or_decode(intake.signal, enc, Bytes::from(raw), reads_items)
         }),
     };
     let data = match decoded {
         Ok(d) => d,
         Err(e) => {
-            sink.count_bad_request();
+            intake.count_bad_request();
             tracing::debug!(error = %e, kind = e.kind(), "rejected otlp/http request");
             return decode_error_response(&e, enc);
         }
@@ -311,8 +311,8 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             .map(|g| g.reserve(meta.wire_size * DECODED_FACTOR)),
         Payload::Encoded(_) => None,
     };
-    match sink.receive(data, Arc::new(meta)).await {
-        Outcome::Accepted { rejected, message } => success(sink.signal, enc, rejected, message),
+    match intake.receive(data, Arc::new(meta)).await {
+        Outcome::Accepted { rejected, message } => success(intake.signal, enc, rejected, message),
         Outcome::Refused {
             retry_after,
             message,
@@ -411,7 +411,7 @@ pub fn serve(
         } else {
             routes.push((
                 path.clone(),
-                Sink::new(&ctx.registry, &id, "http", signal, f.clone()),
+                Intake::new(&ctx.registry, &id, "http", signal, f.clone()),
             ));
         }
     }

@@ -7,6 +7,8 @@
 //! pipeline a request is a [`Payload`]: decoded, or — when nothing reads it — the same request
 //! as the protobuf bytes the client sent.
 
+pub mod split;
+
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 

@@ -34,7 +34,7 @@ pub enum Outcome {
 
 /// One receiver's entry to the pipelines for one signal and transport.
 #[derive(Clone)]
-pub struct Sink {
+pub struct Intake {
     pub signal: Signal,
     fanout: Fanout,
     counters: ReceiverCounters,
@@ -43,18 +43,18 @@ pub struct Sink {
     outcome_failed: Counter,
     /// Requests passed on as the protobuf bytes received.
     forwarded: Counter,
-    /// Whether a pipeline fed by this sink forwards bytes (fixed when the graph is built).
-    keep_encoded: bool,
+    /// Whether a pipeline fed by this intake forwards bytes (fixed when the graph is built).
+    reads_items: bool,
 }
 
-impl Sink {
+impl Intake {
     pub fn new(
         reg: &Registry,
         receiver: &str,
         transport: &'static str,
         signal: Signal,
         fanout: Fanout,
-    ) -> Sink {
+    ) -> Intake {
         let req = |outcome: &str| {
             reg.counter(
                 names::RECEIVER_REQUESTS,
@@ -67,9 +67,9 @@ impl Sink {
                 ],
             )
         };
-        Sink {
+        Intake {
             signal,
-            keep_encoded: fanout.forwards_bytes(),
+            reads_items: fanout.reads_items(),
             fanout,
             counters: ReceiverCounters::new(reg, receiver, transport, signal),
             outcome_ok: req("accepted"),
@@ -102,10 +102,11 @@ impl Sink {
         self.outcome_refused.inc();
     }
 
-    /// True when a pipeline fed by this sink forwards the client's protobuf as it is, so the
-    /// receiver keeps it encoded ([`Fanout::forwards_bytes`]).
-    pub fn keep_encoded(&self) -> bool {
-        self.keep_encoded
+    /// True when every pipeline fed by this intake reads the items, so the receiver decodes up
+    /// front; false when one forwards the client's protobuf as it is and the receiver keeps it
+    /// encoded ([`Fanout::reads_items`]).
+    pub fn reads_items(&self) -> bool {
+        self.reads_items
     }
 
     /// Runs a request through the pipelines. A decoded request loses its items with malformed

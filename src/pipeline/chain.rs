@@ -1,0 +1,217 @@
+//! A pipeline's request path: [`Fanout`] (one receiver → every pipeline that lists it),
+//! [`Chain`] (inline processors in order, then what follows them: the exporters, fan-in, or a
+//! batch stage that runs the rest of the chain), and the memory each hop holds on the admission
+//! gate's account.
+//!
+//! Contract: `consume` answers only once every exporter queue the data reaches has taken it (or
+//! refused it); processors edit the request in place and report removed items in
+//! [`Rejections`]. A request travels as the client's bytes ([`Payload::Encoded`]) as long as
+//! nothing on its chain reads the items ([`Chain::reads_items`]).
+
+use std::sync::Arc;
+
+use super::batch::BatchHandle;
+use crate::admission::{MemoryGate, DECODED_FACTOR};
+use crate::config::PipelineId;
+use crate::consumer::{ConsumeError, Rejections};
+use crate::data::{Encoded, Payload, RequestMeta};
+use crate::exporters::runner::ExporterHandle;
+use crate::processors::Processor;
+
+/// What follows a run of inline processors.
+pub enum Next {
+    /// Fan-in to exporters (the end of the pipeline).
+    Exporters(Vec<ExporterHandle>),
+    /// A batch stage, whose task runs the rest of the pipeline.
+    Batch(BatchHandle),
+}
+
+/// A run of inline processors and what comes after them. A pipeline is a chain; a batch stage
+/// holds the chain that follows it.
+pub struct Chain {
+    pub(super) processors: Vec<Arc<dyn Processor>>,
+    pub(super) next: Next,
+    /// When a memory limiter is configured, queued batches are held on its account.
+    pub(super) gate: Option<Arc<MemoryGate>>,
+}
+
+impl Chain {
+    /// True when some processor of the chain reads items (more than resources).
+    fn processors_read_items(&self) -> bool {
+        self.processors.iter().any(|p| p.reads_items())
+    }
+
+    fn process_decoded(
+        &self,
+        data: Payload,
+        meta: &RequestMeta,
+        rejected: &mut Rejections,
+    ) -> Payload {
+        // Forwarded bytes decoded here were not on the gate's account as decoded structs
+        // (the receiver reserved their size only); they are until the exporters' queues take
+        // over the accounting.
+        let _decoding = match (&data, &self.gate) {
+            (Payload::Encoded(e), Some(g)) => {
+                Some(g.reserve(DECODED_FACTOR * e.bytes.len() as u64))
+            }
+            _ => None,
+        };
+        let mut t = data.into_decoded();
+        for p in &self.processors {
+            p.process(&mut t, meta, rejected);
+        }
+        Payload::Decoded(t)
+    }
+
+    /// True when something on this chain reads the items: a processor that reads more than
+    /// resources, or an exporter that does not send the OTLP encoding as it is. A receiver
+    /// whose chains all read the contents decodes up front instead of checking the bytes and
+    /// decoding later ([`Fanout::reads_items`]).
+    pub fn reads_items(&self) -> bool {
+        self.processors_read_items()
+            || match &self.next {
+                Next::Exporters(e) => e.iter().any(|e| e.reads_items()),
+                Next::Batch(b) => b.reads_items(),
+            }
+    }
+
+    /// Runs the processors, then hands the result on. Returns what processors rejected (for
+    /// `partial_success`).
+    pub async fn consume(
+        &self,
+        data: Payload,
+        meta: Arc<RequestMeta>,
+    ) -> Result<Rejections, ConsumeError> {
+        let mut rejected = Rejections::default();
+        let data = match data {
+            data if self.processors.is_empty() => data,
+            Payload::Encoded(e) if !self.processors_read_items() => {
+                let edited = crate::wire::edit_resources(&e.bytes, |r| {
+                    for p in &self.processors {
+                        p.edit_resource(r, &meta);
+                    }
+                });
+                match edited {
+                    Some(bytes) => Payload::Encoded(Encoded { bytes, ..e }),
+                    // not reached for bytes `wire::scan` accepted; decoding is always right
+                    None => self.process_decoded(Payload::Encoded(e), &meta, &mut rejected),
+                }
+            }
+            data => self.process_decoded(data, &meta, &mut rejected),
+        };
+        if data.is_empty() {
+            return Ok(rejected);
+        }
+        match &self.next {
+            Next::Batch(b) => b.consume(data, meta).await?,
+            Next::Exporters(exporters) => {
+                let n = exporters.len();
+                let mut data = Some(data);
+                let mut shared_bytes = None;
+                for (i, e) in exporters.iter().enumerate() {
+                    let d = if i + 1 == n {
+                        data.take()
+                    } else {
+                        data.clone()
+                    };
+                    let Some(d) = d else { break };
+                    let mut batch = d.into_batch(meta.clone());
+                    if let Some(g) = &self.gate {
+                        batch = match batch.encoded_input() {
+                            // one buffer however many exporters share it; an exporter that
+                            // reads the contents decodes its own copy, kept with its batch
+                            Some(len) => {
+                                let shared = shared_bytes
+                                    .get_or_insert_with(|| Arc::new(g.reserve(len)))
+                                    .clone();
+                                let decoded = e
+                                    .reads_items()
+                                    .then(|| Arc::new(g.reserve(DECODED_FACTOR * len)));
+                                batch.with_memory(Some(shared)).with_memory(decoded)
+                            }
+                            // the receiver's size when known (no walk); batches have none
+                            None => {
+                                let size = match meta.wire_size {
+                                    0 => batch.data().encoded_len() as u64,
+                                    n => n,
+                                };
+                                batch.with_memory(Some(Arc::new(g.reserve(DECODED_FACTOR * size))))
+                            }
+                        };
+                    }
+                    e.consume(batch).await?;
+                }
+            }
+        }
+        Ok(rejected)
+    }
+}
+
+/// One `service.pipelines.<id>`.
+pub struct Pipeline {
+    pub id: PipelineId,
+    pub(super) head: Chain,
+}
+
+impl Pipeline {
+    pub async fn consume(
+        &self,
+        data: Payload,
+        meta: Arc<RequestMeta>,
+    ) -> Result<Rejections, ConsumeError> {
+        self.head.consume(data, meta).await
+    }
+
+    /// True when something on the pipeline reads the items ([`Chain::reads_items`]).
+    pub fn reads_items(&self) -> bool {
+        self.head.reads_items()
+    }
+}
+
+/// The pipelines one receiver feeds for one signal.
+#[derive(Clone, Default)]
+pub struct Fanout {
+    pipelines: Vec<Arc<Pipeline>>,
+}
+
+impl Fanout {
+    pub fn is_empty(&self) -> bool {
+        self.pipelines.is_empty()
+    }
+
+    /// True when every pipeline reads the items ([`Chain::reads_items`]): the receiver then
+    /// decodes up front. Otherwise some pipeline forwards the client's bytes as they are, the
+    /// receiver keeps requests encoded ([`Payload::Encoded`]) and a pipeline that reads them
+    /// decodes its own copy: checking the bytes and decoding costs less than decoding and
+    /// encoding them again.
+    pub fn reads_items(&self) -> bool {
+        self.pipelines.iter().all(|p| p.reads_items())
+    }
+
+    /// Adds a pipeline (the graph does, while it is built).
+    pub fn push(&mut self, p: Arc<Pipeline>) {
+        self.pipelines.push(p);
+    }
+
+    /// Sends `data` into every pipeline. Rejections are summed; the first error wins.
+    pub async fn consume(
+        &self,
+        data: Payload,
+        meta: Arc<RequestMeta>,
+    ) -> Result<Rejections, ConsumeError> {
+        let mut total = Rejections::default();
+        let n = self.pipelines.len();
+        let mut data = Some(data);
+        for (i, p) in self.pipelines.iter().enumerate() {
+            let d = if i + 1 == n {
+                data.take()
+            } else {
+                data.clone()
+            };
+            let Some(d) = d else { break };
+            let r = p.consume(d, meta.clone()).await?;
+            total.merge(r);
+        }
+        Ok(total)
+    }
+}

@@ -49,7 +49,17 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// `service.pipelines.<id>`.
+/// A validated pipeline: every id names a component of the config that supports the
+/// pipeline's signal (a config with any other reference does not validate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineSpec {
+    pub receivers: Vec<ComponentId>,
+    /// In the order they run.
+    pub processors: Vec<ComponentId>,
+    pub exporters: Vec<ComponentId>,
+}
+
+/// `service.pipelines.<id>` as written.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
@@ -145,8 +155,8 @@ pub struct Config {
     pub exporters: BTreeMap<ComponentId, ExporterConfig>,
     pub extensions: BTreeMap<ComponentId, ExtensionConfig>,
     pub service: ServiceConfig,
-    /// Parsed pipeline ids, in the same order as `service.pipelines`.
-    pub pipelines: Vec<(PipelineId, PipelineConfig)>,
+    /// The pipelines, validated, in the same order as `service.pipelines`.
+    pub pipelines: Vec<(PipelineId, PipelineSpec)>,
     pub warnings: Vec<Issue>,
 }
 
@@ -422,25 +432,32 @@ fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut Diagnostics)
             broken,
             signal,
         };
-        refs.check(
+        let receivers = refs.check(
             &p.receivers,
             &format!("{path}.receivers"),
             "receiver",
             |id| cfg.receivers.get(id).map(|r| r.supports(signal)),
         );
-        refs.check(
+        let processors = refs.check(
             &p.processors,
             &format!("{path}.processors"),
             "processor",
             |id| cfg.processors.get(id).map(|r| r.supports(signal)),
         );
-        refs.check(
+        let exporters = refs.check(
             &p.exporters,
             &format!("{path}.exporters"),
             "exporter",
             |id| cfg.exporters.get(id).map(|r| r.supports(signal)),
         );
-        cfg.pipelines.push((PipelineId { signal, name }, p.clone()));
+        cfg.pipelines.push((
+            PipelineId { signal, name },
+            PipelineSpec {
+                receivers,
+                processors,
+                exporters,
+            },
+        ));
     }
     for (i, ext) in cfg.service.extensions.iter().enumerate() {
         let path = format!("service.extensions[{i}]");
@@ -535,8 +552,9 @@ impl Refs<'_> {
         path: &str,
         kind: &'static str,
         lookup: impl Fn(&ComponentId) -> Option<bool>,
-    ) {
+    ) -> Vec<ComponentId> {
         let mut seen = BTreeSet::new();
+        let mut ids = Vec::with_capacity(refs.len());
         for (i, r) in refs.iter().enumerate() {
             let p = format!("{path}[{i}]");
             let id = match ComponentId::parse(r) {
@@ -559,10 +577,12 @@ impl Refs<'_> {
                     .diag
                     .error(p, format!("{kind} {r:?} does not support {}", self.signal)),
                 Some(true) => {
-                    self.used.insert((kind, id));
+                    self.used.insert((kind, id.clone()));
+                    ids.push(id);
                 }
             }
         }
+        ids
     }
 }
 

@@ -46,18 +46,16 @@ pub struct Graph {
 impl Graph {
     /// Builds and starts everything the config's pipelines use.
     pub async fn start(cfg: &Config, registry: &Arc<Registry>) -> Result<Graph, BuildError> {
+        check_references(cfg)?;
         // The admission gate: the smallest memory limiter any pipeline names.
         let gate = memory_gate(cfg, registry);
         let (gate_stop, gate_stop_rx) = tokio::sync::watch::channel(false);
         let sampler = gate.as_ref().map(|g| g.spawn_sampler(gate_stop_rx));
         // Exporters first, so pipelines have somewhere to send.
         let mut exporters = Vec::new();
-        let mut handles: BTreeMap<String, ExporterHandle> = BTreeMap::new();
+        let mut handles: BTreeMap<ComponentId, ExporterHandle> = BTreeMap::new();
         for (id, ecfg) in &cfg.exporters {
-            let used = cfg
-                .pipelines
-                .iter()
-                .any(|(_, p)| p.exporters.contains(&id.to_string()));
+            let used = cfg.pipelines.iter().any(|(_, p)| p.exporters.contains(id));
             if !used {
                 continue;
             }
@@ -101,15 +99,16 @@ impl Graph {
                     return Err(BuildError::Other(format!("exporter {id}: {e}")));
                 }
             };
-            handles.insert(id.to_string(), running.handle.clone());
+            handles.insert(id.clone(), running.handle.clone());
             exporters.push(running);
         }
 
-        let mut pipelines: Vec<(PipelineId, Vec<String>, Arc<Pipeline>)> = Vec::new();
+        let mut pipelines: Vec<(PipelineId, Vec<ComponentId>, Arc<Pipeline>)> = Vec::new();
         let mut stages = Vec::new();
         for (pid, pcfg) in &cfg.pipelines {
             // Build from the tail: exporters, then each processor in reverse; a batch stage
             // takes the chain after it.
+            // every id was checked against the config above
             let exporters = pcfg
                 .exporters
                 .iter()
@@ -118,12 +117,9 @@ impl Graph {
             let mut next = Next::Exporters(exporters);
             let mut inline: Vec<Arc<dyn Processor>> = Vec::new();
             let mut pipeline_stages = Vec::new();
-            for pname in pcfg.processors.iter().rev() {
-                let Some((id, pc)) = ComponentId::parse(pname)
-                    .ok()
-                    .and_then(|id| cfg.processors.get_key_value(&id))
-                else {
-                    continue;
+            for id in pcfg.processors.iter().rev() {
+                let Some(pc) = cfg.processors.get(id) else {
+                    continue; // checked above
                 };
                 match pc.build(id, registry) {
                     Built::Inline(p) => inline.insert(0, p),
@@ -163,7 +159,6 @@ impl Graph {
 
         let mut receivers = Vec::new();
         for (id, rcfg) in &cfg.receivers {
-            let name = id.to_string();
             let mut ctx = ReceiverContext {
                 id: id.clone(),
                 traces: Fanout::default(),
@@ -173,7 +168,7 @@ impl Graph {
                 gate: gate.clone(),
             };
             for (pid, recv, p) in &pipelines {
-                if recv.contains(&name) {
+                if recv.contains(id) {
                     let f = match pid.signal {
                         Signal::Traces => &mut ctx.traces,
                         Signal::Metrics => &mut ctx.metrics,
@@ -240,15 +235,45 @@ impl Graph {
     }
 }
 
+/// Every component a pipeline names is in the config. A validated config passes; anything else
+/// is a bug, and the graph says so instead of running a pipeline without the component.
+fn check_references(cfg: &Config) -> Result<(), BuildError> {
+    for (pid, p) in &cfg.pipelines {
+        let missing = p
+            .receivers
+            .iter()
+            .filter(|id| !cfg.receivers.contains_key(id))
+            .map(|id| ("receiver", id))
+            .chain(
+                p.processors
+                    .iter()
+                    .filter(|id| !cfg.processors.contains_key(id))
+                    .map(|id| ("processor", id)),
+            )
+            .chain(
+                p.exporters
+                    .iter()
+                    .filter(|id| !cfg.exporters.contains_key(id))
+                    .map(|id| ("exporter", id)),
+            )
+            .map(|(kind, id)| format!("{kind} {id}"))
+            .collect::<Vec<_>>();
+        if !missing.is_empty() {
+            return Err(BuildError::Other(format!(
+                "pipeline {pid} names components the config does not define: {}",
+                missing.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Builds the admission gate from the memory limiters the pipelines use (smallest limit wins).
 fn memory_gate(cfg: &Config, registry: &Arc<Registry>) -> Option<Arc<MemoryGate>> {
     let mut best: Option<(u64, u64, Duration)> = None;
     for (_, p) in &cfg.pipelines {
         for name in &p.processors {
-            let Some(ProcessorConfig::MemoryLimiter(m)) = ComponentId::parse(name)
-                .ok()
-                .and_then(|id| cfg.processors.get(&id))
-            else {
+            let Some(ProcessorConfig::MemoryLimiter(m)) = cfg.processors.get(name) else {
                 continue;
             };
             match m.limits() {

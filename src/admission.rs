@@ -1,13 +1,22 @@
 //! The admission gate: a process-wide memory budget that receivers consult before reading or
-//! decoding a request (configured by `memory_limiter`, see [`crate::processors::memory_limiter`]).
+//! decoding a request (configured by `memory_limiter`, see [`crate::processors::memory_limiter`]),
+//! and the one place memory is priced.
 //!
 //! Usage is estimated as the RSS sampled every `check_interval`, moved between samples by the
-//! bytes accounted since the sample: request bodies as read, decompressed payloads, decoded
-//! requests (estimated at [`DECODED_FACTOR`]× their protobuf size) and batches waiting in
-//! exporter queues (held by a [`Reservation`] until the export ends). So a burst is seen at once,
-//! not one interval late, and memory freed by the allocator is seen at the next sample.
-//! Above the soft limit the gate refuses; between samples it never admits past the soft limit
-//! by more than the requests already being read.
+//! bytes accounted since the sample. Every piece of memory a request holds on its way is on the
+//! account, priced by [`Cost`] and held by a [`Reservation`] until it is freed:
+//! - received bytes: an HTTP body, inflated bytes, a gRPC message ([`Cost::Bytes`]);
+//! - a decoded request ([`Cost::Decoded`]: [`DECODED_FACTOR`]× its protobuf size), in the
+//!   receiver, in a processor chain that decodes forwarded bytes, in an exporter that reads them;
+//! - a request waiting in a batch stage, until the batch it joined is handed on;
+//! - a batch in an exporter queue, until its export ends (forwarded bytes once per buffer,
+//!   however many exporters share it);
+//! - the copy an export in flight makes of its batch (the gRPC client's send buffer, a
+//!   compressed or JSON body), while the attempt lasts.
+//!
+//! So a burst is seen at once, not one interval late, and memory freed by the allocator is seen
+//! at the next sample. Above the soft limit the gate refuses; between samples it never admits
+//! past the soft limit by more than the requests already being read.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -18,6 +27,25 @@ use crate::telemetry::metrics::{Counter, Gauge, Registry};
 /// Decoded OTLP structs take about this many bytes per byte of protobuf (measured on the
 /// bench shapes: ~1.2 KiB per ~360-byte span), plus the cached re-encoding.
 pub const DECODED_FACTOR: u64 = 5;
+
+/// What a piece of a request costs in memory: the pricing rule, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    /// Bytes held as they are (a body, protobuf, a send buffer): their length.
+    Bytes(u64),
+    /// A request decoded into prost structs from this many protobuf bytes.
+    Decoded(u64),
+}
+
+impl Cost {
+    /// The bytes this costs.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Cost::Bytes(n) => n,
+            Cost::Decoded(wire) => wire.saturating_mul(DECODED_FACTOR),
+        }
+    }
+}
 
 /// Gate states, as the `otelgw_memory_limiter_state` gauge reports them.
 pub const STATE_OK: u8 = 0;
@@ -31,6 +59,8 @@ pub struct MemoryGate {
     accounted: AtomicI64,
     rss_at_sample: AtomicU64,
     accounted_at_sample: AtomicI64,
+    /// The average size of recent requests as read (see [`MemoryGate::note_request`]).
+    recent_request: AtomicU64,
     state: AtomicU8,
     refused: Counter,
     g_state: Gauge,
@@ -43,6 +73,13 @@ pub struct MemoryGate {
 pub struct Reservation {
     gate: Arc<MemoryGate>,
     bytes: i64,
+}
+
+impl Reservation {
+    /// The gate this is held on (so what holds memory can put more on the same account).
+    pub fn gate(&self) -> &Arc<MemoryGate> {
+        &self.gate
+    }
 }
 
 impl Drop for Reservation {
@@ -88,6 +125,7 @@ impl MemoryGate {
             accounted: AtomicI64::new(0),
             rss_at_sample: AtomicU64::new(rss_bytes().unwrap_or(0)),
             accounted_at_sample: AtomicI64::new(0),
+            recent_request: AtomicU64::new(0),
             state: AtomicU8::new(STATE_OK),
             refused: reg.counter(
                 "otelgw_memory_limiter_refused_requests",
@@ -126,17 +164,47 @@ impl MemoryGate {
         self.interval.max(Duration::from_secs(1))
     }
 
-    /// Admits a new request, or says how long to wait. Counts refusals.
-    pub fn admit(&self) -> Result<(), Duration> {
+    /// Admits a new request expected to hold `expected` bytes once read (an HTTP body's
+    /// declared length; else [`MemoryGate::expected_request`]), or says how long to wait.
+    /// Counts refusals. The expected bytes go on the account at once, in the returned ticket,
+    /// so requests admitted together see each other: the gate admits only what fits under the
+    /// soft limit, instead of everything that arrives before the first of them is read. Keep
+    /// the ticket until the request is answered.
+    pub fn admit(self: &Arc<Self>, expected: u64) -> Result<Reservation, Duration> {
+        let ticket = self.reserve(expected);
         if self.usage() > self.soft {
+            drop(ticket);
             self.refused.inc();
             return Err(self.retry_after());
         }
-        Ok(())
+        Ok(ticket)
+    }
+
+    /// What a request whose size is not known before it is read (gRPC) is expected to hold:
+    /// the average size of recent requests.
+    pub fn expected_request(&self) -> u64 {
+        self.recent_request.load(Ordering::Relaxed)
+    }
+
+    /// Notes the size of a request that was read, for [`MemoryGate::expected_request`]
+    /// (an exponential average, 1/8 weight for the newest).
+    pub fn note_request(&self, bytes: u64) {
+        let old = self.recent_request.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            bytes
+        } else {
+            old - old / 8 + bytes / 8
+        };
+        self.recent_request.store(new, Ordering::Relaxed);
+    }
+
+    /// Holds what `cost` prices on the account until the reservation is dropped.
+    pub fn hold(self: &Arc<Self>, cost: Cost) -> Reservation {
+        self.reserve(cost.bytes())
     }
 
     /// Accounts `bytes` until the reservation is dropped.
-    pub fn reserve(self: &Arc<Self>, bytes: u64) -> Reservation {
+    fn reserve(self: &Arc<Self>, bytes: u64) -> Reservation {
         let bytes = bytes.min(i64::MAX as u64) as i64;
         self.accounted.fetch_add(bytes, Ordering::Relaxed);
         Reservation {
@@ -220,22 +288,64 @@ mod tests {
             Duration::from_secs(3600),
             &reg,
         );
-        assert!(gate.admit().is_ok());
+        assert!(gate.admit(0).is_ok());
         let r = gate.reserve(60 << 20);
         assert!(gate.usage() >= rss + (60 << 20) - (8 << 20));
-        assert_eq!(gate.admit(), Err(Duration::from_secs(3600)));
+        assert_eq!(gate.admit(0).err(), Some(Duration::from_secs(3600)));
         drop(r);
-        assert!(gate.admit().is_ok(), "released bytes count at once");
+        assert!(gate.admit(0).is_ok(), "released bytes count at once");
         assert_eq!(
             reg.value("otelgw_memory_limiter_refused_requests", &[]),
             Some(1)
         );
         let _big = gate.reserve(200 << 20);
-        assert!(gate.admit().is_err());
+        assert!(gate.admit(0).is_err());
         // the reservation was an over-estimate (nothing was allocated): the next RSS sample
         // corrects it and the gate opens again
         gate.sample();
         assert_eq!(gate.state(), STATE_OK);
-        assert!(gate.admit().is_ok());
+        assert!(gate.admit(0).is_ok());
+    }
+
+    #[test]
+    fn tickets_of_admitted_requests_count_so_only_what_fits_is_admitted() {
+        let reg = Registry::new();
+        let rss = rss_bytes().unwrap();
+        // room for about ten 4 MiB requests above the current RSS (give or take its drift)
+        let gate = MemoryGate::new(
+            rss + (100 << 20),
+            rss + (40 << 20),
+            Duration::from_secs(3600),
+            &reg,
+        );
+        let mut held = Vec::new();
+        while let Ok(t) = gate.admit(4 << 20) {
+            held.push(t);
+            assert!(held.len() < 100, "the gate never closed");
+        }
+        assert!((8..=11).contains(&held.len()), "{}", held.len());
+        assert!(gate.usage() <= rss + (40 << 20) + (8 << 20));
+        // a refused ticket is not left on the account
+        let before = gate.accounted.load(Ordering::Relaxed);
+        assert!(gate.admit(4 << 20).is_err());
+        assert_eq!(gate.accounted.load(Ordering::Relaxed), before);
+        held.clear();
+        assert!(
+            gate.admit(4 << 20).is_ok(),
+            "answered requests give their room back"
+        );
+    }
+
+    #[test]
+    fn expected_request_follows_recent_sizes() {
+        let reg = Registry::new();
+        let gate = MemoryGate::new(1 << 40, 1 << 39, Duration::from_secs(3600), &reg);
+        assert_eq!(gate.expected_request(), 0);
+        gate.note_request(8000);
+        assert_eq!(gate.expected_request(), 8000);
+        for _ in 0..64 {
+            gate.note_request(800);
+        }
+        assert!((800..900).contains(&gate.expected_request()));
     }
 }

@@ -26,6 +26,7 @@ pub mod data;
 pub mod encode;
 pub mod exporters;
 pub mod extensions;
+pub mod grpc;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;

@@ -10,7 +10,7 @@ use std::io::Write;
 use common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use otelgw::receivers::status::RpcStatus;
+use otelgw::grpc::status::RpcStatus;
 use otelgw::testdata;
 use prost::Message;
 
@@ -301,7 +301,7 @@ async fn bad_requests(gw: Gateway) {
             tonic::codegen::http::uri::PathAndQuery::from_static(
                 "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
             ),
-            otelgw::exporters::otlp_grpc::raw_codec(),
+            otelgw::grpc::codec::raw_request(),
         )
         .await
         .unwrap_err();

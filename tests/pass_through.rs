@@ -179,7 +179,7 @@ service:
         tonic::codegen::http::uri::PathAndQuery::from_static(
             "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         ),
-        otelgw::exporters::otlp_grpc::raw_codec(),
+        otelgw::grpc::codec::raw_request(),
     )
     .await
     .unwrap();

@@ -524,55 +524,14 @@ async fn send_grpc(
 ) -> Result<(), String> {
     g.ready().await.map_err(|_| "connect".to_string())?;
     let path = http::uri::PathAndQuery::from_static(signal.grpc_path());
-    g.unary::<Bytes, (), _>(tonic::Request::new(body), path, RawCodec)
-        .await
-        .map(|_| ())
-        .map_err(|s| format!("grpc {:?}", s.code()))
-}
-
-struct RawCodec;
-struct RawEnc;
-struct NullDec;
-
-impl tonic::codec::Encoder for RawEnc {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        use bytes::BufMut;
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for NullDec {
-    type Item = ();
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<()>, tonic::Status> {
-        use bytes::Buf;
-        let n = src.remaining();
-        src.advance(n);
-        Ok(Some(()))
-    }
-}
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = ();
-    type Encoder = RawEnc;
-    type Decoder = NullDec;
-    fn encoder(&mut self) -> RawEnc {
-        RawEnc
-    }
-    fn decoder(&mut self) -> NullDec {
-        NullDec
-    }
+    g.unary(
+        tonic::Request::new(body),
+        path,
+        otelgw::grpc::codec::raw_request::<()>(),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|s| format!("grpc {:?}", s.code()))
 }
 
 fn ceiling(shape: Shape, duration: f64) {

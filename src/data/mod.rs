@@ -22,6 +22,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
+use crate::admission::{Cost, Reservation};
+
 /// The three OTLP signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -260,6 +262,18 @@ impl Payload {
         }
     }
 
+    /// What the request costs in memory as it is: its bytes when encoded; decoded, the structs
+    /// decoded from `wire_size` protobuf bytes (from an `encoded_len` walk when that is 0).
+    pub fn cost(&self, wire_size: u64) -> Cost {
+        match self {
+            Payload::Encoded(e) => Cost::Bytes(e.bytes.len() as u64),
+            Payload::Decoded(t) => Cost::Decoded(match wire_size {
+                0 => t.encoded_len() as u64,
+                n => n,
+            }),
+        }
+    }
+
     /// The contents, owned.
     pub fn into_decoded(self) -> Telemetry {
         match self {
@@ -365,7 +379,10 @@ pub struct Batch {
     encoded: OnceLock<Bytes>,
     /// Memory this batch holds on the admission gate's account, released when it is dropped
     /// (shared with the other exporters' batches when they share a buffer).
-    _memory: Vec<Arc<crate::admission::Reservation>>,
+    memory: Vec<Arc<Reservation>>,
+    /// The size of its protobuf encoding as far as known (0: unknown), the price of the copy
+    /// an export makes ([`Batch::hold_send_copy`]).
+    wire_size: u64,
 }
 
 impl Batch {
@@ -377,7 +394,8 @@ impl Batch {
             meta,
             items,
             encoded: OnceLock::new(),
-            _memory: Vec::new(),
+            memory: Vec::new(),
+            wire_size: 0,
         }
     }
 
@@ -395,7 +413,8 @@ impl Batch {
             meta,
             items,
             encoded: OnceLock::from(encoded),
-            _memory: Vec::new(),
+            memory: Vec::new(),
+            wire_size: 0,
         }
     }
 
@@ -411,9 +430,28 @@ impl Batch {
 
     /// Puts memory the batch holds on the gate's account until it is dropped (after the
     /// export).
-    pub fn with_memory(mut self, r: Option<Arc<crate::admission::Reservation>>) -> Batch {
-        self._memory.extend(r);
+    pub fn with_memory(mut self, r: Option<Arc<Reservation>>) -> Batch {
+        self.memory.extend(r);
         self
+    }
+
+    /// Records the size of the batch's protobuf encoding (as the receiver measured it), so an
+    /// export can price its copy without encoding first.
+    pub fn with_wire_size(mut self, n: u64) -> Batch {
+        self.wire_size = n;
+        self
+    }
+
+    /// Puts the copy an export attempt makes of the batch (a send buffer, a compressed or JSON
+    /// body) on the account the batch is held on, until the returned reservation is dropped.
+    /// `None` when no memory limiter holds the batch.
+    pub fn hold_send_copy(&self) -> Option<Reservation> {
+        let gate = self.memory.first()?.gate();
+        let size = match self.encoded.get() {
+            Some(b) => b.len() as u64,
+            None => self.wire_size,
+        };
+        Some(gate.hold(Cost::Bytes(size)))
     }
 
     /// The length of the bytes the batch was made from, when it was made from bytes and has

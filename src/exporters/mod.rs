@@ -45,6 +45,14 @@ pub trait Exporter: Send + Sync + 'static {
         true
     }
 
+    /// True (the default) when an export makes its own copy of the batch while it lasts (a
+    /// compressed or JSON body, a backend's request format); the sending queue puts that copy
+    /// on the memory gate's account for the attempt. False when the batch's bytes go out as
+    /// they are.
+    fn copies_to_send(&self) -> bool {
+        true
+    }
+
     /// Flushes buffers at shutdown.
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})

@@ -1,24 +1,23 @@
 //! OTLP/gRPC exporter (`otlp_grpc`, alias `otlp`): to Jaeger, Tempo, or another gateway.
 //!
 //! Each batch is encoded once ([`Batch::encoded`]) and the bytes are sent as the gRPC message
-//! through a pass-through codec, so retries and several OTLP exporters share one encoding. The
+//! without a copy ([`crate::grpc::unary`]), so retries and several OTLP exporters share one
+//! encoding and a stalled peer holds no second copy of the batch. The
 //! peer's `partial_success` is counted, not retried. Errors go through [`classify_grpc`].
 
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
 use std::time::Duration as StdDuration;
 
-use bytes::{BufMut, Bytes};
 use futures_util::future::BoxFuture;
 use http::uri::PathAndQuery;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use serde::{Deserialize, Serialize};
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tonic::{Request, Status};
+use tonic::Status;
 
 use super::retry::{classify_grpc, ExportError, RetryConfig};
 use super::tls::{resolve_endpoint, TlsClientConfig};
@@ -26,6 +25,7 @@ use super::{validate_headers, BuildError, Compression, ExportOutcome, Exporter, 
 use crate::config::units::Duration;
 use crate::config::Diagnostics;
 use crate::data::{Batch, Signal};
+use crate::grpc::unary;
 
 /// `exporters.otlp_grpc`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,51 +100,6 @@ impl OtlpGrpcConfig {
     }
 }
 
-/// Sends pre-encoded bytes as the request message and decodes the prost response.
-pub struct RawCodec<R>(PhantomData<R>);
-
-/// A codec for `tonic::client::Grpc::unary` that sends `Bytes` as they are (also used by tests
-/// to send bytes that are not valid protobuf).
-pub fn raw_codec<R>() -> RawCodec<R> {
-    RawCodec(PhantomData)
-}
-
-pub struct RawEncoder;
-
-pub struct ProstDecoder<R>(PhantomData<R>);
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl<R: prost::Message + Default> Decoder for ProstDecoder<R> {
-    type Item = R;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<R>, Status> {
-        R::decode(src)
-            .map(Some)
-            .map_err(|e| Status::internal(format!("cannot decode response: {e}")))
-    }
-}
-
-impl<R: prost::Message + Default + Send + 'static> Codec for RawCodec<R> {
-    type Encode = Bytes;
-    type Decode = R;
-    type Encoder = RawEncoder;
-    type Decoder = ProstDecoder<R>;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> ProstDecoder<R> {
-        ProstDecoder(PhantomData)
-    }
-}
-
 pub struct OtlpGrpcExporter {
     channel: Channel,
     headers: MetadataMap,
@@ -202,55 +157,49 @@ impl OtlpGrpcExporter {
     }
 
     async fn send(&self, batch: &Batch) -> Result<ExportOutcome, ExportError> {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        if let Some(c) = self.compression {
-            grpc = grpc.send_compressed(c);
-        }
-        grpc.ready().await.map_err(|e| {
-            ExportError::retryable("unavailable", format!("grpc channel not ready: {e}"))
-        })?;
-        let mut req = Request::new(batch.encoded().clone());
-        *req.metadata_mut() = self.headers.clone();
-        req.set_timeout(self.timeout);
         let path = PathAndQuery::from_static(batch.signal().grpc_path());
+        let bytes = batch.encoded().clone();
+        let (channel, headers, timeout, compression) = (
+            self.channel.clone(),
+            &self.headers,
+            self.timeout,
+            self.compression,
+        );
         let call = async {
             Ok::<_, Status>(match batch.signal() {
-                Signal::Traces => {
-                    let r = grpc
-                        .unary(
-                            req,
-                            path,
-                            RawCodec::<ExportTraceServiceResponse>(PhantomData),
-                        )
-                        .await?
-                        .into_inner();
-                    r.partial_success
-                        .map(|p| (p.rejected_spans, p.error_message))
-                }
-                Signal::Metrics => {
-                    let r = grpc
-                        .unary(
-                            req,
-                            path,
-                            RawCodec::<ExportMetricsServiceResponse>(PhantomData),
-                        )
-                        .await?
-                        .into_inner();
-                    r.partial_success
-                        .map(|p| (p.rejected_data_points, p.error_message))
-                }
-                Signal::Logs => {
-                    let r = grpc
-                        .unary(
-                            req,
-                            path,
-                            RawCodec::<ExportLogsServiceResponse>(PhantomData),
-                        )
-                        .await?
-                        .into_inner();
-                    r.partial_success
-                        .map(|p| (p.rejected_log_records, p.error_message))
-                }
+                Signal::Traces => unary::call::<ExportTraceServiceResponse>(
+                    channel,
+                    path,
+                    headers,
+                    timeout,
+                    compression,
+                    bytes,
+                )
+                .await?
+                .partial_success
+                .map(|p| (p.rejected_spans, p.error_message)),
+                Signal::Metrics => unary::call::<ExportMetricsServiceResponse>(
+                    channel,
+                    path,
+                    headers,
+                    timeout,
+                    compression,
+                    bytes,
+                )
+                .await?
+                .partial_success
+                .map(|p| (p.rejected_data_points, p.error_message)),
+                Signal::Logs => unary::call::<ExportLogsServiceResponse>(
+                    channel,
+                    path,
+                    headers,
+                    timeout,
+                    compression,
+                    bytes,
+                )
+                .await?
+                .partial_success
+                .map(|p| (p.rejected_log_records, p.error_message)),
             })
         };
         match tokio::time::timeout(self.timeout, call).await {
@@ -270,6 +219,9 @@ impl OtlpGrpcExporter {
 }
 
 impl Exporter for OtlpGrpcExporter {
+    fn copies_to_send(&self) -> bool {
+        self.compression.is_some()
+    }
     fn reads_items(&self) -> bool {
         false
     }

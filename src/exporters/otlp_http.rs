@@ -295,6 +295,9 @@ fn partial_success(signal: Signal, bytes: &[u8], json: bool) -> ExportOutcome {
 }
 
 impl Exporter for OtlpHttpExporter {
+    fn copies_to_send(&self) -> bool {
+        self.encoding != HttpEncoding::Proto || self.compression != Compression::None
+    }
     fn reads_items(&self) -> bool {
         self.encoding != HttpEncoding::Proto
     }

@@ -55,7 +55,7 @@ impl ExportError {
 /// Classifies a gRPC status from a peer.
 pub fn classify_grpc(status: &tonic::Status) -> ExportError {
     use tonic::Code;
-    let hint = crate::receivers::status::retry_delay_of(status);
+    let hint = crate::grpc::status::retry_delay_of(status);
     let message = format!("grpc status {:?}: {}", status.code(), status.message());
     let kind = match status.code() {
         Code::Unavailable => "unavailable",
@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn grpc_classification_honours_retry_info() {
-        let st = crate::receivers::status::grpc_status(8, "full", Some(Duration::from_secs(2)));
+        let st = crate::grpc::status::grpc_status(8, "full", Some(Duration::from_secs(2)));
         match classify_grpc(&st) {
             ExportError::Retryable { retry_after, .. } => {
                 assert_eq!(retry_after, Some(Duration::from_secs(2)))

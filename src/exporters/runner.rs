@@ -598,7 +598,15 @@ async fn deliver(
     let m = s.metrics.of(batch.signal());
     let mut backoff = Backoff::new(&s.retry);
     loop {
-        match s.exporter.export(batch).await {
+        let result = {
+            // the attempt's own copy of the batch (send buffer, compressed or JSON body)
+            let _copy = s
+                .exporter
+                .copies_to_send()
+                .then(|| batch.hold_send_copy());
+            s.exporter.export(batch).await
+        };
+        match result {
             Ok(outcome) => {
                 let rejected = outcome.rejected.min(batch.items());
                 m.sent.add(batch.items() - rejected);

@@ -17,6 +17,7 @@ use std::time::Duration as StdDuration;
 use tokio::time::Instant;
 
 use super::Chain;
+use crate::admission::{Cost, Reservation};
 use crate::consumer::ConsumeError;
 use crate::data::split::{merge, split_front};
 use crate::data::{Encoded, Payload, RequestMeta, Signal, Telemetry};
@@ -101,6 +102,8 @@ impl Held {
 struct Item {
     data: Payload,
     meta: Arc<RequestMeta>,
+    /// The request's memory on the admission gate's account, held until its batch is handed on.
+    memory: Option<Reservation>,
 }
 
 /// The handle a pipeline uses to hand requests to its batch stage.
@@ -199,7 +202,14 @@ impl BatchHandle {
 
     /// Hands a request to the stage (waits while its input queue is full). A request that
     /// would open a metadata combination past `metadata_cardinality_limit` is refused.
-    pub async fn consume(&self, data: Payload, meta: Arc<RequestMeta>) -> Result<(), ConsumeError> {
+    /// `memory` is what the request holds on the admission gate's account; the stage keeps it
+    /// until the batch the request joins has been handed on.
+    pub async fn consume(
+        &self,
+        data: Payload,
+        meta: Arc<RequestMeta>,
+        memory: Option<Reservation>,
+    ) -> Result<(), ConsumeError> {
         if !self.keys.is_empty() {
             let key = key_of(&self.keys, &meta);
             let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
@@ -217,7 +227,7 @@ impl BatchHandle {
             }
         }
         self.tx
-            .send(Item { data, meta })
+            .send(Item { data, meta, memory })
             .await
             .map_err(|_| ConsumeError::ShuttingDown)
     }
@@ -231,6 +241,19 @@ impl BatchHandle {
     pub fn close(&self) {
         self.tx.close();
     }
+}
+
+/// The context a batch carries: the `metadata_keys` values it was batched by, nothing else.
+fn batch_meta(keys: &[String], key: &[Option<String>]) -> Arc<RequestMeta> {
+    Arc::new(RequestMeta {
+        client_address: None,
+        wire_size: 0,
+        headers: keys
+            .iter()
+            .zip(key)
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+            .collect(),
+    })
 }
 
 fn key_of(keys: &[String], meta: &RequestMeta) -> Vec<Option<String>> {
@@ -249,6 +272,10 @@ struct Pending {
     items: u64,
     deadline: Instant,
     meta: Arc<RequestMeta>,
+    /// The protobuf size of the requests it holds, as received (the price of the batch).
+    wire: u64,
+    /// What its requests hold on the admission gate's account, released once it is sent.
+    memory: Vec<Reservation>,
 }
 
 async fn send(down: &Chain, data: Payload, meta: Arc<RequestMeta>, m: &Metrics) {
@@ -269,23 +296,33 @@ async fn send(down: &Chain, data: Payload, meta: Arc<RequestMeta>, m: &Metrics) 
 /// never cut: each piece is as many whole requests as fit under `max`, and only a request
 /// larger than `max` on its own is decoded and split.
 async fn flush(down: &Chain, p: Pending, max: u64, m: &Metrics) {
+    let meta = Arc::new(RequestMeta {
+        wire_size: p.wire,
+        ..(*p.meta).clone()
+    });
     match p.data {
         Held::Encoded { signal, parts } if max > 0 && p.items > max => {
             for piece in pieces(parts, max) {
                 match piece {
                     Piece::Whole(parts) => {
                         let whole = Held::Encoded { signal, parts };
-                        send(down, whole.finish(), p.meta.clone(), m).await;
+                        send(down, whole.finish(), meta.clone(), m).await;
                     }
                     Piece::Cut(e) => {
                         let items = e.items;
-                        send_split(down, Payload::Encoded(e), items, max, &p.meta, m).await;
+                        let one = Arc::new(RequestMeta {
+                            wire_size: e.bytes.len() as u64,
+                            ..(*meta).clone()
+                        });
+                        send_split(down, Payload::Encoded(e), items, max, &one, m).await;
                     }
                 }
             }
         }
-        held => send_split(down, held.finish(), p.items, max, &p.meta, m).await,
+        held => send_split(down, held.finish(), p.items, max, &meta, m).await,
     }
+    // the requests' own memory goes now that the next hop holds theirs
+    drop(p.memory);
 }
 
 /// One piece of a batch of encoded requests sent under `send_batch_max_size`.
@@ -331,17 +368,30 @@ async fn send_split(
     meta: &Arc<RequestMeta>,
     m: &Metrics,
 ) {
+    let mut meta = meta.clone();
     if max > 0 && items > max {
+        // each piece is priced by its share of the protobuf size
+        let piece_wire = |n: u64| (meta.wire_size as u128 * n as u128 / items as u128) as u64;
+        let piece_meta = Arc::new(RequestMeta {
+            wire_size: piece_wire(max),
+            ..(*meta).clone()
+        });
         let mut t = data.into_decoded();
-        while items > max {
+        let mut left = items;
+        while left > max {
             let head = split_front(&mut t, max);
-            items -= max;
-            send(down, Payload::Decoded(head), meta.clone(), m).await;
+            left -= max;
+            send(down, Payload::Decoded(head), piece_meta.clone(), m).await;
         }
+        meta = Arc::new(RequestMeta {
+            wire_size: piece_wire(left),
+            ..(*meta).clone()
+        });
         data = Payload::Decoded(t);
+        items = left;
     }
     if items > 0 {
-        send(down, data, meta.clone(), m).await;
+        send(down, data, meta, m).await;
     }
 }
 
@@ -377,7 +427,7 @@ async fn run(
                 continue;
             }
         };
-        let Ok(Item { data, meta }) = item else {
+        let Ok(Item { data, meta, memory }) = item else {
             // closed and empty: flush everything and stop
             for (_, p) in pending.drain() {
                 flush(&down, p, max, &m).await;
@@ -386,18 +436,8 @@ async fn run(
         };
         let key = key_of(&keys, &meta);
         let items = data.item_count();
-        let batch_meta = if keys.is_empty() {
-            Arc::new(RequestMeta::default())
-        } else {
-            Arc::new(RequestMeta {
-                client_address: None,
-                wire_size: 0,
-                headers: keys
-                    .iter()
-                    .zip(&key)
-                    .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
-                    .collect(),
-            })
+        let wire = match data.cost(meta.wire_size) {
+            Cost::Bytes(n) | Cost::Decoded(n) => n,
         };
         let signal = data.signal();
         let p = pending.entry(key.clone()).or_insert_with(|| Pending {
@@ -407,13 +447,17 @@ async fn run(
             },
             items: 0,
             deadline: Instant::now() + timeout,
-            meta: batch_meta,
+            meta: batch_meta(&keys, &key),
+            wire: 0,
+            memory: Vec::new(),
         });
         if let Err(other) = p.data.add(data) {
             // a pipeline carries one signal; this cannot happen, but never lose data over it
             send(&down, other, meta, &m).await;
             continue;
         }
+        p.wire += wire;
+        p.memory.extend(memory);
         p.items += items;
         if p.items >= size || timeout.is_zero() {
             if let Some(p) = pending.remove(&key) {

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use super::batch::BatchHandle;
-use crate::admission::{MemoryGate, DECODED_FACTOR};
+use crate::admission::{Cost, MemoryGate};
 use crate::config::PipelineId;
 use crate::consumer::{ConsumeError, Rejections};
 use crate::data::{Encoded, Payload, RequestMeta};
@@ -48,12 +48,9 @@ impl Chain {
         rejected: &mut Rejections,
     ) -> Payload {
         // Forwarded bytes decoded here were not on the gate's account as decoded structs
-        // (the receiver reserved their size only); they are until the exporters' queues take
-        // over the accounting.
+        // (the receiver held their size only); they are until the next hop holds them.
         let _decoding = match (&data, &self.gate) {
-            (Payload::Encoded(e), Some(g)) => {
-                Some(g.reserve(DECODED_FACTOR * e.bytes.len() as u64))
-            }
+            (Payload::Encoded(e), Some(g)) => Some(g.hold(Cost::Decoded(e.bytes.len() as u64))),
             _ => None,
         };
         let mut t = data.into_decoded();
@@ -103,7 +100,14 @@ impl Chain {
             return Ok(rejected);
         }
         match &self.next {
-            Next::Batch(b) => b.consume(data, meta).await?,
+            Next::Batch(b) => {
+                // held until the batch it joins has been handed on
+                let held = self
+                    .gate
+                    .as_ref()
+                    .map(|g| g.hold(data.cost(meta.wire_size)));
+                b.consume(data, meta, held).await?
+            }
             Next::Exporters(exporters) => {
                 let n = exporters.len();
                 let mut data = Some(data);
@@ -115,29 +119,26 @@ impl Chain {
                         data.clone()
                     };
                     let Some(d) = d else { break };
+                    let cost = d.cost(meta.wire_size);
                     let mut batch = d.into_batch(meta.clone());
                     if let Some(g) = &self.gate {
-                        batch = match batch.encoded_input() {
+                        batch = match cost {
                             // one buffer however many exporters share it; an exporter that
-                            // reads the contents decodes its own copy, kept with its batch
-                            Some(len) => {
+                            // reads the items decodes its own copy, kept with its batch
+                            Cost::Bytes(len) => {
                                 let shared = shared_bytes
-                                    .get_or_insert_with(|| Arc::new(g.reserve(len)))
+                                    .get_or_insert_with(|| Arc::new(g.hold(cost)))
                                     .clone();
                                 let decoded = e
                                     .reads_items()
-                                    .then(|| Arc::new(g.reserve(DECODED_FACTOR * len)));
+                                    .then(|| Arc::new(g.hold(Cost::Decoded(len))));
                                 batch.with_memory(Some(shared)).with_memory(decoded)
                             }
-                            // the receiver's size when known (no walk); batches have none
-                            None => {
-                                let size = match meta.wire_size {
-                                    0 => batch.data().encoded_len() as u64,
-                                    n => n,
-                                };
-                                batch.with_memory(Some(Arc::new(g.reserve(DECODED_FACTOR * size))))
-                            }
-                        };
+                            Cost::Decoded(_) => batch.with_memory(Some(Arc::new(g.hold(cost)))),
+                        }
+                        .with_wire_size(match cost {
+                            Cost::Bytes(n) | Cost::Decoded(n) => n,
+                        });
                     }
                     e.consume(batch).await?;
                 }

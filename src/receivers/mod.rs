@@ -12,7 +12,6 @@ pub mod intake;
 pub use intake as handle;
 pub mod otlp_grpc;
 pub mod otlp_http;
-pub mod status;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_yaml::Value;

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
@@ -22,16 +22,17 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use tokio::net::TcpListener;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use super::decode::{check_or_decode, PayloadEncoding};
 use super::intake::{Intake, Outcome};
-use super::status::{code, grpc_status};
 use super::GrpcServerConfig;
 use super::ReceiverContext;
-use crate::admission::{MemoryGate, DECODED_FACTOR};
+use crate::admission::{Cost, MemoryGate};
 use crate::data::{Payload, RequestMeta, Signal};
+use crate::grpc::codec::{PassThrough, Proto, Raw};
+use crate::grpc::status::{code, grpc_status};
 
 /// One signal's request path: the message's bytes → [`payload`] (kept encoded when the
 /// pipelines only forward it, decoded otherwise) → [`Intake::receive`] → a status.
@@ -80,11 +81,14 @@ impl SignalService {
                 ));
             }
         };
+        // the message as received and, when decoded, the decoded request, until answered
         let _held = self.gate.as_ref().map(|g| {
-            g.reserve(match &data {
-                Payload::Encoded(_) => meta.wire_size,
-                Payload::Decoded(_) => meta.wire_size * (1 + DECODED_FACTOR),
-            })
+            g.note_request(meta.wire_size);
+            let decoded = matches!(data, Payload::Decoded(_));
+            (
+                g.hold(Cost::Bytes(meta.wire_size)),
+                decoded.then(|| g.hold(data.cost(meta.wire_size))),
+            )
         });
         match self.intake.receive(data, Arc::new(meta)).await {
             Outcome::Accepted { rejected, message } => Ok((rejected, message)),
@@ -165,7 +169,7 @@ impl ExportKind for LogsExport {
 }
 
 /// One OTLP export service, served by hand instead of through the generated server so the
-/// message arrives as bytes ([`BytesCodec`]): the request path decides whether to decode.
+/// message arrives as bytes ([`PassThrough`]): the request path decides whether to decode.
 pub struct ExportServer<K> {
     svc: Arc<SignalService>,
     max_message: usize,
@@ -214,7 +218,7 @@ where
         };
         let max = self.max_message;
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(BytesCodec::<K::Response>(PhantomData))
+            let mut grpc = tonic::server::Grpc::new(PassThrough::<Proto<K::Response>, Raw>::new())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
                 .accept_compressed(CompressionEncoding::Deflate)
@@ -239,45 +243,6 @@ impl<K: ExportKind> tonic::server::UnaryService<Bytes> for Unary<K> {
             let (rejected, message) = svc.run(req).await?;
             Ok(Response::new(K::response(rejected, message)))
         })
-    }
-}
-
-/// The server side of a pass-through codec: the request message is taken as the bytes that
-/// arrived (after tonic's decompression and size cap, without a copy), the response is a prost
-/// message.
-pub struct BytesCodec<R>(PhantomData<fn() -> R>);
-
-pub struct BytesDecoder;
-
-pub struct ProstEncoder<R>(PhantomData<fn() -> R>);
-
-impl Decoder for BytesDecoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-impl<R: prost::Message> Encoder for ProstEncoder<R> {
-    type Item = R;
-    type Error = Status;
-    fn encode(&mut self, item: R, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("cannot encode response: {e}")))
-    }
-}
-
-impl<R: prost::Message + Send + 'static> Codec for BytesCodec<R> {
-    type Encode = R;
-    type Decode = Bytes;
-    type Encoder = ProstEncoder<R>;
-    type Decoder = BytesDecoder;
-    fn encoder(&mut self) -> ProstEncoder<R> {
-        ProstEncoder(PhantomData)
-    }
-    fn decoder(&mut self) -> BytesDecoder {
-        BytesDecoder
     }
 }
 
@@ -375,18 +340,27 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if let Some(gate) = &self.gate {
-            if let Err(retry_after) = gate.admit() {
-                let status = grpc_status(
-                    code::RESOURCE_EXHAUSTED,
-                    "memory limit reached; retry later",
-                    Some(retry_after),
-                );
-                let resp = status.into_http::<RB>();
-                return Box::pin(async move { Ok(resp) });
-            }
-        }
-        Box::pin(self.inner.call(req))
+        // the message's size is unknown until it is read: admit by recent requests' size
+        let ticket = match &self.gate {
+            Some(gate) => match gate.admit(gate.expected_request()) {
+                Ok(t) => Some(t),
+                Err(retry_after) => {
+                    let status = grpc_status(
+                        code::RESOURCE_EXHAUSTED,
+                        "memory limit reached; retry later",
+                        Some(retry_after),
+                    );
+                    let resp = status.into_http::<RB>();
+                    return Box::pin(async move { Ok(resp) });
+                }
+            },
+            None => None,
+        };
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            let _ticket = ticket;
+            call.await
+        })
     }
 }
 

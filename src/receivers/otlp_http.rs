@@ -32,11 +32,11 @@ use tokio::net::TcpListener;
 
 use super::decode::{check_or_decode, decompress, ContentEncoding, DecodeError, PayloadEncoding};
 use super::intake::{Intake, Outcome};
-use super::status::{code, rpc_status, status_json};
 use super::HttpServerConfig;
 use super::ReceiverContext;
-use crate::admission::{MemoryGate, DECODED_FACTOR};
+use crate::admission::{Cost, MemoryGate};
 use crate::data::{Payload, RequestMeta, Signal};
+use crate::grpc::status::{code, rpc_status, status_json};
 
 struct State {
     gate: Option<Arc<MemoryGate>>,
@@ -220,18 +220,30 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             None,
         );
     };
-    // Admission before reading: under memory pressure the body is never read into memory.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Admission before reading: under memory pressure the body is never read into memory. The
+    // ticket holds the request's expected size (declared, or as recent requests inflated)
+    // until it is answered.
+    let mut _ticket = None;
     if let Some(gate) = &state.gate {
-        if let Err(retry_after) = gate.admit() {
-            intake.count_refused_request();
-            discard(body, LINGER_LIMIT);
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                enc,
-                code::RESOURCE_EXHAUSTED,
-                "memory limit reached; retry later",
-                Some(retry_after),
-            );
+        let expected = declared.unwrap_or(0).max(gate.expected_request());
+        match gate.admit(expected) {
+            Ok(t) => _ticket = Some(t),
+            Err(retry_after) => {
+                intake.count_refused_request();
+                discard(body, LINGER_LIMIT);
+                return error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    enc,
+                    code::RESOURCE_EXHAUSTED,
+                    "memory limit reached; retry later",
+                    Some(retry_after),
+                );
+            }
         }
     }
     let ce = parts
@@ -247,11 +259,6 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
         }
     };
     let cap = state.cap;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > cap as u64) {
         intake.count_bad_request();
         discard(body, LINGER_LIMIT);
@@ -279,7 +286,10 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             return resp(enc);
         }
     };
-    let _body_held = state.gate.as_ref().map(|g| g.reserve(body.len() as u64));
+    let _body_held = state
+        .gate
+        .as_ref()
+        .map(|g| g.hold(Cost::Bytes(body.len() as u64)));
     meta.wire_size = body.len() as u64;
     let reads_items = intake.reads_items();
     let mut _raw_held = None;
@@ -291,7 +301,10 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
                 raw.shrink_to_fit();
             }
             meta.wire_size = raw.len() as u64;
-            _raw_held = state.gate.as_ref().map(|g| g.reserve(raw.len() as u64));
+            _raw_held = state
+                .gate
+                .as_ref()
+                .map(|g| g.hold(Cost::Bytes(raw.len() as u64)));
             check_or_decode(intake.signal, enc, Bytes::from(raw), reads_items)
         }),
     };
@@ -303,12 +316,15 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             return decode_error_response(&e, enc);
         }
     };
+    if let Some(g) = &state.gate {
+        g.note_request(meta.wire_size);
+    }
     // the encoded request is already on the account (the body or the inflated bytes)
     let _decoded_held = match &data {
         Payload::Decoded(_) => state
             .gate
             .as_ref()
-            .map(|g| g.reserve(meta.wire_size * DECODED_FACTOR)),
+            .map(|g| g.hold(data.cost(meta.wire_size))),
         Payload::Encoded(_) => None,
     };
     match intake.receive(data, Arc::new(meta)).await {

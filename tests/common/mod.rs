@@ -426,7 +426,7 @@ pub fn start_prometheus(bin: &str, target_port: u16) -> (Prometheus, u16) {
     (prom, prom_port)
 }
 
-/// A gRPC client that sends raw bytes as the message (`otelgw::exporters::otlp_grpc::raw_codec`),
+/// A gRPC client that sends raw bytes as the message (`otelgw::grpc::codec::raw_request`),
 /// connected to 127.0.0.1:`port`.
 pub async fn raw_grpc(port: u16) -> tonic::client::Grpc<tonic::transport::Channel> {
     let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))

@@ -1,0 +1,175 @@
+//! A unary gRPC call whose request message is the caller's bytes, sent without a copy.
+//!
+//! tonic's client encodes every message into its own buffer (`EncodeBuf`), so an exporter that
+//! already holds the protobuf would hold it twice for as long as the call lasts — for a peer
+//! that stops reading, until the timeout — and that copy appears after the memory gate admitted
+//! the data. Here the 5-byte gRPC frame header and the message go out as two HTTP/2 data frames
+//! referencing the caller's [`Bytes`]; only compression makes a (smaller) new buffer. The call
+//! runs on a tonic [`Channel`] (connection management, TLS, HTTP/2), and the answer is read as
+//! tonic would: `grpc-status` from the headers (trailers-only) or the trailers, the response
+//! message decoded as `R`.
+
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request};
+use http_body_util::{BodyExt, StreamBody};
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tower::ServiceExt;
+
+/// Sends `message` as the request of the unary method `path` and decodes the answer.
+pub async fn call<R: prost::Message + Default>(
+    channel: Channel,
+    path: PathAndQuery,
+    metadata: &MetadataMap,
+    timeout: Duration,
+    compression: Option<CompressionEncoding>,
+    message: Bytes,
+) -> Result<R, Status> {
+    let (flag, message) = match compression {
+        None => (0u8, message),
+        Some(c) => (1u8, compress(c, &message)?),
+    };
+    let len = u32::try_from(message.len())
+        .map_err(|_| Status::resource_exhausted("message larger than 4 GiB"))?;
+    let mut header = [0u8; 5];
+    header[0] = flag;
+    header[1..].copy_from_slice(&len.to_be_bytes());
+    let frames = [header.to_vec().into(), message]
+        .map(|b: Bytes| Ok::<_, std::convert::Infallible>(http_body::Frame::data(b)));
+    let body = tonic::body::Body::new(StreamBody::new(futures_util::stream::iter(frames)));
+
+    let mut req = Request::post(http::Uri::from(path))
+        .version(http::Version::HTTP_2)
+        .body(body)
+        .map_err(|e| Status::internal(format!("cannot build the request: {e}")))?;
+    let headers = req.headers_mut();
+    headers.extend(metadata.clone().into_headers());
+    headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("{}m", timeout.as_millis().max(1))) {
+        headers.insert("grpc-timeout", v);
+    }
+    if let Some(c) = compression {
+        headers.insert("grpc-encoding", HeaderValue::from_static(encoding_name(c)));
+    }
+
+    let resp = channel
+        .oneshot(req)
+        .await
+        .map_err(|e| Status::from_error(Box::new(e)))?;
+    let (parts, body) = resp.into_parts();
+    // trailers-only answers carry the status in the headers
+    if let Some(s) = Status::from_header_map(&parts.headers) {
+        if s.code() != Code::Ok {
+            return Err(s);
+        }
+    }
+    if parts.status != http::StatusCode::OK {
+        return Err(from_http_status(parts.status));
+    }
+    let collected = body.collect().await?;
+    let trailers = collected.trailers().cloned();
+    let mut data = collected.to_bytes();
+    match trailers.as_ref().and_then(Status::from_header_map) {
+        Some(s) if s.code() != Code::Ok => return Err(s),
+        Some(_) => {}
+        None if Status::from_header_map(&parts.headers).is_some() => {}
+        None => return Err(Status::internal("the answer carried no grpc-status")),
+    }
+    if data.len() < 5 {
+        return Err(Status::internal("the answer carried no message"));
+    }
+    let compressed = data.get_u8() == 1;
+    let n = data.get_u32() as usize;
+    if data.len() < n {
+        return Err(Status::internal("the answer's message is cut short"));
+    }
+    let msg = data.split_to(n);
+    let msg = if compressed {
+        let enc = parts
+            .headers
+            .get("grpc-encoding")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        decompress(enc, &msg)?
+    } else {
+        msg
+    };
+    R::decode(msg).map_err(|e| Status::internal(format!("cannot decode the answer: {e}")))
+}
+
+fn encoding_name(c: CompressionEncoding) -> &'static str {
+    match c {
+        CompressionEncoding::Zstd => "zstd",
+        CompressionEncoding::Deflate => "deflate",
+        _ => "gzip",
+    }
+}
+
+fn compress(c: CompressionEncoding, b: &[u8]) -> Result<Bytes, Status> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| Status::internal(format!("cannot compress: {e}"));
+    Ok(Bytes::from(match c {
+        CompressionEncoding::Zstd => zstd::bulk::compress(b, 0).map_err(fail)?,
+        CompressionEncoding::Deflate => {
+            let mut w = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            w.write_all(b).map_err(fail)?;
+            w.finish().map_err(fail)?
+        }
+        _ => {
+            let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            w.write_all(b).map_err(fail)?;
+            w.finish().map_err(fail)?
+        }
+    }))
+}
+
+/// Inflates a compressed answer (answers are small: no cap beyond the 4 MiB tonic also uses).
+fn decompress(encoding: &str, b: &[u8]) -> Result<Bytes, Status> {
+    use std::io::Read;
+    const MAX: u64 = 4 << 20;
+    let fail = |e: std::io::Error| Status::internal(format!("cannot inflate the answer: {e}"));
+    let mut out = Vec::new();
+    match encoding {
+        "gzip" => flate2::read::GzDecoder::new(b)
+            .take(MAX)
+            .read_to_end(&mut out)
+            .map_err(fail)?,
+        "deflate" => flate2::read::ZlibDecoder::new(b)
+            .take(MAX)
+            .read_to_end(&mut out)
+            .map_err(fail)?,
+        "zstd" => zstd::stream::read::Decoder::new(b)
+            .map_err(fail)?
+            .take(MAX)
+            .read_to_end(&mut out)
+            .map_err(fail)?,
+        other => {
+            return Err(Status::internal(format!(
+                "the answer is compressed with {other:?}, which was not asked for"
+            )))
+        }
+    };
+    Ok(Bytes::from(out))
+}
+
+/// The gRPC status for an HTTP answer that is not 200 (the gRPC spec's mapping).
+fn from_http_status(s: http::StatusCode) -> Status {
+    let code = match s.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
+    };
+    Status::new(code, format!("http status {s}"))
+}

@@ -1,0 +1,413 @@
+//! The attribute action engine shared by `attributes` (span, log record and data point
+//! attributes) and `resource` (resource attributes): the `actions` / `attributes` entries as
+//! configured ([`ActionConfig`]), compiled once ([`compile_all`]) and applied to one attribute
+//! set at a time ([`apply`]). Keys, defaults and semantics are the Collector's.
+//!
+//! Actions run in the order listed, each on the result of the one before:
+//! - `insert`: set the key only when it is absent; `update`: only when present; `upsert`: always.
+//!   The value comes from `value` (typed from YAML), `from_attribute` (another key of the same
+//!   set), or `from_context` (`metadata.<header>` — needs the receiver's `include_metadata` —
+//!   or `client.address`). A missing source leaves the attributes unchanged.
+//! - `delete`: remove `key`, and/or every key matching `pattern`.
+//! - `hash`: replace the value of `key` / keys matching `pattern` with the lowercase hex SHA-256
+//!   of its string form (strings as they are; other types as their OTLP/JSON text).
+//! - `extract`: match `pattern` (named groups) against the string value of `key`; upsert one
+//!   attribute per named group. No match: nothing changes.
+//! - `convert`: `converted_type: int | double | string`; a value that does not convert is left
+//!   as it is.
+
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Diagnostics;
+use crate::data::RequestMeta;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionType {
+    Insert,
+    Update,
+    Upsert,
+    Delete,
+    Hash,
+    Extract,
+    Convert,
+}
+
+/// One entry of `actions` (attributes) or `attributes` (resource).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionConfig {
+    /// The attribute key acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// A regular expression: keys to delete/hash, or named groups to extract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    pub action: ActionType,
+    /// A literal value (string, int, double, bool, or a list of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_yaml::Value>,
+    /// Take the value from this attribute of the same set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_attribute: Option<String>,
+    /// Take the value from the request: `metadata.<header>` or `client.address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_context: Option<String>,
+    /// For `convert`: `int`, `double` or `string`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted_type: Option<String>,
+}
+
+fn yaml_to_any(v: &serde_yaml::Value) -> Option<AnyValue> {
+    let value = match v {
+        serde_yaml::Value::String(s) => Value::StringValue(s.clone()),
+        serde_yaml::Value::Bool(b) => Value::BoolValue(*b),
+        serde_yaml::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::IntValue(i),
+            None => Value::DoubleValue(n.as_f64()?),
+        },
+        serde_yaml::Value::Sequence(items) => Value::ArrayValue(ArrayValue {
+            values: items.iter().map(yaml_to_any).collect::<Option<Vec<_>>>()?,
+        }),
+        serde_yaml::Value::Mapping(m) => Value::KvlistValue(KeyValueList {
+            values: m
+                .iter()
+                .map(|(k, v)| {
+                    Some(KeyValue {
+                        key: k.as_str()?.to_string(),
+                        value: Some(yaml_to_any(v)?),
+                        ..Default::default()
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?,
+        }),
+        _ => return None,
+    };
+    Some(AnyValue { value: Some(value) })
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Value(AnyValue),
+    Attribute(String),
+    Metadata(String),
+    ClientAddress,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Int,
+    Double,
+    Str,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Set {
+        insert: bool,
+        update: bool,
+        source: Source,
+    },
+    Delete,
+    Hash,
+    Extract(Regex),
+    Convert(Target),
+}
+
+/// A compiled action.
+#[derive(Debug, Clone)]
+pub struct Action {
+    key: Option<String>,
+    pattern: Option<Regex>,
+    op: Op,
+}
+
+impl ActionConfig {
+    /// Checks and compiles the action; problems go to `diag` under `path`.
+    pub fn compile(&self, path: &str, diag: &mut Diagnostics) -> Option<Action> {
+        let before = diag.errors.len();
+        let pattern = match &self.pattern {
+            Some(p) => match Regex::new(p) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    diag.error(
+                        format!("{path}.pattern"),
+                        format!("invalid regular expression: {e}"),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let need_key = |diag: &mut Diagnostics| {
+            if self.key.as_deref().unwrap_or("").is_empty() {
+                diag.error(
+                    format!("{path}.key"),
+                    format!("required for {:?}", self.action),
+                );
+            }
+        };
+        let op = match self.action {
+            ActionType::Insert | ActionType::Update | ActionType::Upsert => {
+                need_key(diag);
+                let given = [
+                    self.value.is_some(),
+                    self.from_attribute.is_some(),
+                    self.from_context.is_some(),
+                ]
+                .iter()
+                .filter(|b| **b)
+                .count();
+                if given != 1 {
+                    diag.error(
+                        path,
+                        "give exactly one of value, from_attribute, from_context",
+                    );
+                }
+                let source = if let Some(v) = &self.value {
+                    match yaml_to_any(v) {
+                        Some(a) => Source::Value(a),
+                        None => {
+                            diag.error(
+                                format!("{path}.value"),
+                                "unsupported value (use a string, number, bool, list or map)",
+                            );
+                            Source::Value(AnyValue::default())
+                        }
+                    }
+                } else if let Some(a) = &self.from_attribute {
+                    Source::Attribute(a.clone())
+                } else {
+                    match self.from_context.as_deref() {
+                        Some("client.address") => Source::ClientAddress,
+                        Some(c) => match c.strip_prefix("metadata.") {
+                            Some(h) if !h.is_empty() => Source::Metadata(h.to_ascii_lowercase()),
+                            _ => {
+                                diag.error(
+                                    format!("{path}.from_context"),
+                                    format!("unknown context {c:?} (use metadata.<header> or client.address)"),
+                                );
+                                Source::ClientAddress
+                            }
+                        },
+                        None => Source::ClientAddress,
+                    }
+                };
+                Op::Set {
+                    insert: self.action != ActionType::Update,
+                    update: self.action != ActionType::Insert,
+                    source,
+                }
+            }
+            ActionType::Delete | ActionType::Hash => {
+                if self.key.is_none() && self.pattern.is_none() {
+                    diag.error(
+                        path,
+                        format!("{:?} needs key or pattern", self.action).to_lowercase(),
+                    );
+                }
+                if self.action == ActionType::Delete {
+                    Op::Delete
+                } else {
+                    Op::Hash
+                }
+            }
+            ActionType::Extract => {
+                need_key(diag);
+                match &pattern {
+                    Some(r) if r.capture_names().flatten().next().is_some() => {
+                        Op::Extract(r.clone())
+                    }
+                    Some(_) => {
+                        diag.error(
+                            format!("{path}.pattern"),
+                            "extract needs named groups, e.g. (?P<host>[^/]+)",
+                        );
+                        return None;
+                    }
+                    None => {
+                        if self.pattern.is_none() {
+                            diag.error(format!("{path}.pattern"), "required for extract");
+                        }
+                        return None;
+                    }
+                }
+            }
+            ActionType::Convert => {
+                need_key(diag);
+                match self.converted_type.as_deref() {
+                    Some("int") => Op::Convert(Target::Int),
+                    Some("double") => Op::Convert(Target::Double),
+                    Some("string") => Op::Convert(Target::Str),
+                    other => {
+                        diag.error(
+                            format!("{path}.converted_type"),
+                            format!("{other:?}: use int, double or string"),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        (diag.errors.len() == before).then(|| Action {
+            key: self.key.clone(),
+            pattern: if matches!(op, Op::Extract(_)) {
+                None
+            } else {
+                pattern
+            },
+            op,
+        })
+    }
+}
+
+/// Compiles a list of actions, reporting problems at `path[i]`.
+pub fn compile_all(actions: &[ActionConfig], path: &str, diag: &mut Diagnostics) -> Vec<Action> {
+    actions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.compile(&format!("{path}[{i}]"), diag))
+        .collect()
+}
+
+/// The string form of a value: strings as they are, other types as their OTLP/JSON text.
+pub(super) fn any_to_string(v: &AnyValue) -> String {
+    match &v.value {
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::DoubleValue(d)) => d.to_string(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        _ => serde_json::to_string(v).unwrap_or_default(),
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(s.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 0xf) as usize] as char);
+    }
+    out
+}
+
+fn set(attrs: &mut Vec<KeyValue>, key: &str, value: AnyValue) {
+    match attrs.iter_mut().find(|kv| kv.key == key) {
+        Some(kv) => kv.value = Some(value),
+        None => attrs.push(KeyValue {
+            key: key.to_string(),
+            value: Some(value),
+            ..Default::default()
+        }),
+    }
+}
+
+fn string_value(s: String) -> AnyValue {
+    AnyValue {
+        value: Some(Value::StringValue(s)),
+    }
+}
+
+/// Applies `actions` in order to one attribute set.
+pub fn apply(actions: &[Action], attrs: &mut Vec<KeyValue>, meta: &RequestMeta) {
+    for a in actions {
+        let key = a.key.as_deref().unwrap_or("");
+        match &a.op {
+            Op::Set {
+                insert,
+                update,
+                source,
+            } => {
+                let exists = attrs.iter().any(|kv| kv.key == key);
+                if (exists && !update) || (!exists && !insert) {
+                    continue;
+                }
+                let value = match source {
+                    Source::Value(v) => Some(v.clone()),
+                    Source::Attribute(from) => attrs
+                        .iter()
+                        .find(|kv| &kv.key == from)
+                        .and_then(|kv| kv.value.clone()),
+                    Source::Metadata(h) => meta
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k == h)
+                        .map(|(_, v)| string_value(v.clone())),
+                    Source::ClientAddress => meta
+                        .client_address
+                        .map(|a| string_value(a.ip().to_string())),
+                };
+                if let Some(v) = value {
+                    set(attrs, key, v);
+                }
+            }
+            Op::Delete => attrs.retain(|kv| {
+                !(a.key.as_deref() == Some(kv.key.as_str())
+                    || a.pattern.as_ref().is_some_and(|p| p.is_match(&kv.key)))
+            }),
+            Op::Hash => {
+                for kv in attrs.iter_mut() {
+                    if a.key.as_deref() == Some(kv.key.as_str())
+                        || a.pattern.as_ref().is_some_and(|p| p.is_match(&kv.key))
+                    {
+                        let text = kv.value.as_ref().map(any_to_string).unwrap_or_default();
+                        kv.value = Some(string_value(sha256_hex(&text)));
+                    }
+                }
+            }
+            Op::Extract(re) => {
+                let Some(Value::StringValue(s)) = attrs
+                    .iter()
+                    .find(|kv| kv.key == key)
+                    .and_then(|kv| kv.value.as_ref()?.value.clone())
+                else {
+                    continue;
+                };
+                if let Some(caps) = re.captures(&s) {
+                    for name in re.capture_names().flatten() {
+                        if let Some(m) = caps.name(name) {
+                            set(attrs, name, string_value(m.as_str().to_string()));
+                        }
+                    }
+                }
+            }
+            Op::Convert(target) => {
+                if let Some(kv) = attrs.iter_mut().find(|kv| kv.key == key) {
+                    let current = kv.value.as_ref().and_then(|v| v.value.clone());
+                    let converted = match (target, current) {
+                        (Target::Int, Some(Value::StringValue(s))) => {
+                            s.trim().parse::<i64>().ok().map(Value::IntValue)
+                        }
+                        (Target::Int, Some(Value::DoubleValue(d))) if d.is_finite() => {
+                            Some(Value::IntValue(d.trunc() as i64))
+                        }
+                        (Target::Int, Some(Value::BoolValue(b))) => Some(Value::IntValue(b as i64)),
+                        (Target::Double, Some(Value::StringValue(s))) => {
+                            s.trim().parse::<f64>().ok().map(Value::DoubleValue)
+                        }
+                        (Target::Double, Some(Value::IntValue(i))) => {
+                            Some(Value::DoubleValue(i as f64))
+                        }
+                        (Target::Str, Some(v)) => {
+                            Some(Value::StringValue(any_to_string(&AnyValue {
+                                value: Some(v),
+                            })))
+                        }
+                        _ => None,
+                    };
+                    if let Some(v) = converted {
+                        kv.value = Some(AnyValue { value: Some(v) });
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

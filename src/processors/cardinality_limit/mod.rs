@@ -891,5 +891,4 @@ impl CardinalityLimitProcessor {
 }
 
 #[cfg(test)]
-#[path = "cardinality_limit/tests.rs"]
 mod tests;

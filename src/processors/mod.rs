@@ -4,6 +4,7 @@
 //! the request in place and may remove items, reporting how many and why in [`Rejections`] (the
 //! receiver turns that into OTLP `partial_success`). It never blocks and never does I/O.
 
+pub mod actions;
 pub mod attributes;
 pub mod batch;
 pub mod cardinality_limit;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::{Deserialize, Serialize};
 
-use super::attributes::{apply, compile_all, Action, ActionConfig};
+use super::actions::{apply, compile_all, Action, ActionConfig};
 use super::{Processor, Rejections};
 use crate::config::Diagnostics;
 use crate::data::{RequestMeta, Telemetry};

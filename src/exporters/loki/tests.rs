@@ -1,11 +1,16 @@
 //! Loki exporter: wire bytes checked by hand against the schema, labels and limits table-driven.
 
+use super::labels::TRUNCATED;
 use super::*;
 use crate::testdata::{kv, s};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValueList};
-use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AV;
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, InstrumentationScope, KeyValue, KeyValueList,
+};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
 
 #[test]
 fn entry_bytes_match_a_hand_encoding_of_the_schema() {

@@ -3,12 +3,16 @@
 use std::collections::BTreeMap;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, ExponentialHistogram, Gauge, Histogram, ResourceMetrics, ScopeMetrics, Sum,
+    metric::Data, number_data_point, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge,
+    Histogram, HistogramDataPoint, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+use super::points::as_f64;
 use super::*;
+use crate::cardinality::OVERFLOW_KEY;
 use crate::testdata::{kv, s};
 
 const CUM: i32 = 2;

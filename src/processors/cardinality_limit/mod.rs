@@ -28,27 +28,34 @@
 //!   dropped points are also reported to the client through OTLP `partial_success` when this
 //!   processor runs before any `batch` stage. A limit that trips is logged at most once a minute
 //!   per metric.
+//!
+//! Files: [`overflow`] holds the `overflow` action (folding, with the cumulative side table),
+//! [`points`] what the processor needs from each OTLP data point type (merging, cumulative
+//! views); this file the config, the admission loop, `drop` and `strip_label`.
+
+mod overflow;
+mod points;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
-    NumberDataPoint, SummaryDataPoint,
-};
+use opentelemetry_proto::tonic::metrics::v1::{metric, Metric};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::{Processor, Rejections};
 use crate::cardinality::tracker::{MetricState, Policy, Settings, Tracker, Verdict};
-use crate::cardinality::{
-    combine, hash_str, resource_hash, series_key, Action, Mode, Reason, OVERFLOW_KEY,
-};
+use crate::cardinality::{combine, hash_str, resource_hash, series_key, Action, Mode, Reason};
 use crate::config::units::Duration;
 use crate::config::Diagnostics;
 use crate::data::{RequestMeta, Telemetry};
 use crate::telemetry::metrics::Registry;
+use points::{Kind, Pt};
+
+pub use overflow::Overflow;
 
 const DELTA: i32 = 1;
 
@@ -254,107 +261,12 @@ pub fn spawn_sweeper(
             t.sweep();
             if let Some(o) = o.upgrade() {
                 let now = t.now();
-                let mut o = o.lock().unwrap_or_else(|p| p.into_inner());
-                o.sources
-                    .retain(|_, s| now.saturating_sub(s.last_seen) <= ttl_s);
-                o.totals
-                    .retain(|_, s| now.saturating_sub(s.last_seen) <= ttl_s);
+                o.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .expire(now, ttl_s);
             }
         }
     });
-}
-
-/// A cumulative value as the side table keeps it.
-#[derive(Debug, Clone, PartialEq)]
-enum Cum {
-    Sum(f64),
-    Hist(HistCum),
-}
-
-/// A cumulative explicit-bucket histogram.
-#[derive(Debug, Clone, PartialEq)]
-struct HistCum {
-    bounds: Vec<f64>,
-    counts: Vec<u64>,
-    count: u64,
-    sum: f64,
-}
-
-impl HistCum {
-    fn same_layout(&self, o: &HistCum) -> bool {
-        self.bounds == o.bounds && self.counts.len() == o.counts.len()
-    }
-}
-
-impl Cum {
-    /// `self − prev`, or `None` when `self` is not a continuation (a reset or a new layout).
-    fn minus(&self, prev: &Cum) -> Option<Cum> {
-        match (self, prev) {
-            (Cum::Sum(a), Cum::Sum(b)) if a >= b => Some(Cum::Sum(a - b)),
-            (Cum::Hist(a), Cum::Hist(b))
-                if a.same_layout(b)
-                    && a.count >= b.count
-                    && a.counts.iter().zip(&b.counts).all(|(x, y)| x >= y) =>
-            {
-                Some(Cum::Hist(HistCum {
-                    bounds: a.bounds.clone(),
-                    counts: a.counts.iter().zip(&b.counts).map(|(x, y)| x - y).collect(),
-                    count: a.count - b.count,
-                    sum: a.sum - b.sum,
-                }))
-            }
-            _ => None,
-        }
-    }
-
-    /// Adds `d` in place; false when the layouts differ.
-    fn add(&mut self, d: &Cum) -> bool {
-        match (self, d) {
-            (Cum::Sum(a), Cum::Sum(b)) => *a += b,
-            (Cum::Hist(a), Cum::Hist(b)) if a.same_layout(b) => {
-                for (x, y) in a.counts.iter_mut().zip(&b.counts) {
-                    *x += y;
-                }
-                a.count += b.count;
-                a.sum += b.sum;
-            }
-            _ => return false,
-        }
-        true
-    }
-
-    /// Zero with the same layout.
-    fn zero_like(&self) -> Cum {
-        match self {
-            Cum::Sum(_) => Cum::Sum(0.0),
-            Cum::Hist(h) => Cum::Hist(HistCum {
-                bounds: h.bounds.clone(),
-                counts: vec![0; h.counts.len()],
-                count: 0,
-                sum: 0.0,
-            }),
-        }
-    }
-}
-
-struct Source {
-    last_seen: u32,
-    start: u64,
-    value: Cum,
-}
-
-struct Total {
-    last_seen: u32,
-    start: u64,
-    value: Cum,
-}
-
-/// The cumulative overflow state: previous values of overflowed sources (bounded) and the
-/// running total per (metric, source group).
-#[derive(Default)]
-pub struct Overflow {
-    sources: HashMap<u64, Source>,
-    totals: HashMap<(u32, u64), Total>,
 }
 
 /// The running processor.
@@ -362,191 +274,6 @@ pub struct CardinalityLimitProcessor {
     tracker: Arc<Tracker>,
     overflow: Arc<Mutex<Overflow>>,
     side_table_size: usize,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    DeltaSum,
-    CumSum,
-    Gauge,
-    DeltaHist,
-    CumHist,
-    /// Exponential histograms and summaries: cannot be folded or merged exactly.
-    Unfoldable,
-}
-
-/// The fields every OTLP data point type has.
-macro_rules! accessors {
-    () => {
-        fn attrs(&self) -> &[KeyValue] {
-            &self.attributes
-        }
-        fn attrs_mut(&mut self) -> &mut Vec<KeyValue> {
-            &mut self.attributes
-        }
-        fn start(&self) -> u64 {
-            self.start_time_unix_nano
-        }
-        fn time(&self) -> u64 {
-            self.time_unix_nano
-        }
-    };
-    (mergeable) => {
-        accessors!();
-        fn absorb_window(&mut self, o: &Self) {
-            (self.start_time_unix_nano, self.time_unix_nano) = widen(
-                self.start_time_unix_nano,
-                self.time_unix_nano,
-                o.start_time_unix_nano,
-                o.time_unix_nano,
-            );
-            self.exemplars.clear();
-        }
-    };
-}
-
-/// What the processor needs from each data point type.
-trait Pt: Clone {
-    fn attrs(&self) -> &[KeyValue];
-    fn attrs_mut(&mut self) -> &mut Vec<KeyValue>;
-    fn start(&self) -> u64;
-    fn time(&self) -> u64;
-    /// After a delta merge: the window covering both (earliest start, latest time); the
-    /// exemplars no longer describe the sum.
-    fn absorb_window(&mut self, _o: &Self) {}
-    /// Merges `o` into `self` as `kind` does (delta: add; gauge: latest); false if it cannot.
-    fn merge(&mut self, _o: &Self, _kind: Kind) -> bool {
-        false
-    }
-    fn cum(&self) -> Option<Cum> {
-        None
-    }
-    /// Writes a folded cumulative value and its window.
-    fn set_cum(&mut self, _c: &Cum, _start: u64, _time: u64) {}
-}
-
-fn as_f64(v: &Option<number_data_point::Value>) -> f64 {
-    match v {
-        Some(number_data_point::Value::AsDouble(d)) => *d,
-        Some(number_data_point::Value::AsInt(i)) => *i as f64,
-        None => 0.0,
-    }
-}
-
-/// The window covering two delta windows: earliest start, latest time.
-fn widen(start: u64, time: u64, o_start: u64, o_time: u64) -> (u64, u64) {
-    let start = if o_start != 0 && (start == 0 || o_start < start) {
-        o_start
-    } else {
-        start
-    };
-    (start, time.max(o_time))
-}
-
-impl Pt for NumberDataPoint {
-    accessors!(mergeable);
-    fn merge(&mut self, o: &Self, kind: Kind) -> bool {
-        match kind {
-            Kind::Gauge | Kind::CumSum => {
-                if o.time_unix_nano >= self.time_unix_nano {
-                    let attrs = std::mem::take(&mut self.attributes);
-                    *self = o.clone();
-                    self.attributes = attrs;
-                }
-                true
-            }
-            Kind::DeltaSum => {
-                use number_data_point::Value as V;
-                self.value = Some(match (&self.value, &o.value) {
-                    (Some(V::AsInt(a)), Some(V::AsInt(b))) => V::AsInt(a.saturating_add(*b)),
-                    (a, b) => V::AsDouble(as_f64(a) + as_f64(b)),
-                });
-                self.absorb_window(o);
-                true
-            }
-            _ => false,
-        }
-    }
-    fn cum(&self) -> Option<Cum> {
-        Some(Cum::Sum(as_f64(&self.value)))
-    }
-    fn set_cum(&mut self, c: &Cum, start: u64, time: u64) {
-        if let Cum::Sum(v) = c {
-            self.value = Some(number_data_point::Value::AsDouble(*v));
-        }
-        self.start_time_unix_nano = start;
-        self.time_unix_nano = time;
-        self.exemplars.clear();
-    }
-}
-
-impl Pt for HistogramDataPoint {
-    accessors!(mergeable);
-    fn merge(&mut self, o: &Self, kind: Kind) -> bool {
-        if kind != Kind::DeltaHist
-            || self.explicit_bounds != o.explicit_bounds
-            || self.bucket_counts.len() != o.bucket_counts.len()
-        {
-            return false;
-        }
-        for (a, b) in self.bucket_counts.iter_mut().zip(&o.bucket_counts) {
-            *a += b;
-        }
-        self.count += o.count;
-        self.sum = match (self.sum, o.sum) {
-            (Some(a), Some(b)) => Some(a + b),
-            _ => None,
-        };
-        self.min = match (self.min, o.min) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            _ => None,
-        };
-        self.max = match (self.max, o.max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            _ => None,
-        };
-        self.absorb_window(o);
-        true
-    }
-    fn cum(&self) -> Option<Cum> {
-        Some(Cum::Hist(HistCum {
-            bounds: self.explicit_bounds.clone(),
-            counts: self.bucket_counts.clone(),
-            count: self.count,
-            sum: self.sum.unwrap_or(0.0),
-        }))
-    }
-    fn set_cum(&mut self, c: &Cum, start: u64, time: u64) {
-        self.start_time_unix_nano = start;
-        self.time_unix_nano = time;
-        if let Cum::Hist(h) = c {
-            self.explicit_bounds = h.bounds.clone();
-            self.bucket_counts = h.counts.clone();
-            self.count = h.count;
-            self.sum = Some(h.sum);
-            self.min = None;
-            self.max = None;
-        }
-        self.exemplars.clear();
-    }
-}
-
-impl Pt for ExponentialHistogramDataPoint {
-    accessors!();
-}
-
-impl Pt for SummaryDataPoint {
-    accessors!();
-}
-
-fn overflow_attrs() -> Vec<KeyValue> {
-    vec![KeyValue {
-        key: OVERFLOW_KEY.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue("true".into())),
-        }),
-        ..Default::default()
-    }]
 }
 
 /// Where one metric's points come from: ids that key overflow series and source series.
@@ -731,114 +458,6 @@ impl CardinalityLimitProcessor {
         );
     }
 
-    fn overflow<P: Pt>(
-        &self,
-        points: &mut Vec<P>,
-        refused: Vec<(P, Reason, u64)>,
-        kind: Kind,
-        cx: &Ctx,
-        rej: &mut Rejections,
-    ) {
-        let mut unfoldable = Vec::new();
-        let mut folded: Option<P> = None;
-        let mut n = 0u64;
-        match kind {
-            Kind::DeltaSum | Kind::DeltaHist | Kind::Gauge => {
-                for (p, r, _) in refused {
-                    match &mut folded {
-                        None => {
-                            let mut f = p;
-                            *f.attrs_mut() = overflow_attrs();
-                            folded = Some(f);
-                        }
-                        Some(f) => {
-                            if !f.merge(&p, kind) {
-                                unfoldable.push((p, r));
-                                continue;
-                            }
-                        }
-                    }
-                    self.tracker.count(r, Action::Overflow, 1);
-                    n += 1;
-                }
-            }
-            Kind::CumSum | Kind::CumHist => {
-                let mut o = self.overflow.lock().unwrap_or_else(|p| p.into_inner());
-                let o = &mut *o;
-                let mut time = 0u64;
-                let mut template: Option<P> = None;
-                for (p, r, key) in refused {
-                    let Some(cur) = p.cum() else {
-                        unfoldable.push((p, r));
-                        continue;
-                    };
-                    let full = o.sources.len() >= self.side_table_size;
-                    let delta = match o.sources.get_mut(&key) {
-                        Some(src) => {
-                            let d = if src.start == p.start() {
-                                cur.minus(&src.value)
-                            } else {
-                                None
-                            };
-                            src.last_seen = cx.now;
-                            src.start = p.start();
-                            src.value = cur.clone();
-                            d.unwrap_or(cur) // a reset: the new value counts in full
-                        }
-                        None if full => {
-                            unfoldable.push((p, r));
-                            continue;
-                        }
-                        None => {
-                            o.sources.insert(
-                                key,
-                                Source {
-                                    last_seen: cx.now,
-                                    start: p.start(),
-                                    value: cur.clone(),
-                                },
-                            );
-                            cur
-                        }
-                    };
-                    let total = o
-                        .totals
-                        .entry((cx.m.id, cx.group))
-                        .or_insert_with(|| Total {
-                            last_seen: cx.now,
-                            start: if p.start() != 0 { p.start() } else { p.time() },
-                            value: delta.zero_like(),
-                        });
-                    total.last_seen = cx.now;
-                    if !total.value.add(&delta) {
-                        // the bucket layout changed: the overflow series restarts
-                        total.value = delta;
-                        total.start = p.time();
-                    }
-                    time = time.max(p.time());
-                    if template.is_none() {
-                        template = Some(p);
-                    }
-                    self.tracker.count(r, Action::Overflow, 1);
-                    n += 1;
-                }
-                if let (Some(mut t), Some(total)) = (template, o.totals.get(&(cx.m.id, cx.group))) {
-                    t.set_cum(&total.value, total.start, time);
-                    *t.attrs_mut() = overflow_attrs();
-                    folded = Some(t);
-                }
-            }
-            Kind::Unfoldable => unfoldable = refused.into_iter().map(|(p, r, _)| (p, r)).collect(),
-        }
-        if n > 0 {
-            self.tracker.count_overflow(cx.m, n);
-        }
-        if let Some(f) = folded {
-            points.push(f);
-        }
-        self.drop_points(unfoldable, Action::Drop, cx, rej);
-    }
-
     fn strip<P: Pt>(
         &self,
         points: &mut Vec<P>,
@@ -889,7 +508,3 @@ impl CardinalityLimitProcessor {
         self.drop_points(dropped, Action::Drop, cx, rej);
     }
 }
-
-#[cfg(test)]
-#[path = "cardinality_limit/tests.rs"]
-mod tests;

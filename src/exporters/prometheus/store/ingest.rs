@@ -1,0 +1,326 @@
+//! From an OTLP metrics request to points: job / instance and `target_info` from the resource,
+//! scope labels, family names and units, point labels (data point attributes win), values,
+//! exemplars and temporality per metric type.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{
+    exemplar, metric::Data, number_data_point, Exemplar as PbExemplar,
+};
+
+use super::temporality::{temporality, Temporality};
+use super::{
+    Exemplar, ExpHist, ExpValue, FamilyRef, Hist, Kind, LabelSet, Point, Series, Store,
+    SummaryValue, Value,
+};
+use crate::data::hex;
+use crate::exporters::prometheus::translate::{
+    family_name, labels as attr_labels, value_string, NameKind,
+};
+
+fn exemplar_of(ex: &[PbExemplar]) -> Option<Box<Exemplar>> {
+    let e = ex.iter().rev().find(|e| !e.trace_id.is_empty())?;
+    let value = match e.value {
+        Some(exemplar::Value::AsDouble(d)) => d,
+        Some(exemplar::Value::AsInt(i)) => i as f64,
+        None => return None,
+    };
+    Some(Box::new(Exemplar {
+        trace_id: hex(&e.trace_id),
+        span_id: hex(&e.span_id),
+        value,
+        time_ns: e.time_unix_nano,
+    }))
+}
+
+fn number(v: &Option<number_data_point::Value>) -> f64 {
+    match v {
+        Some(number_data_point::Value::AsDouble(d)) => *d,
+        Some(number_data_point::Value::AsInt(i)) => *i as f64,
+        None => 0.0,
+    }
+}
+
+impl Store {
+    /// Stores every point of a request.
+    pub fn ingest(&self, req: &ExportMetricsServiceRequest) {
+        let now = Instant::now();
+        for rm in &req.resource_metrics {
+            let res: &[KeyValue] = rm
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or(&[]);
+            let mut base: BTreeMap<String, String> = self.opts.const_labels.clone();
+            let find = |k: &str| {
+                res.iter()
+                    .find(|kv| kv.key == k)
+                    .map(|kv| value_string(&kv.value))
+            };
+            let job = match (find("service.namespace"), find("service.name")) {
+                (Some(ns), Some(n)) if !ns.is_empty() => Some(format!("{ns}/{n}")),
+                (_, n) => n,
+            };
+            let instance = find("service.instance.id");
+            if self.opts.resource_to_labels {
+                base.extend(attr_labels(res));
+            }
+            if let Some(j) = &job {
+                base.insert("job".into(), j.clone());
+            }
+            if let Some(i) = &instance {
+                base.insert("instance".into(), i.clone());
+            }
+            // target_info: the resource's other attributes, once per resource
+            let info_attrs: Vec<KeyValue> = res
+                .iter()
+                .filter(|kv| {
+                    !matches!(
+                        kv.key.as_str(),
+                        "service.name" | "service.namespace" | "service.instance.id"
+                    )
+                })
+                .cloned()
+                .collect();
+            if !info_attrs.is_empty() && (job.is_some() || instance.is_some()) {
+                let mut l = attr_labels(&info_attrs);
+                if let Some(j) = &job {
+                    l.insert("job".into(), j.clone());
+                }
+                if let Some(i) = &instance {
+                    l.insert("instance".into(), i.clone());
+                }
+                self.put(
+                    "target_info",
+                    Kind::Info,
+                    "Target metadata",
+                    "",
+                    LabelSet::new(l),
+                    |existing| match existing {
+                        // seen again: it stays alive
+                        Some(s) => {
+                            s.updated = now;
+                            None
+                        }
+                        None => Some(Series {
+                            value: Value::Number(1.0),
+                            updated: now,
+                            start_ns: 0,
+                            time_ns: 0,
+                            exemplar: None,
+                        }),
+                    },
+                );
+            }
+            for sm in &rm.scope_metrics {
+                let mut scoped = base.clone();
+                if let Some(s) = &sm.scope {
+                    if !s.name.is_empty() {
+                        scoped.insert("otel_scope_name".into(), s.name.clone());
+                    }
+                    if !s.version.is_empty() {
+                        scoped.insert("otel_scope_version".into(), s.version.clone());
+                    }
+                }
+                for m in &sm.metrics {
+                    self.ingest_metric(m, &scoped, now);
+                }
+            }
+        }
+        self.c.series.set(self.series_count() as i64);
+    }
+
+    fn point_labels(&self, scoped: &BTreeMap<String, String>, attrs: &[KeyValue]) -> LabelSet {
+        let own = attr_labels(attrs);
+        // both sorted by name: merge them; data point attributes win over resource-derived
+        // labels of the same name
+        let mut a = scoped.iter().peekable();
+        let mut b = own.iter().peekable();
+        LabelSet::new(std::iter::from_fn(|| match (a.peek(), b.peek()) {
+            (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    a.next();
+                    b.next()
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        }))
+    }
+
+    fn ingest_metric(
+        &self,
+        m: &opentelemetry_proto::tonic::metrics::v1::Metric,
+        scoped: &BTreeMap<String, String>,
+        now: Instant,
+    ) {
+        // promtool wants HELP on every family: the OTel name stands in for a missing description
+        let help: &str = if m.description.is_empty() {
+            &m.name
+        } else {
+            &m.description
+        };
+        let family = |kind: Kind, name_kind: NameKind| {
+            let name = family_name(
+                &m.name,
+                &m.unit,
+                name_kind,
+                &self.opts.namespace,
+                self.opts.add_suffixes,
+            );
+            let u = crate::exporters::prometheus::translate::unit_suffix(&m.unit);
+            let named = !u.is_empty()
+                && (name.ends_with(&format!("_{u}")) || name.ends_with(&format!("_{u}_total")));
+            FamilyRef {
+                name,
+                kind,
+                help,
+                unit: if named { u } else { String::new() },
+            }
+        };
+        let point = |attrs: &[KeyValue],
+                     flags: u32,
+                     start: u64,
+                     time: u64,
+                     value: Value,
+                     delta: bool,
+                     ex: &[PbExemplar]| Point {
+            labels: self.point_labels(scoped, attrs),
+            flags,
+            start,
+            time,
+            value,
+            delta,
+            exemplar: exemplar_of(ex),
+        };
+        match &m.data {
+            Some(Data::Gauge(g)) => {
+                let f = family(Kind::Gauge, NameKind::Gauge);
+                for p in &g.data_points {
+                    let v = Value::Number(number(&p.value));
+                    self.update(
+                        &f,
+                        point(
+                            &p.attributes,
+                            p.flags,
+                            p.start_time_unix_nano,
+                            p.time_unix_nano,
+                            v,
+                            false,
+                            &p.exemplars,
+                        ),
+                        now,
+                    );
+                }
+            }
+            Some(Data::Sum(s)) => {
+                let f = if s.is_monotonic {
+                    family(Kind::Counter, NameKind::Counter)
+                } else {
+                    family(Kind::Gauge, NameKind::Gauge)
+                };
+                let delta = matches!(temporality(s.aggregation_temporality), Temporality::Delta);
+                for p in &s.data_points {
+                    let v = Value::Number(number(&p.value));
+                    self.update(
+                        &f,
+                        point(
+                            &p.attributes,
+                            p.flags,
+                            p.start_time_unix_nano,
+                            p.time_unix_nano,
+                            v,
+                            delta,
+                            &p.exemplars,
+                        ),
+                        now,
+                    );
+                }
+            }
+            Some(Data::Histogram(h)) => {
+                let f = family(Kind::Histogram, NameKind::Other);
+                let delta = matches!(temporality(h.aggregation_temporality), Temporality::Delta);
+                for p in &h.data_points {
+                    let mut counts = p.bucket_counts.clone();
+                    counts.resize(p.explicit_bounds.len() + 1, 0);
+                    let v = Value::Histogram(Box::new(Hist {
+                        bounds: p.explicit_bounds.clone(),
+                        counts,
+                        sum: p.sum.unwrap_or(0.0),
+                        count: p.count,
+                    }));
+                    self.update(
+                        &f,
+                        point(
+                            &p.attributes,
+                            p.flags,
+                            p.start_time_unix_nano,
+                            p.time_unix_nano,
+                            v,
+                            delta,
+                            &p.exemplars,
+                        ),
+                        now,
+                    );
+                }
+            }
+            Some(Data::ExponentialHistogram(h)) => {
+                let f = family(Kind::Histogram, NameKind::Other);
+                let delta = matches!(temporality(h.aggregation_temporality), Temporality::Delta);
+                for p in &h.data_points {
+                    let v = Value::Exponential(Box::new(ExpValue {
+                        h: ExpHist::from_point(p),
+                        sum: p.sum.unwrap_or(0.0),
+                        count: p.count,
+                    }));
+                    self.update(
+                        &f,
+                        point(
+                            &p.attributes,
+                            p.flags,
+                            p.start_time_unix_nano,
+                            p.time_unix_nano,
+                            v,
+                            delta,
+                            &p.exemplars,
+                        ),
+                        now,
+                    );
+                }
+            }
+            Some(Data::Summary(s)) => {
+                let f = family(Kind::Summary, NameKind::Other);
+                for p in &s.data_points {
+                    let v = Value::Summary(Box::new(SummaryValue {
+                        quantiles: p
+                            .quantile_values
+                            .iter()
+                            .map(|q| (q.quantile, q.value))
+                            .collect(),
+                        sum: p.sum,
+                        count: p.count,
+                    }));
+                    self.update(
+                        &f,
+                        point(
+                            &p.attributes,
+                            p.flags,
+                            p.start_time_unix_nano,
+                            p.time_unix_nano,
+                            v,
+                            false,
+                            &[],
+                        ),
+                        now,
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The series store behind the Prometheus endpoint.
+//!
+//! Families (one per Prometheus metric name) live in a `DashMap`, so ingest locks one shard and
+//! scrapes never stop ingestion for long. Each series keeps its value, the time it was last
+//! updated (for expiry, done by a timer independent of scrapes), its OTLP start/end times (for
+//! delta accumulation and `_created`), and its last exemplar.
+//!
+//! Temporality: cumulative points replace the stored value (a start time that moves forward is
+//! a reset and is taken as is; an older point is ignored). Delta points — sums, monotonic or
+//! not, and histograms — are added up: a point whose window starts at or after the last one
+//! ended is added (a gap just means nothing was reported in between); a point that ends at or
+//! before the last one, or starts inside the window already counted, would be counted twice and
+//! is dropped and counted (`otelgw_prometheus_dropped_points{reason="out_of_order"}`).
+//! A point flagged `NoRecordedValue` removes its series.
+//!
+//! `max_series` is enforced by the same tracker as the `cardinality_limit` processor
+//! ([`crate::cardinality`]): the first series win, a new series over the cap is dropped and
+//! counted (`otelgw_prometheus_dropped_points{reason="max_series"}` and
+//! `otelgw_cardinality_rejected_total{reason="global",action="drop"}`), removed series give their
+//! slot back, and the exporter shows up in `GET /debug/cardinality` under its id.
+//!
+//! Files: [`ingest`] turns OTLP metrics into points (families, labels, `target_info`),
+//! [`temporality`] applies a point to its series (the rules above), [`exp_histogram`] adds and
+//! renders exponential histograms; this file the types, admission (`put`) and expiry.
+
+mod exp_histogram;
+mod ingest;
+mod temporality;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+use crate::cardinality::tracker::{Policy, Settings, Tracker, Verdict};
+use crate::cardinality::{combine, hash_str, Action, Mode};
+use crate::telemetry::metrics::{escape_label_value, Counter, Gauge, Registry};
+
+/// The kinds of family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    Info,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+            Kind::Summary => "summary",
+            Kind::Info => "info",
+        }
+    }
+}
+
+/// A series' labels as they are rendered — `name="escaped value"` pairs sorted by name and
+/// joined by commas, without braces — in one allocation. Scrapes copy it as it is, the store
+/// keys and orders series by it, and it costs one string per series instead of two per label.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LabelSet(Box<str>);
+
+impl LabelSet {
+    /// Renders `pairs`, which must be sorted by name and have distinct names.
+    pub fn new<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> LabelSet {
+        let mut out = String::new();
+        for (k, v) in pairs {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(k.as_ref());
+            out.push_str("=\"");
+            escape_label_value(&mut out, v.as_ref());
+            out.push('"');
+        }
+        LabelSet(out.into_boxed_str())
+    }
+
+    /// The rendered pairs, without braces.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    pub trace_id: String,
+    pub span_id: String,
+    pub value: f64,
+    pub time_ns: u64,
+}
+
+/// An exponential histogram kept in its own form, so delta points add up exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpHist {
+    pub scale: i32,
+    pub zero_count: u64,
+    pub zero_threshold: f64,
+    pub pos_offset: i32,
+    pub pos: Vec<u64>,
+    pub neg_offset: i32,
+    pub neg: Vec<u64>,
+}
+
+/// A series' value. Only numbers are stored inline: the other kinds are boxed, so the common
+/// series (counters and gauges) stay small.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Number(f64),
+    Histogram(Box<Hist>),
+    Exponential(Box<ExpValue>),
+    Summary(Box<SummaryValue>),
+}
+
+/// Explicit bounds and per-bucket (not cumulative) counts, one more than bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hist {
+    pub bounds: Vec<f64>,
+    pub counts: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpValue {
+    pub h: ExpHist,
+    pub sum: f64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryValue {
+    pub quantiles: Vec<(f64, f64)>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub value: Value,
+    pub updated: Instant,
+    pub start_ns: u64,
+    pub time_ns: u64,
+    /// Boxed: most series never carry one.
+    pub exemplar: Option<Box<Exemplar>>,
+}
+
+#[derive(Debug)]
+pub struct Family {
+    pub kind: Kind,
+    pub help: String,
+    /// The unit word the name ends with (for OpenMetrics `# UNIT`), empty when none.
+    pub unit: String,
+    /// Sorted by labels, so a scrape renders in order without sorting.
+    pub series: BTreeMap<LabelSet, Series>,
+}
+
+/// The family a point belongs to.
+struct FamilyRef<'a> {
+    name: String,
+    kind: Kind,
+    help: &'a str,
+    unit: String,
+}
+
+/// One data point on its way into a series.
+struct Point {
+    labels: LabelSet,
+    flags: u32,
+    start: u64,
+    time: u64,
+    value: Value,
+    delta: bool,
+    exemplar: Option<Box<Exemplar>>,
+}
+
+/// Store settings (from the exporter config).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub namespace: String,
+    pub const_labels: BTreeMap<String, String>,
+    pub add_suffixes: bool,
+    pub resource_to_labels: bool,
+    pub max_series: usize,
+    pub expiration: Duration,
+}
+
+struct Counters {
+    series: Gauge,
+    out_of_order: Counter,
+    type_conflict: Counter,
+    max_series: Counter,
+    expired: Counter,
+}
+
+pub struct Store {
+    pub opts: Options,
+    pub families: DashMap<String, Family>,
+    series: AtomicUsize,
+    warned: Mutex<HashSet<String>>,
+    c: Counters,
+    /// Admission of new series under `max_series` (shared mechanism with `cardinality_limit`).
+    limiter: Arc<Tracker>,
+}
+
+/// The tracker key of one stored series.
+fn series_id(name: &str, labels: &LabelSet) -> u64 {
+    combine(hash_str(name), hash_str(labels.as_str()))
+}
+
+impl Store {
+    pub fn new(opts: Options, reg: &Registry, exporter: &str) -> Store {
+        let l = |reason: &str| {
+            reg.counter(
+                "otelgw_prometheus_dropped_points",
+                "Data points the Prometheus exporter did not store, by reason.",
+                &[("exporter", exporter), ("reason", reason)],
+            )
+        };
+        let limiter = Arc::new(Tracker::new(
+            Settings {
+                name: exporter.to_string(),
+                mode: Mode::Exact,
+                max_series: opts.max_series as u64,
+                // the store expires series itself and tells the tracker
+                ttl: Duration::from_secs(u64::from(u32::MAX)),
+                value_limits: Vec::new(),
+                excluded_labels: Vec::new(),
+                policy: Box::new(|_| Policy {
+                    limit: 0,
+                    action: Action::Drop,
+                    excluded: false,
+                }),
+            },
+            reg,
+        ));
+        reg.cardinality.register(&limiter);
+        Store {
+            limiter,
+            opts,
+            families: DashMap::new(),
+            series: AtomicUsize::new(0),
+            warned: Mutex::new(HashSet::new()),
+            c: Counters {
+                series: reg.gauge(
+                    "otelgw_prometheus_series",
+                    "Series held for scraping.",
+                    &[("exporter", exporter)],
+                ),
+                out_of_order: l("out_of_order"),
+                type_conflict: l("type_conflict"),
+                max_series: l("max_series"),
+                expired: reg.counter(
+                    "otelgw_prometheus_expired_series",
+                    "Series removed after metric_expiration without updates.",
+                    &[("exporter", exporter)],
+                ),
+            },
+        }
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.load(Ordering::Relaxed)
+    }
+
+    /// Finds or creates one series. `f` gets the series to edit in place (and returns `None`),
+    /// or, for a series that does not exist yet, `None` and returns the new series (or `None`
+    /// to store nothing). New series pass the `max_series` admission first.
+    #[allow(clippy::too_many_arguments)]
+    fn put(
+        &self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        unit: &str,
+        labels: LabelSet,
+        f: impl FnOnce(Option<&mut Series>) -> Option<Series>,
+    ) {
+        let mut fam = self
+            .families
+            .entry(name.to_string())
+            .or_insert_with(|| Family {
+                kind,
+                help: help.to_string(),
+                unit: unit.to_string(),
+                series: BTreeMap::new(),
+            });
+        if fam.kind != kind {
+            self.c.type_conflict.inc();
+            let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+            if warned.insert(name.to_string()) {
+                tracing::warn!(metric = %name, kept = fam.kind.as_str(), got = kind.as_str(), "metric type conflict; keeping the first type and dropping the others");
+            }
+            return;
+        }
+        if let Some(s) = fam.series.get_mut(&labels) {
+            f(Some(s));
+            return;
+        }
+        let id = series_id(name, &labels);
+        let m = self.limiter.metric(name);
+        if let Verdict::Rejected(r) = self.limiter.admit(&m, id, &[], self.limiter.now()) {
+            self.limiter.count(r, Action::Drop, 1);
+            self.c.max_series.inc();
+            return;
+        }
+        match f(None) {
+            Some(next) => {
+                self.series.fetch_add(1, Ordering::Relaxed);
+                fam.series.insert(labels, next);
+            }
+            None => self.limiter.forget(id),
+        }
+    }
+
+    /// Removes series not updated within `metric_expiration`; returns how many.
+    pub fn expire(&self) -> usize {
+        let cutoff = Instant::now().checked_sub(self.opts.expiration);
+        let Some(cutoff) = cutoff else { return 0 };
+        let mut removed = 0;
+        let limiter = &self.limiter;
+        self.families.retain(|name, fam| {
+            fam.series.retain(|labels, s| {
+                let keep = s.updated >= cutoff;
+                if !keep {
+                    limiter.forget(series_id(name, labels));
+                    removed += 1;
+                }
+                keep
+            });
+            !fam.series.is_empty()
+        });
+        if removed > 0 {
+            self.series.fetch_sub(removed, Ordering::Relaxed);
+            self.c.expired.add(removed as u64);
+        }
+        self.c.series.set(self.series_count() as i64);
+        // refreshes the tracker's gauges (its TTL never expires anything here)
+        self.limiter.sweep();
+        removed
+    }
+}

@@ -1,0 +1,237 @@
+//! The `overflow` action: refused points fold into one series per metric and source group whose
+//! only attribute is `otel.metric.overflow="true"`. Delta sums and histograms add up, gauges
+//! keep the latest value; cumulative sums and histograms go through the bounded side table of
+//! each overflowed source's previous value, so the overflow series grows by each source's
+//! increase (see the module docs of [`super`] for resets, a full side table and expiry).
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+
+use super::points::{Kind, Pt};
+use super::{CardinalityLimitProcessor, Ctx};
+use crate::cardinality::{Action, Reason, OVERFLOW_KEY};
+use crate::processors::Rejections;
+
+/// A cumulative value as the side table keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Cum {
+    Sum(f64),
+    Hist(HistCum),
+}
+
+/// A cumulative explicit-bucket histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct HistCum {
+    pub(super) bounds: Vec<f64>,
+    pub(super) counts: Vec<u64>,
+    pub(super) count: u64,
+    pub(super) sum: f64,
+}
+
+impl HistCum {
+    fn same_layout(&self, o: &HistCum) -> bool {
+        self.bounds == o.bounds && self.counts.len() == o.counts.len()
+    }
+}
+
+impl Cum {
+    /// `self − prev`, or `None` when `self` is not a continuation (a reset or a new layout).
+    fn minus(&self, prev: &Cum) -> Option<Cum> {
+        match (self, prev) {
+            (Cum::Sum(a), Cum::Sum(b)) if a >= b => Some(Cum::Sum(a - b)),
+            (Cum::Hist(a), Cum::Hist(b))
+                if a.same_layout(b)
+                    && a.count >= b.count
+                    && a.counts.iter().zip(&b.counts).all(|(x, y)| x >= y) =>
+            {
+                Some(Cum::Hist(HistCum {
+                    bounds: a.bounds.clone(),
+                    counts: a.counts.iter().zip(&b.counts).map(|(x, y)| x - y).collect(),
+                    count: a.count - b.count,
+                    sum: a.sum - b.sum,
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    /// Adds `d` in place; false when the layouts differ.
+    fn add(&mut self, d: &Cum) -> bool {
+        match (self, d) {
+            (Cum::Sum(a), Cum::Sum(b)) => *a += b,
+            (Cum::Hist(a), Cum::Hist(b)) if a.same_layout(b) => {
+                for (x, y) in a.counts.iter_mut().zip(&b.counts) {
+                    *x += y;
+                }
+                a.count += b.count;
+                a.sum += b.sum;
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Zero with the same layout.
+    fn zero_like(&self) -> Cum {
+        match self {
+            Cum::Sum(_) => Cum::Sum(0.0),
+            Cum::Hist(h) => Cum::Hist(HistCum {
+                bounds: h.bounds.clone(),
+                counts: vec![0; h.counts.len()],
+                count: 0,
+                sum: 0.0,
+            }),
+        }
+    }
+}
+
+struct Source {
+    last_seen: u32,
+    start: u64,
+    value: Cum,
+}
+
+struct Total {
+    last_seen: u32,
+    start: u64,
+    value: Cum,
+}
+
+/// The cumulative overflow state: previous values of overflowed sources (bounded) and the
+/// running total per (metric, source group).
+#[derive(Default)]
+pub struct Overflow {
+    sources: HashMap<u64, Source>,
+    totals: HashMap<(u32, u64), Total>,
+}
+
+impl Overflow {
+    /// Forgets sources and totals not seen for longer than `ttl_s` seconds (at `now`).
+    pub(super) fn expire(&mut self, now: u32, ttl_s: u32) {
+        self.sources
+            .retain(|_, s| now.saturating_sub(s.last_seen) <= ttl_s);
+        self.totals
+            .retain(|_, s| now.saturating_sub(s.last_seen) <= ttl_s);
+    }
+}
+
+fn overflow_attrs() -> Vec<KeyValue> {
+    vec![KeyValue {
+        key: OVERFLOW_KEY.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("true".into())),
+        }),
+        ..Default::default()
+    }]
+}
+
+impl CardinalityLimitProcessor {
+    pub(super) fn overflow<P: Pt>(
+        &self,
+        points: &mut Vec<P>,
+        refused: Vec<(P, Reason, u64)>,
+        kind: Kind,
+        cx: &Ctx,
+        rej: &mut Rejections,
+    ) {
+        let mut unfoldable = Vec::new();
+        let mut folded: Option<P> = None;
+        let mut n = 0u64;
+        match kind {
+            Kind::DeltaSum | Kind::DeltaHist | Kind::Gauge => {
+                for (p, r, _) in refused {
+                    match &mut folded {
+                        None => {
+                            let mut f = p;
+                            *f.attrs_mut() = overflow_attrs();
+                            folded = Some(f);
+                        }
+                        Some(f) => {
+                            if !f.merge(&p, kind) {
+                                unfoldable.push((p, r));
+                                continue;
+                            }
+                        }
+                    }
+                    self.tracker.count(r, Action::Overflow, 1);
+                    n += 1;
+                }
+            }
+            Kind::CumSum | Kind::CumHist => {
+                let mut o = self.overflow.lock().unwrap_or_else(|p| p.into_inner());
+                let o = &mut *o;
+                let mut time = 0u64;
+                let mut template: Option<P> = None;
+                for (p, r, key) in refused {
+                    let Some(cur) = p.cum() else {
+                        unfoldable.push((p, r));
+                        continue;
+                    };
+                    let full = o.sources.len() >= self.side_table_size;
+                    let delta = match o.sources.get_mut(&key) {
+                        Some(src) => {
+                            let d = if src.start == p.start() {
+                                cur.minus(&src.value)
+                            } else {
+                                None
+                            };
+                            src.last_seen = cx.now;
+                            src.start = p.start();
+                            src.value = cur.clone();
+                            d.unwrap_or(cur) // a reset: the new value counts in full
+                        }
+                        None if full => {
+                            unfoldable.push((p, r));
+                            continue;
+                        }
+                        None => {
+                            o.sources.insert(
+                                key,
+                                Source {
+                                    last_seen: cx.now,
+                                    start: p.start(),
+                                    value: cur.clone(),
+                                },
+                            );
+                            cur
+                        }
+                    };
+                    let total = o
+                        .totals
+                        .entry((cx.m.id, cx.group))
+                        .or_insert_with(|| Total {
+                            last_seen: cx.now,
+                            start: if p.start() != 0 { p.start() } else { p.time() },
+                            value: delta.zero_like(),
+                        });
+                    total.last_seen = cx.now;
+                    if !total.value.add(&delta) {
+                        // the bucket layout changed: the overflow series restarts
+                        total.value = delta;
+                        total.start = p.time();
+                    }
+                    time = time.max(p.time());
+                    if template.is_none() {
+                        template = Some(p);
+                    }
+                    self.tracker.count(r, Action::Overflow, 1);
+                    n += 1;
+                }
+                if let (Some(mut t), Some(total)) = (template, o.totals.get(&(cx.m.id, cx.group))) {
+                    t.set_cum(&total.value, total.start, time);
+                    *t.attrs_mut() = overflow_attrs();
+                    folded = Some(t);
+                }
+            }
+            Kind::Unfoldable => unfoldable = refused.into_iter().map(|(p, r, _)| (p, r)).collect(),
+        }
+        if n > 0 {
+            self.tracker.count_overflow(cx.m, n);
+        }
+        if let Some(f) = folded {
+            points.push(f);
+        }
+        self.drop_points(unfoldable, Action::Drop, cx, rej);
+    }
+}

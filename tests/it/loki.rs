@@ -5,9 +5,6 @@
 //! enforces Loki's documented limits: valid label names, at most 15 labels, lines ≤ 256 KB,
 //! entries in timestamp order within a stream and inside the accepted window, and 429 with
 //! `Retry-After` when told to rate-limit. It answers 204 like Loki.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -15,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use loki_api::prost::Message as _;

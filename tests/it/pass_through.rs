@@ -5,16 +5,13 @@
 //! would drop. A pipeline with a processor that reads items decodes, so its edits apply; one
 //! whose processors edit only resources re-encodes just the resources. The backend is an
 //! in-process OTLP/HTTP server that records the bodies it receives.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::trace::v1::{

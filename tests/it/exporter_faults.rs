@@ -3,17 +3,14 @@
 //! and the data then arrives; permanent answers (400) are not retried and are counted as
 //! send-failed; a peer's `partial_success` is counted, not retried. The queue's `drop_newest`
 //! policy refuses clients with 429 + `Retry-After` when the backend is stuck.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::trace::v1::{

@@ -1,7 +1,7 @@
 //! The integration tests, as one test binary: each module is one area, and all of them share
-//! the harness in `common` (the real `otelgw` binary on free loopback ports).
-//! One binary instead of one per file: the otelgw crate and the dev-dependencies are linked
-//! once, not once per file.
+//! the harness in `common` (the real `otelgw` binary on free loopback ports, a scriptable fake
+//! HTTP backend). One binary instead of one per file: the otelgw crate and the dev-dependencies
+//! are linked once, not once per file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;

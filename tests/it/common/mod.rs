@@ -1,6 +1,11 @@
 //! Test harness: runs the real `otelgw` binary with a generated config on free loopback ports,
 //! waits for readiness, scrapes its self-metrics, signals it, and reads what a `file` exporter
 //! wrote. Every wait is bounded; a gateway that does not come up fails the test with its log.
+//! `backend` is the scriptable fake HTTP backend that push exporters send to.
+
+mod backend;
+
+pub use backend::{Backend, Recorded, Reply, Script};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

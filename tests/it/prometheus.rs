@@ -4,14 +4,11 @@
 //! HTTP API returns what the SDK measured; the target is up without scrape errors; the scrape is
 //! OpenMetrics with exemplars (stored with `--enable-feature=exemplar-storage`); promtool lints
 //! the text-format output clean.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn prometheus_scrapes_what_the_sdk_measured() {

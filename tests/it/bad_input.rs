@@ -1,13 +1,10 @@
 //! Bad input matrix: every malformed request gets the right status and a `google.rpc.Status`
 //! body in the request's encoding, the process keeps serving, and counters show the refusals.
 //! Also: `partial_success` for invalid items, over HTTP and gRPC.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::io::Write;
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use otelgw::grpc::status::RpcStatus;

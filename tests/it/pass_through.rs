@@ -3,65 +3,19 @@
 //! and re-encoding them. What reaches the backend must be exactly those bytes — batched requests
 //! are their concatenation — including fields newer than our proto definitions, which a decode
 //! would drop. A pipeline with a processor that reads items decodes, so its edits apply; one
-//! whose processors edit only resources re-encodes just the resources. The backend is an
-//! in-process OTLP/HTTP server that records the bodies it receives.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+//! whose processors edit only resources re-encodes just the resources. The backend is the
+//! shared fake OTLP/HTTP backend (`common::Backend`), recording the bodies it receives.
 
-mod common;
+use std::time::{Duration, Instant};
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use otelgw::testdata;
 use prost::Message;
-
-/// Bodies received, by path.
-type Received = Arc<Mutex<Vec<(String, Bytes)>>>;
-
-async fn recording_backend() -> (u16, Received) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got: Received = Default::default();
-    let got2 = got.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = listener.accept().await else {
-                continue;
-            };
-            let got = got2.clone();
-            tokio::spawn(async move {
-                let svc =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let got = got.clone();
-                        async move {
-                            let path = req.uri().path().to_string();
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            got.lock().unwrap().push((path, body));
-                            let mut r = http::Response::new(Full::new(Bytes::from(
-                                ExportTraceServiceResponse::default().encode_to_vec(),
-                            )));
-                            r.headers_mut()
-                                .insert("content-type", "application/x-protobuf".parse().unwrap());
-                            Ok::<_, Infallible>(r)
-                        }
-                    });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
-    (port, got)
-}
 
 /// A traces request followed by a field no OTLP version defines (number 1000, bytes): prost
 /// skips it on decode and drops it on encode.
@@ -95,26 +49,33 @@ fn gateway(rest: &str) -> Gateway {
     Gateway::start(ports, tempfile::tempdir().unwrap(), &config)
 }
 
-/// Waits (bounded) until what the backend received satisfies `done`; returns it.
+/// Waits (bounded) until what the backend received (path, body) satisfies `done`; returns it.
 async fn wait_for(
-    got: &Received,
+    backend: &Backend,
     what: &'static str,
-    done: impl Fn(&[(String, Bytes)]) -> bool + Send + 'static,
+    done: impl Fn(&[(String, Bytes)]) -> bool,
 ) -> Vec<(String, Bytes)> {
-    let got2 = got.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_until(what, Duration::from_secs(15), || {
-            done(&got2.lock().unwrap())
-        })
-    })
-    .await
-    .unwrap();
-    got.lock().unwrap().clone()
+    let received = || -> Vec<(String, Bytes)> {
+        backend
+            .requests()
+            .into_iter()
+            .map(|r| (r.path, r.body))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done(&received()) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 15s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    received()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_bytes_are_the_clients_and_processors_still_decode() {
-    let (backend, got) = recording_backend().await;
+    let backend = Backend::start(Script::recording()).await;
     // two requests per batch: the size trigger fires on the second one, so each batch holds
     // exactly the two requests sent back to back
     let files = tempfile::tempdir().unwrap();
@@ -129,13 +90,13 @@ async fn forwarded_bytes_are_the_clients_and_processors_still_decode() {
     attributes: [{{key: deployment.environment, value: test, action: upsert}}]
 exporters:
   otlphttp/raw:
-    endpoint: http://127.0.0.1:{backend}/raw
+    endpoint: http://127.0.0.1:{port}/raw
     compression: none
   otlphttp/edited:
-    endpoint: http://127.0.0.1:{backend}/edited
+    endpoint: http://127.0.0.1:{port}/edited
     compression: none
   otlphttp/resource:
-    endpoint: http://127.0.0.1:{backend}/resource
+    endpoint: http://127.0.0.1:{port}/resource
     compression: none
   file:
     path: {file}
@@ -157,6 +118,7 @@ service:
       receivers: [otlp]
       exporters: [file]
 "#,
+        port = backend.port,
         file = file.display()
     ));
 
@@ -184,7 +146,7 @@ service:
     .await
     .unwrap();
 
-    let g = wait_for(&got, "every pipeline delivered", |g| {
+    let g = wait_for(&backend, "every pipeline delivered", |g| {
         let n = |prefix: &str| g.iter().filter(|(p, _)| p.starts_with(prefix)).count();
         n("/raw") == 1 && n("/edited") == 2 && n("/resource") == 2
     })
@@ -286,23 +248,24 @@ service:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_with_bad_ids_is_decoded_and_only_the_bad_spans_go() {
-    let (backend, got) = recording_backend().await;
+    let backend = Backend::start(Script::recording()).await;
     let gw = gateway(&format!(
         r#"exporters:
   otlphttp:
-    endpoint: http://127.0.0.1:{backend}
+    endpoint: http://127.0.0.1:{port}
     compression: none
 service:
   pipelines:
     traces: {{receivers: [otlp], exporters: [otlphttp]}}
-"#
+"#,
+        port = backend.port
     ));
     let mut req = testdata::traces(3, 1, 4);
     req.resource_spans[0].scope_spans[0].spans[0].parent_span_id = vec![9; 3];
     let good = req.resource_spans[0].scope_spans[0].spans[1..].to_vec();
     let resp = post(gw.http_port, req.encode_to_vec()).await;
     assert_eq!(resp.partial_success.unwrap().rejected_spans, 1);
-    let body = wait_for(&got, "delivered", |g| !g.is_empty()).await[0]
+    let body = wait_for(&backend, "delivered", |g| !g.is_empty()).await[0]
         .1
         .clone();
     let sent = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
@@ -319,20 +282,21 @@ service:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_batch_max_size_sends_whole_requests_and_cuts_only_a_request_above_it() {
-    let (backend, got) = recording_backend().await;
+    let backend = Backend::start(Script::recording()).await;
     let gw = gateway(&format!(
         r#"processors:
   batch: {{send_batch_size: 10, send_batch_max_size: 12, timeout: 30s}}
 exporters:
   otlphttp:
-    endpoint: http://127.0.0.1:{backend}
+    endpoint: http://127.0.0.1:{port}
     compression: none
     # one consumer: batches reach the backend in the order the batch processor sent them
     sending_queue: {{num_consumers: 1}}
 service:
   pipelines:
     traces: {{receivers: [otlp], processors: [batch], exporters: [otlphttp]}}
-"#
+"#,
+        port = backend.port
     ));
     let a = testdata::traces(1, 1, 6);
     let b = testdata::traces(2, 1, 7);
@@ -344,7 +308,7 @@ service:
     // c alone: cut into 12 + 12 + 6; then d (10) on its own
     post(gw.http_port, c.encode_to_vec()).await;
     post(gw.http_port, d.encode_to_vec()).await;
-    let bodies: Vec<Bytes> = wait_for(&got, "six batches", |g| g.len() == 6)
+    let bodies: Vec<Bytes> = wait_for(&backend, "six batches", |g| g.len() == 6)
         .await
         .into_iter()
         .map(|(_, b)| b)

@@ -1,14 +1,11 @@
 //! Real receivers: otelgw's `otlp_grpc` and `otlp_http` exporters deliver to a second otelgw and
 //! to rotel (an independent OTLP implementation, `pip install rotel`); what arrives is compared
 //! with what was sent: same ids, attributes, timestamps, resource and scope.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;

@@ -3,16 +3,13 @@
 //! for a bounded time, otelgw's RSS stays under the limit plus a small margin, health checks keep
 //! answering, clients get refusals (429 / RESOURCE_EXHAUSTED with a retry hint) rather than
 //! timeouts, and once the peer resumes everything that was accepted is delivered (counted by ids).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use otelgw::data::Telemetry;

@@ -1,13 +1,10 @@
 //! Real clients: the `opentelemetry-otlp` crate (gRPC via tonic, HTTP protobuf and HTTP JSON via
 //! reqwest) sends spans, logs and metrics; the `file` exporter's output is compared with what the
 //! SDK created (ids from the SDK's own span contexts).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};

@@ -5,13 +5,10 @@
 //! a real Prometheus 2.42 scrapes it. Prometheus sees exactly 2000 series plus one overflow
 //! series for the exploding metric, the sum over them equals what the SDK counted, the other
 //! metric is untouched, and `/debug/cardinality` names the metric and the label.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{MetricExporter, WithExportConfig};

@@ -2,11 +2,8 @@
 //! component id, so existing dashboards work: receivers per transport, exporters (sent,
 //! send-failed, enqueue-failed, queue size and capacity), the batch processor, the memory
 //! limiter, the persistent queue, and the Prometheus and Loki exporters' own counters.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn has_series(text: &str, name: &str, labels: &[(&str, &str)]) -> bool {
     text.lines().filter(|l| !l.starts_with('#')).any(|l| {

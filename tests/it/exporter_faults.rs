@@ -3,103 +3,40 @@
 //! and the data then arrives; permanent answers (400) are not retried and are counted as
 //! send-failed; a peer's `partial_success` is counted, not retried. The queue's `drop_newest`
 //! policy refuses clients with 429 + `Retry-After` when the backend is stuck.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-mod common;
-
-use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use otelgw::testdata;
 use prost::Message;
 
-/// One scripted answer: status, optional Retry-After, optional partial-success count.
-#[derive(Clone, Copy)]
-struct Answer(u16, Option<u64>, i64);
-
-#[derive(Default)]
-struct Script {
-    answers: Mutex<VecDeque<Answer>>,
-    hits: Mutex<Vec<Instant>>,
-    tenants: Mutex<Vec<String>>,
-    /// When set, requests hang (a stuck backend).
-    stall: std::sync::atomic::AtomicBool,
+/// One scripted answer: status, optional Retry-After, partial-success count (for a 200).
+fn answer(status: u16, retry_after: Option<u64>, rejected: i64) -> Reply {
+    let body = if status == 200 {
+        ExportTraceServiceResponse {
+            partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: rejected,
+                error_message: "too old".into(),
+            }),
+        }
+        .encode_to_vec()
+    } else {
+        b"nope".to_vec()
+    };
+    let reply = Reply::status(status).body(Bytes::from(body)).protobuf();
+    match retry_after {
+        Some(s) => reply.retry_after(s),
+        None => reply,
+    }
 }
 
-async fn fake_backend(script: Arc<Script>) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = listener.accept().await else {
-                continue;
-            };
-            let script = script.clone();
-            tokio::spawn(async move {
-                let svc =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let script = script.clone();
-                        async move {
-                            let tenant = req
-                                .headers()
-                                .get("x-scope-orgid")
-                                .map(|v| v.to_str().unwrap().to_string());
-                            script
-                                .tenants
-                                .lock()
-                                .unwrap()
-                                .push(tenant.unwrap_or_default());
-                            let _ = req.into_body().collect().await;
-                            script.hits.lock().unwrap().push(Instant::now());
-                            while script.stall.load(std::sync::atomic::Ordering::SeqCst) {
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                            }
-                            let Answer(status, retry_after, rejected) = script
-                                .answers
-                                .lock()
-                                .unwrap()
-                                .pop_front()
-                                .unwrap_or(Answer(200, None, 0));
-                            let body = if status == 200 {
-                                ExportTraceServiceResponse {
-                                    partial_success: (rejected > 0).then(|| {
-                                        ExportTracePartialSuccess {
-                                            rejected_spans: rejected,
-                                            error_message: "too old".into(),
-                                        }
-                                    }),
-                                }
-                                .encode_to_vec()
-                            } else {
-                                b"nope".to_vec()
-                            };
-                            let mut r = http::Response::new(Full::new(Bytes::from(body)));
-                            *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
-                            r.headers_mut()
-                                .insert("content-type", "application/x-protobuf".parse().unwrap());
-                            if let Some(s) = retry_after {
-                                r.headers_mut()
-                                    .insert("retry-after", s.to_string().parse().unwrap());
-                            }
-                            Ok::<_, Infallible>(r)
-                        }
-                    });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
-    port
+/// A backend that holds every request until released (stuck); bounded, far past any test.
+fn stuck() -> Script {
+    Script::always(answer(200, None, 0)).slow(Duration::from_secs(60))
 }
 
 fn gateway(backend: u16, queue: &str) -> Gateway {
@@ -137,16 +74,18 @@ async fn wait_metric(gw: &Gateway, name: &str, labels: &[(&str, &str)], want: f6
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retryable_answers_are_retried_after_the_hint_and_permanent_ones_are_not() {
-    let script = Arc::new(Script::default());
-    script.answers.lock().unwrap().extend([
-        Answer(503, Some(1), 0),
-        Answer(429, Some(1), 0),
-        Answer(200, None, 0),
-        Answer(400, None, 0),
-        Answer(200, None, 3),
-    ]);
-    let port = fake_backend(script.clone()).await;
-    let gw = gateway(port, "      queue_size: 10\n");
+    let backend = Backend::start(Script::flaky(
+        [
+            answer(503, Some(1), 0),
+            answer(429, Some(1), 0),
+            answer(200, None, 0),
+            answer(400, None, 0),
+            answer(200, None, 3),
+        ],
+        answer(200, None, 0),
+    ))
+    .await;
+    let gw = gateway(backend.port, "      queue_size: 10\n");
 
     assert_eq!(post_spans(gw.http_port, 1, 10).await.status().as_u16(), 200);
     wait_metric(
@@ -156,7 +95,7 @@ async fn retryable_answers_are_retried_after_the_hint_and_permanent_ones_are_not
         10.0,
     )
     .await;
-    let hits = script.hits.lock().unwrap().clone();
+    let hits: Vec<Instant> = backend.requests().iter().map(|r| r.at).collect();
     assert_eq!(hits.len(), 3, "two retries, then success");
     assert!(
         hits[1] - hits[0] >= Duration::from_millis(950),
@@ -172,7 +111,11 @@ async fn retryable_answers_are_retried_after_the_hint_and_permanent_ones_are_not
         gw.metric("otelgw_exporter_retries", &[("exporter", "otlphttp")]),
         2.0
     );
-    let tenants = script.tenants.lock().unwrap().clone();
+    let tenants: Vec<String> = backend
+        .requests()
+        .iter()
+        .map(|r| r.header("x-scope-orgid").unwrap_or_default())
+        .collect();
     assert!(
         tenants.len() == 3 && tenants.iter().all(|t| t == "tenant-1"),
         "configured headers are sent: {tenants:?}"
@@ -187,7 +130,7 @@ async fn retryable_answers_are_retried_after_the_hint_and_permanent_ones_are_not
         7.0,
     )
     .await;
-    assert_eq!(script.hits.lock().unwrap().len(), 4);
+    assert_eq!(backend.count(), 4);
 
     // partial success: 3 of 5 rejected by the peer are counted as failed, not retried
     assert_eq!(post_spans(gw.http_port, 3, 5).await.status().as_u16(), 200);
@@ -205,19 +148,15 @@ async fn retryable_answers_are_retried_after_the_hint_and_permanent_ones_are_not
         ),
         10.0
     );
-    assert_eq!(script.hits.lock().unwrap().len(), 5);
+    assert_eq!(backend.count(), 5);
     assert!(gw.logs().contains("peer rejected part of a batch"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_with_drop_newest_refuses_clients_with_a_retry_hint() {
-    let script = Arc::new(Script::default());
-    script
-        .stall
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let port = fake_backend(script.clone()).await;
+    let backend = Backend::start(stuck()).await;
     let gw = gateway(
-        port,
+        backend.port,
         "      queue_size: 2\n      num_consumers: 1\n      block_on_overflow: false\n",
     );
 
@@ -264,9 +203,7 @@ async fn a_full_queue_with_drop_newest_refuses_clients_with_a_retry_hint() {
     );
 
     // the backend recovers: everything that was accepted arrives
-    script
-        .stall
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    backend.release();
     wait_metric(
         &gw,
         "otelcol_exporter_sent_spans",
@@ -285,14 +222,10 @@ async fn a_full_queue_with_drop_newest_refuses_clients_with_a_retry_hint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_backend_with_block_on_overflow_pushes_back_and_the_queue_stays_bounded() {
-    let script = Arc::new(Script::default());
-    script
-        .stall
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let port = fake_backend(script.clone()).await;
+    let backend = Backend::start(stuck()).await;
     // Capacity in items: 12 spans; block_on_overflow is the default (true).
     let gw = gateway(
-        port,
+        backend.port,
         "      queue_size: 12\n      sizer: items\n      num_consumers: 1\n      block_timeout: 300ms\n",
     );
     let exp = &[("exporter", "otlphttp")];
@@ -335,9 +268,7 @@ async fn a_slow_backend_with_block_on_overflow_pushes_back_and_the_queue_stays_b
         gw.metric("otelcol_exporter_enqueue_failed_spans", exp),
         4.0 * refused as f64
     );
-    script
-        .stall
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    backend.release();
     wait_metric(
         &gw,
         "otelcol_exporter_sent_spans",

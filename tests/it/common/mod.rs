@@ -1,7 +1,11 @@
 //! Test harness: runs the real `otelgw` binary with a generated config on free loopback ports,
 //! waits for readiness, scrapes its self-metrics, signals it, and reads what a `file` exporter
 //! wrote. Every wait is bounded; a gateway that does not come up fails the test with its log.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+//! `backend` is the scriptable fake HTTP backend that push exporters send to.
+
+mod backend;
+
+pub use backend::{Backend, Recorded, Reply, Script};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -351,8 +355,8 @@ pub fn certs(dir: &Path) -> (String, String, String) {
     (ca.pem(), c.display().to_string(), k.display().to_string())
 }
 
-/// A real Prometheus server (killed on drop).
-pub struct Prometheus(Child, tempfile::TempDir);
+/// A real Prometheus server (killed on drop; its data dir is removed after it).
+pub struct Prometheus(Child, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Prometheus {
     fn drop(&mut self) {

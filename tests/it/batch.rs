@@ -1,13 +1,10 @@
 //! The batch processor in a running gateway: size and timeout triggers, splitting above
 //! `send_batch_max_size`, per-tenant batches with `metadata_keys` (and the cardinality limit),
 //! the Collector's batch self-metrics, and a flush of pending batches at SIGTERM.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use otelgw::data::{Signal, Telemetry};
 use otelgw::testdata;

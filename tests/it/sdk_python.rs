@@ -1,14 +1,11 @@
 //! Real clients: the OpenTelemetry Python SDK sends traces, metrics and logs over gRPC,
 //! HTTP/protobuf and HTTP/JSON (the `opentelemetry-exporter-otlp-json-http` package); a `file`
 //! exporter's output is compared field by field with what the SDK says it sent.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;

@@ -4,21 +4,15 @@
 //! walker for field 3 (structured metadata) — parses labels with Loki's selector rules, and
 //! enforces Loki's documented limits: valid label names, at most 15 labels, lines ≤ 256 KB,
 //! entries in timestamp order within a stream and inside the accepted window, and 429 with
-//! `Retry-After` when told to rate-limit. It answers 204 like Loki.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
+//! `Retry-After` when told to rate-limit. It answers 204 like Loki. It runs as the handler of the
+//! shared fake backend (`common::Backend`), which records every request it receives.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use crate::common::*;
 use loki_api::prost::Message as _;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -41,12 +35,19 @@ struct Loki {
     fail_with: AtomicU64,
     /// Answer 500 to this many pushes first.
     server_errors: AtomicU64,
-    /// Authorization headers seen.
-    auth: Mutex<Vec<String>>,
     entries: Mutex<Vec<Received>>,
-    paths: Mutex<Vec<String>>,
-    pushes: AtomicU64,
     violations: Mutex<Vec<String>>,
+}
+
+const PUSH_PATH: &str = "/loki/api/v1/push";
+
+/// Pushes the stand-in received (answered or not).
+fn pushes(server: &Backend) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.path == PUSH_PATH)
+        .count()
 }
 
 fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
@@ -168,45 +169,17 @@ fn now_ns() -> i128 {
         .as_nanos() as i128
 }
 
-async fn handle(
-    loki: Arc<Loki>,
-    req: http::Request<hyper::body::Incoming>,
-) -> http::Response<Full<Bytes>> {
-    let reply = |status: u16, body: &str| {
-        let mut r = http::Response::new(Full::new(Bytes::from(body.to_string())));
-        *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
-        r
-    };
-    loki.paths
-        .lock()
-        .unwrap()
-        .push(req.uri().path().to_string());
-    if req.uri().path() != "/loki/api/v1/push" {
-        let _ = req.into_body().collect().await;
+/// Loki's answer to one request (the shared fake backend records it and calls this).
+fn handle(loki: &Loki, req: &Recorded) -> Reply {
+    let reply = |status: u16, body: &str| Reply::status(status).body(body.to_string());
+    if req.path != PUSH_PATH {
         return reply(204, "");
     }
-    let tenant = req
-        .headers()
-        .get("x-scope-orgid")
-        .map(|v| v.to_str().unwrap().to_string());
-    if let Some(a) = req.headers().get("authorization") {
-        loki.auth
-            .lock()
-            .unwrap()
-            .push(a.to_str().unwrap().to_string());
-    }
-    let ct = req
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let body = req.into_body().collect().await.unwrap().to_bytes();
-    loki.pushes.fetch_add(1, Ordering::SeqCst);
+    let tenant = req.header("x-scope-orgid");
+    let ct = req.header("content-type").unwrap_or_default();
     if loki.rate_limit.load(Ordering::SeqCst) > 0 {
         loki.rate_limit.fetch_sub(1, Ordering::SeqCst);
-        let mut r = reply(429, "Ingestion rate limit exceeded");
-        r.headers_mut().insert("retry-after", "1".parse().unwrap());
-        return r;
+        return reply(429, "Ingestion rate limit exceeded").retry_after(1);
     }
     if loki.server_errors.load(Ordering::SeqCst) > 0 {
         loki.server_errors.fetch_sub(1, Ordering::SeqCst);
@@ -219,7 +192,7 @@ async fn handle(
     if ct != "application/x-protobuf" {
         return reply(415, "only protobuf in this stand-in");
     }
-    let raw = match snap::raw::Decoder::new().decompress_vec(&body) {
+    let raw = match snap::raw::Decoder::new().decompress_vec(&req.body) {
         Ok(r) => r,
         Err(e) => return reply(400, &format!("snappy: {e}")),
     };
@@ -283,33 +256,14 @@ async fn handle(
     reply(204, "")
 }
 
-async fn start_loki(loki: Arc<Loki>) -> u16 {
+/// The Loki stand-in on the shared fake backend, on a free port.
+async fn start_loki(loki: Arc<Loki>) -> Backend {
     start_loki_on(loki, 0).await
 }
 
-async fn start_loki_on(loki: Arc<Loki>, port: u16) -> u16 {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = listener.accept().await else {
-                continue;
-            };
-            let loki = loki.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let loki = loki.clone();
-                    async move { Ok::<_, Infallible>(handle(loki, req).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
-    port
+/// The Loki stand-in on 127.0.0.1:`port`.
+async fn start_loki_on(loki: Arc<Loki>, port: u16) -> Backend {
+    Backend::start_on(port, Script::handler(move |req| handle(&loki, req))).await
 }
 
 fn fresh_logs(seed: u64, n: usize) -> ExportLogsServiceRequest {
@@ -349,8 +303,8 @@ async fn wait_for(what: &str, f: impl Fn() -> bool) {
 async fn logs_arrive_in_loki_with_labels_metadata_order_and_retries() {
     let loki = Arc::new(Loki::default());
     loki.rate_limit.store(1, Ordering::SeqCst);
-    let port = start_loki(loki.clone()).await;
-    let gw = gateway(port, "");
+    let server = start_loki(loki.clone()).await;
+    let gw = gateway(server.port, "");
     let req = fresh_logs(1, 40);
     LogsServiceClient::connect(format!("http://127.0.0.1:{}", gw.grpc_port))
         .await
@@ -367,11 +321,7 @@ async fn logs_arrive_in_loki_with_labels_metadata_order_and_retries() {
         "{:?}",
         loki.violations.lock().unwrap()
     );
-    assert_eq!(
-        loki.pushes.load(Ordering::SeqCst),
-        2,
-        "one 429, then accepted"
-    );
+    assert_eq!(pushes(&server), 2, "one 429, then accepted");
     assert_eq!(
         gw.metric("otelgw_exporter_retries", &[("exporter", "loki")]),
         1.0
@@ -411,11 +361,7 @@ async fn logs_arrive_in_loki_with_labels_metadata_order_and_retries() {
     assert_eq!(got, want);
     // the otlp_http exporter pointed at Loki's native OTLP endpoint posts to /otlp/v1/logs
     wait_for("otlp post", || {
-        loki.paths
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|p| p == "/otlp/v1/logs")
+        server.requests().iter().any(|r| r.path == "/otlp/v1/logs")
     })
     .await;
     assert_eq!(
@@ -428,8 +374,8 @@ async fn logs_arrive_in_loki_with_labels_metadata_order_and_retries() {
 async fn permanent_rejections_are_counted_and_not_retried() {
     let loki = Arc::new(Loki::default());
     loki.fail_with.store(400, Ordering::SeqCst);
-    let port = start_loki(loki.clone()).await;
-    let gw = gateway(port, "");
+    let server = start_loki(loki.clone()).await;
+    let gw = gateway(server.port, "");
     let mut c = LogsServiceClient::connect(format!("http://127.0.0.1:{}", gw.grpc_port))
         .await
         .unwrap();
@@ -442,7 +388,7 @@ async fn permanent_rejections_are_counted_and_not_retried() {
         ) == 10.0
     })
     .await;
-    assert_eq!(loki.pushes.load(Ordering::SeqCst), 2, "one attempt each");
+    assert_eq!(pushes(&server), 2, "one attempt each");
     assert_eq!(
         gw.metric("otelgw_exporter_retries", &[("exporter", "loki")]),
         0.0
@@ -478,13 +424,9 @@ async fn server_errors_and_connection_refused_are_retried_and_nothing_is_lost() 
     );
     let loki = Arc::new(Loki::default());
     loki.server_errors.store(2, Ordering::SeqCst);
-    start_loki_on(loki.clone(), port).await;
+    let server = start_loki_on(loki.clone(), port).await;
     wait_for("12 entries", || loki.entries.lock().unwrap().len() == 12).await;
-    assert_eq!(
-        loki.pushes.load(Ordering::SeqCst),
-        3,
-        "two 500s, then accepted"
-    );
+    assert_eq!(pushes(&server), 3, "two 500s, then accepted");
     assert_eq!(
         gw.metric(
             "otelcol_exporter_send_failed_log_records",
@@ -492,19 +434,21 @@ async fn server_errors_and_connection_refused_are_retried_and_nothing_is_lost() 
         ),
         0.0
     );
-    assert!(loki
-        .auth
-        .lock()
-        .unwrap()
+    // the Authorization header of every push that had one
+    let auth: Vec<String> = server
+        .requests()
         .iter()
-        .all(|a| a.starts_with("Basic ")));
+        .filter(|r| r.path == PUSH_PATH)
+        .filter_map(|r| r.header("authorization"))
+        .collect();
+    assert!(auth.iter().all(|a| a.starts_with("Basic ")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_bad_stream_fails_its_push_and_nothing_else() {
     let loki = Arc::new(Loki::default());
-    let port = start_loki(loki.clone()).await;
-    let gw = gateway(port, "");
+    let server = start_loki(loki.clone()).await;
+    let gw = gateway(server.port, "");
     let mut c = LogsServiceClient::connect(format!("http://127.0.0.1:{}", gw.grpc_port))
         .await
         .unwrap();
@@ -528,11 +472,7 @@ async fn one_bad_stream_fails_its_push_and_nothing_else() {
         ) == 3.0
     })
     .await;
-    assert_eq!(
-        loki.pushes.load(Ordering::SeqCst),
-        2,
-        "the 400 was not retried"
-    );
+    assert_eq!(pushes(&server), 2, "the 400 was not retried");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,8 +481,8 @@ async fn the_rust_otel_sdk_sends_logs_that_arrive_in_the_right_streams() {
     use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
     use opentelemetry_otlp::WithExportConfig as _;
     let loki = Arc::new(Loki::default());
-    let port = start_loki(loki.clone()).await;
-    let gw = gateway(port, "");
+    let server = start_loki(loki.clone()).await;
+    let gw = gateway(server.port, "");
     let endpoint = format!("http://127.0.0.1:{}", gw.grpc_port);
     let sent = tokio::task::spawn_blocking(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();

@@ -1,14 +1,11 @@
 //! The Prometheus endpoint itself: TLS (rustls, a private CA), gzip and content negotiation,
 //! and series expiry on a timer of its own — without any scrape in between, the store (not just
 //! the output) empties.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use otelgw::testdata;
 

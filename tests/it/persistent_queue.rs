@@ -3,9 +3,6 @@
 //! peer. Covers a backend that is down and comes back (across a clean gateway restart), a
 //! `kill -9` during a flood with `fsync: always`, flipped bytes in a segment, a full disk, and a
 //! SIGHUP reload (the old graph closes the queue, the new one reopens it).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -13,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otelgw::data::Telemetry;
 use otelgw::testdata;

@@ -1,14 +1,11 @@
 //! The CLI (`validate`, `print-config`, `components`, `--version`) and the process lifecycle:
 //! SIGTERM drains what was accepted, SIGHUP applies a valid config and keeps the old one when
 //! the new one is invalid.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
-
-mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use otelgw::data::Signal;
 use otelgw::testdata;

@@ -1,0 +1,24 @@
+//! The integration tests, as one test binary: each module is one area, and all of them share
+//! the harness in `common` (the real `otelgw` binary on free loopback ports, a scriptable fake
+//! HTTP backend). One binary instead of one per file: the otelgw crate and the dev-dependencies
+//! are linked once, not once per file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod common;
+
+mod bad_input;
+mod batch;
+mod cardinality;
+mod cli_lifecycle;
+mod exporter_faults;
+mod exporter_tls;
+mod loki;
+mod memory_limiter;
+mod otlp_export;
+mod pass_through;
+mod persistent_queue;
+mod prometheus;
+mod prometheus_endpoint;
+mod sdk_python;
+mod sdk_rust;
+mod self_metrics;

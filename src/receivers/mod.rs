@@ -7,9 +7,6 @@
 
 pub mod decode;
 pub mod intake;
-// temporary alias while the wire module still names the old path
-#[doc(hidden)]
-pub use intake as handle;
 pub mod otlp_grpc;
 pub mod otlp_http;
 

@@ -31,7 +31,7 @@
 //!   records, and metric data points of every kind. A metric's data points are those of its
 //!   `data` oneof as prost leaves it: occurrences of the same variant merge (their data points
 //!   add up), a different variant replaces what came before.
-//! * **Counts bad ids** as [`crate::receivers::handle::drop_invalid_ids`] would remove them:
+//! * **Counts bad ids** as [`crate::receivers::intake::drop_invalid_ids`] would remove them:
 //!   spans whose last `trace_id` is not 16 bytes with a non-zero byte, whose last `span_id` is
 //!   not 8 bytes with a non-zero byte, or whose last `parent_span_id` is neither empty nor 8
 //!   bytes; log records whose last `trace_id` is neither empty nor 16 bytes, or whose last
@@ -65,7 +65,7 @@ use crate::data::Signal;
 pub struct Scan {
     /// Spans, metric data points or log records, as [`crate::data::Telemetry::item_count`].
     pub items: u64,
-    /// Items [`crate::receivers::handle::drop_invalid_ids`] would remove.
+    /// Items [`crate::receivers::intake::drop_invalid_ids`] would remove.
     pub bad_ids: u64,
 }
 

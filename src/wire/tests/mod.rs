@@ -13,7 +13,7 @@ mod tree;
 use super::*;
 use crate::data::Telemetry;
 use crate::processors::Rejections;
-use crate::receivers::handle::drop_invalid_ids;
+use crate::receivers::intake::drop_invalid_ids;
 
 // ---- the oracle ----
 

@@ -282,11 +282,11 @@ impl Payload {
         }
     }
 
-    /// What an exporter queue holds.
-    pub fn into_batch(self, meta: Arc<RequestMeta>) -> Batch {
+    /// What an exporter's sending queue holds.
+    pub fn into_outgoing(self, meta: Arc<RequestMeta>) -> Outgoing {
         match self {
-            Payload::Decoded(t) => Batch::new(t, meta),
-            Payload::Encoded(e) => Batch::from_encoded(e.signal, e.items, meta, e.bytes),
+            Payload::Decoded(t) => Outgoing::new(t, meta),
+            Payload::Encoded(e) => Outgoing::from_encoded(e.signal, e.items, meta, e.bytes),
         }
     }
 }
@@ -366,12 +366,14 @@ pub struct RequestMeta {
     pub wire_size: u64,
 }
 
-/// What travels through exporter queues: the data, its context, and the protobuf encoding
-/// computed at most once (retries and several OTLP exporters reuse it). A batch read back from
-/// a persistent queue starts from its encoding and is decoded only if an exporter asks for the
-/// contents ([`Batch::data`]); the OTLP exporters send the bytes as they are.
+/// What travels through an exporter's sending queue: one request or one batch (whatever the
+/// pipeline handed on), its context, and the protobuf encoding computed at most once (retries
+/// and several OTLP exporters reuse it). One read back from a persistent queue starts from its
+/// encoding and is decoded only if an exporter asks for the contents ([`Outgoing::data`]); the
+/// OTLP exporters send the bytes as they are. It also holds the memory it costs on the
+/// admission gate's account until it is dropped (after its export).
 #[derive(Debug)]
-pub struct Batch {
+pub struct Outgoing {
     signal: Signal,
     data: OnceLock<Telemetry>,
     pub meta: Arc<RequestMeta>,
@@ -381,14 +383,14 @@ pub struct Batch {
     /// (shared with the other exporters' batches when they share a buffer).
     memory: Vec<Arc<Reservation>>,
     /// The size of its protobuf encoding as far as known (0: unknown), the price of the copy
-    /// an export makes ([`Batch::hold_send_copy`]).
+    /// an export makes ([`Outgoing::hold_send_copy`]).
     wire_size: u64,
 }
 
-impl Batch {
-    pub fn new(data: Telemetry, meta: Arc<RequestMeta>) -> Batch {
+impl Outgoing {
+    pub fn new(data: Telemetry, meta: Arc<RequestMeta>) -> Outgoing {
         let items = data.item_count();
-        Batch {
+        Outgoing {
             signal: data.signal(),
             data: OnceLock::from(data),
             meta,
@@ -400,14 +402,14 @@ impl Batch {
     }
 
     /// A batch known by its protobuf encoding (read back from a persistent queue, where a
-    /// checksum vouches for the bytes); decoded on first [`Batch::data`].
+    /// checksum vouches for the bytes); decoded on first [`Outgoing::data`].
     pub fn from_encoded(
         signal: Signal,
         items: u64,
         meta: Arc<RequestMeta>,
         encoded: Bytes,
-    ) -> Batch {
-        Batch {
+    ) -> Outgoing {
+        Outgoing {
             signal,
             data: OnceLock::new(),
             meta,
@@ -430,14 +432,14 @@ impl Batch {
 
     /// Puts memory the batch holds on the gate's account until it is dropped (after the
     /// export).
-    pub fn with_memory(mut self, r: Option<Arc<Reservation>>) -> Batch {
+    pub fn with_memory(mut self, r: Option<Arc<Reservation>>) -> Outgoing {
         self.memory.extend(r);
         self
     }
 
     /// Records the size of the batch's protobuf encoding (as the receiver measured it), so an
     /// export can price its copy without encoding first.
-    pub fn with_wire_size(mut self, n: u64) -> Batch {
+    pub fn with_wire_size(mut self, n: u64) -> Outgoing {
         self.wire_size = n;
         self
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ExportError, ExportOutcome, Exporter};
 use crate::config::ComponentId;
-use crate::data::{hex, Batch, Telemetry};
+use crate::data::{hex, Outgoing, Telemetry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -103,7 +103,7 @@ pub fn normal_lines(t: &Telemetry) -> Vec<String> {
 }
 
 impl Exporter for DebugExporter {
-    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
             let signal = batch.signal();
             tracing::info!(exporter = %self.id, signal = %signal, items = batch.items(), "debug: {} {}", batch.items(), signal.item_noun());

@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 
 use super::{BuildError, ExportError, ExportOutcome, Exporter};
 use crate::config::Diagnostics;
-use crate::data::Batch;
+use crate::data::Outgoing;
 
 /// `exporters.file`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -54,7 +54,7 @@ impl FileExporter {
 }
 
 impl Exporter for FileExporter {
-    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
             let mut line = batch.data().to_json().map_err(|e| {
                 ExportError::permanent("encode", format!("json encoding failed: {e}"))

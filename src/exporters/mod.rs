@@ -2,7 +2,7 @@
 //! exporter shares: a bounded sending queue with a named full-policy, consumers, retries with
 //! one classifier ([`retry`]), self-metrics, and drain on shutdown ([`runner`]).
 //!
-//! The contract of an [`Exporter`]: `export` sends one [`Batch`] once and says how it went; it
+//! The contract of an [`Exporter`]: `export` sends one [`Outgoing`] once and says how it went; it
 //! never retries by itself (the runner does) and never drops silently (every item ends up
 //! counted as sent, send-failed, or enqueue-failed).
 
@@ -23,7 +23,7 @@ use serde_yaml::Value;
 
 use crate::config::units::Duration;
 use crate::config::{typed, ComponentId, Diagnostics};
-use crate::data::{Batch, Signal};
+use crate::data::{Outgoing, Signal};
 pub use retry::{ExportError, RetryConfig};
 
 /// What a peer said about a batch it accepted.
@@ -36,10 +36,10 @@ pub struct ExportOutcome {
 
 /// A running exporter: sends one batch once.
 pub trait Exporter: Send + Sync + 'static {
-    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>>;
+    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>>;
 
     /// True (the default) when the exporter reads the items. One that answers `false` only
-    /// needs [`Batch::encoded`] (it sends the OTLP protobuf as is), so forwarded bytes and a
+    /// needs [`Outgoing::encoded`] (it sends the OTLP protobuf as is), so forwarded bytes and a
     /// batch read back from a persistent queue are never decoded for it.
     fn reads_items(&self) -> bool {
         true

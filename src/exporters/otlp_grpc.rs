@@ -1,6 +1,6 @@
 //! OTLP/gRPC exporter (`otlp_grpc`, alias `otlp`): to Jaeger, Tempo, or another gateway.
 //!
-//! Each batch is encoded once ([`Batch::encoded`]) and the bytes are sent as the gRPC message
+//! Each batch is encoded once ([`Outgoing::encoded`]) and the bytes are sent as the gRPC message
 //! without a copy ([`crate::grpc::unary`]), so retries and several OTLP exporters share one
 //! encoding and a stalled peer holds no second copy of the batch. The
 //! peer's `partial_success` is counted, not retried. Errors go through [`classify_grpc`].
@@ -24,7 +24,7 @@ use super::tls::{resolve_endpoint, TlsClientConfig};
 use super::{validate_headers, BuildError, Compression, ExportOutcome, Exporter, QueueConfig};
 use crate::config::units::Duration;
 use crate::config::Diagnostics;
-use crate::data::{Batch, Signal};
+use crate::data::{Outgoing, Signal};
 use crate::grpc::unary;
 
 /// `exporters.otlp_grpc`.
@@ -156,7 +156,7 @@ impl OtlpGrpcExporter {
         })
     }
 
-    async fn send(&self, batch: &Batch) -> Result<ExportOutcome, ExportError> {
+    async fn send(&self, batch: &Outgoing) -> Result<ExportOutcome, ExportError> {
         let path = PathAndQuery::from_static(batch.signal().grpc_path());
         let bytes = batch.encoded().clone();
         let (channel, headers, timeout, compression) = (
@@ -225,7 +225,7 @@ impl Exporter for OtlpGrpcExporter {
     fn reads_items(&self) -> bool {
         false
     }
-    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(self.send(batch))
     }
 }

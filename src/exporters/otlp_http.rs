@@ -23,7 +23,7 @@ use super::tls::TlsClientConfig;
 use super::{validate_headers, BuildError, Compression, ExportOutcome, Exporter, QueueConfig};
 use crate::config::units::Duration;
 use crate::config::Diagnostics;
-use crate::data::{Batch, Signal};
+use crate::data::{Outgoing, Signal};
 
 /// Body encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -186,7 +186,7 @@ impl OtlpHttpExporter {
         })
     }
 
-    fn body(&self, batch: &Batch) -> Result<Bytes, ExportError> {
+    fn body(&self, batch: &Outgoing) -> Result<Bytes, ExportError> {
         let raw: Bytes = match self.encoding {
             HttpEncoding::Proto => batch.encoded().clone(),
             HttpEncoding::Json => Bytes::from(batch.data().to_json().map_err(|e| {
@@ -209,7 +209,7 @@ impl OtlpHttpExporter {
             .map_err(|e| ExportError::permanent("encode", format!("compression failed: {e}")))
     }
 
-    async fn send(&self, batch: &Batch) -> Result<ExportOutcome, ExportError> {
+    async fn send(&self, batch: &Outgoing) -> Result<ExportOutcome, ExportError> {
         let signal = batch.signal();
         let body = self.body(batch)?;
         let ct = match self.encoding {
@@ -301,7 +301,7 @@ impl Exporter for OtlpHttpExporter {
     fn reads_items(&self) -> bool {
         self.encoding != HttpEncoding::Proto
     }
-    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(self.send(batch))
     }
 }

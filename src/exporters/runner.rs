@@ -44,7 +44,7 @@ use super::persistent_queue::{PersistentQueue, QueueError, QueueMetrics};
 use super::retry::{Backoff, ExportError, RetryConfig};
 use super::{BuildError, Exporter, FullPolicy, QueueConfig, Sizer};
 use crate::consumer::ConsumeError;
-use crate::data::{Batch, RequestMeta, Signal, Telemetry};
+use crate::data::{Outgoing, RequestMeta, Signal, Telemetry};
 use crate::extensions::file_storage::FileStorageConfig;
 use crate::telemetry::metrics::{names, Counter, Gauge, Registry};
 
@@ -216,8 +216,8 @@ enum Queue {
     Inline,
     /// Unbounded channel; `Capacity` bounds it. Each batch travels with its size in units.
     Memory(
-        async_channel::Sender<(Batch, u64)>,
-        async_channel::Receiver<(Batch, u64)>,
+        async_channel::Sender<(Outgoing, u64)>,
+        async_channel::Receiver<(Outgoing, u64)>,
     ),
     Persistent(Arc<PersistentQueue>),
 }
@@ -426,7 +426,7 @@ impl RunningExporter {
     }
 }
 
-async fn memory_consumer(shared: &Shared, rx: async_channel::Receiver<(Batch, u64)>) {
+async fn memory_consumer(shared: &Shared, rx: async_channel::Receiver<(Outgoing, u64)>) {
     while let Ok((batch, n)) = rx.recv().await {
         shared.capacity.release(n);
         let i = idx(batch.signal());
@@ -453,10 +453,10 @@ async fn persistent_consumer(shared: &Shared, pq: Arc<PersistentQueue>) {
         let meta = Arc::new(RequestMeta::default());
         let batch = if !shared.exporter.reads_items() {
             // the OTLP exporters send the stored bytes as they are: no decode
-            Batch::from_encoded(rec.signal, rec.items, meta, rec.body)
+            Outgoing::from_encoded(rec.signal, rec.items, meta, rec.body)
         } else {
             match Telemetry::decode_proto(rec.signal, &rec.body) {
-                Ok(d) => Batch::new(d, meta),
+                Ok(d) => Outgoing::new(d, meta),
                 Err(e) => {
                     // The checksum matched, so these bytes are what was appended; they cannot
                     // become valid by waiting.
@@ -495,7 +495,7 @@ impl ExporterHandle {
 
     /// Hands a batch to the exporter: enqueue (in memory or durably on disk), or export inline
     /// when the queue is disabled. `Ok` is what lets the receiver answer success.
-    pub async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+    pub async fn consume(&self, batch: Outgoing) -> Result<(), ConsumeError> {
         let s = &self.shared;
         let n = match (&s.queue, s.sizer) {
             (Queue::Inline, _) => {
@@ -592,7 +592,7 @@ enum Failure {
 /// waiting between attempts.
 async fn deliver(
     s: &Shared,
-    batch: &Batch,
+    batch: &Outgoing,
     stop: Option<&watch::Sender<bool>>,
 ) -> Result<(), Failure> {
     let m = s.metrics.of(batch.signal());
@@ -671,7 +671,7 @@ mod tests {
     impl Exporter for Fake {
         fn export<'a>(
             &'a self,
-            batch: &'a Batch,
+            batch: &'a Outgoing,
         ) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
             Box::pin(async move {
                 if self.down.load(Ordering::SeqCst) {
@@ -695,14 +695,14 @@ mod tests {
         }
     }
 
-    fn log_batch(id: &str, records: usize) -> Batch {
+    fn log_batch(id: &str, records: usize) -> Outgoing {
         let mut req = crate::testdata::logs(1, 1, records);
         for l in &mut req.resource_logs[0].scope_logs[0].log_records {
             l.body = Some(opentelemetry_proto::tonic::common::v1::AnyValue {
                 value: Some(crate::testdata::s(id)),
             });
         }
-        Batch::new(Telemetry::Logs(req), Arc::new(RequestMeta::default()))
+        Outgoing::new(Telemetry::Logs(req), Arc::new(RequestMeta::default()))
     }
 
     fn storage(dir: &std::path::Path, max: u64) -> FileStorageConfig {

@@ -120,7 +120,7 @@ impl Chain {
                     };
                     let Some(d) = d else { break };
                     let cost = d.cost(meta.wire_size);
-                    let mut batch = d.into_batch(meta.clone());
+                    let mut batch = d.into_outgoing(meta.clone());
                     if let Some(g) = &self.gate {
                         batch = match cost {
                             // one buffer however many exporters share it; an exporter that

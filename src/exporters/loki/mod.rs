@@ -43,7 +43,7 @@ use super::tls::TlsClientConfig;
 use super::{validate_headers, BuildError, ExportOutcome, Exporter, QueueConfig};
 use crate::config::units::{ByteSize, Duration};
 use crate::config::Diagnostics;
-use crate::data::{Batch, Telemetry};
+use crate::data::{Outgoing, Telemetry};
 use crate::telemetry::metrics::{Counter, Registry};
 use labels::valid_label_name;
 
@@ -295,7 +295,7 @@ impl LokiExporter {
 }
 
 impl Exporter for LokiExporter {
-    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
             let Telemetry::Logs(req) = batch.data() else {
                 return Ok(ExportOutcome::default());

@@ -30,7 +30,7 @@ use super::tls::TlsServerConfig;
 use super::{BuildError, ExportError, ExportOutcome, Exporter};
 use crate::config::units::Duration;
 use crate::config::{parse_listen_addr, Diagnostics};
-use crate::data::{Batch, Telemetry};
+use crate::data::{Outgoing, Telemetry};
 use crate::telemetry::metrics::{Counter, Registry};
 use render::Format;
 use store::{Options, Store};
@@ -307,7 +307,7 @@ async fn serve(
 }
 
 impl Exporter for PrometheusExporter {
-    fn export<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
             if let Telemetry::Metrics(m) = batch.data() {
                 self.store.ingest(m);

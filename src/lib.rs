@@ -10,7 +10,7 @@
 //! 3. [`pipeline`] — fan-out to pipelines, processors in order ([`processors`]), fan-in to
 //!    exporters.
 //! 4. [`exporters`] — bounded sending queue, retries, and the exporters themselves
-//!    ([`exporters::runner`], [`exporters::otlp_grpc`], [`exporters::otlp_http`], …).
+//!    ([`exporters::sending_queue`], [`exporters::otlp_grpc`], [`exporters::otlp_http`], …).
 //! 5. [`telemetry`] — self-metrics with Collector-compatible names, health, logging.
 //! 6. [`app`] — process lifecycle: start, SIGHUP reload, SIGTERM drain.
 //!

@@ -103,7 +103,10 @@ pub fn normal_lines(t: &Telemetry) -> Vec<String> {
 }
 
 impl Exporter for DebugExporter {
-    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+    fn export<'a>(
+        &'a self,
+        batch: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
             let signal = batch.signal();
             tracing::info!(exporter = %self.id, signal = %signal, items = batch.items(), "debug: {} {}", batch.items(), signal.item_noun());

@@ -54,7 +54,10 @@ impl FileExporter {
 }
 
 impl Exporter for FileExporter {
-    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+    fn export<'a>(
+        &'a self,
+        batch: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
             let mut line = batch.data().to_json().map_err(|e| {
                 ExportError::permanent("encode", format!("json encoding failed: {e}"))

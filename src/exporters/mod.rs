@@ -14,7 +14,7 @@ pub mod otlp_http;
 pub mod persistent_queue;
 pub mod prometheus;
 pub mod retry;
-pub mod runner;
+pub mod sending_queue;
 pub mod tls;
 
 use futures_util::future::BoxFuture;
@@ -36,7 +36,10 @@ pub struct ExportOutcome {
 
 /// A running exporter: sends one batch once.
 pub trait Exporter: Send + Sync + 'static {
-    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>>;
+    fn export<'a>(
+        &'a self,
+        batch: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<ExportOutcome, ExportError>>;
 
     /// True (the default) when the exporter reads the items. One that answers `false` only
     /// needs [`Outgoing::encoded`] (it sends the OTLP protobuf as is), so forwarded bytes and a

@@ -301,7 +301,10 @@ impl Exporter for OtlpHttpExporter {
     fn reads_items(&self) -> bool {
         self.encoding != HttpEncoding::Proto
     }
-    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+    fn export<'a>(
+        &'a self,
+        batch: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(self.send(batch))
     }
 }

@@ -15,7 +15,7 @@ use crate::admission::{Cost, MemoryGate};
 use crate::config::PipelineId;
 use crate::consumer::{ConsumeError, Rejections};
 use crate::data::{Encoded, Payload, RequestMeta};
-use crate::exporters::runner::ExporterHandle;
+use crate::exporters::sending_queue::ExporterHandle;
 use crate::processors::Processor;
 
 /// What follows a run of inline processors.

@@ -4,7 +4,7 @@
 //!   pipeline gets its own copy of the data (the last one gets the original, no copy).
 //! - **Processors** run inline, in order, on the request path ([`Pipeline::consume`]).
 //! - **Fan-in**: one exporter instance is shared by every pipeline that lists it; its bounded
-//!   sending queue is the hop where backpressure happens (see [`crate::exporters::runner`]).
+//!   sending queue is the hop where backpressure happens (see [`crate::exporters::sending_queue`]).
 //!
 //! Start order is exporters → pipelines → receivers; stop order is the reverse, so nothing that
 //! was accepted is left behind: receivers stop taking requests and finish the ones in flight,
@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use crate::admission::MemoryGate;
 use crate::config::{ComponentId, Config, PipelineId};
 use crate::data::Signal;
-use crate::exporters::runner::{ExporterHandle, RunningExporter};
-use crate::exporters::{BuildError, QueueConfig, RetryConfig};
+use crate::exporters::sending_queue::{local_queue, local_retry, ExporterHandle, RunningExporter};
+use crate::exporters::BuildError;
 use crate::extensions::ExtensionConfig;
 use crate::processors::{Built, Processor, ProcessorConfig};
 use crate::receivers::{ReceiverContext, RunningReceiver};
@@ -66,15 +66,8 @@ impl Graph {
                     return Err(BuildError::Other(format!("exporter {id}: {e}")));
                 }
             };
-            let queue = ecfg.queue().cloned().unwrap_or(QueueConfig {
-                num_consumers: 1,
-                queue_size: 100,
-                ..Default::default()
-            });
-            let retry = ecfg.retry().cloned().unwrap_or(RetryConfig {
-                enabled: false,
-                ..Default::default()
-            });
+            let queue = ecfg.queue().cloned().unwrap_or_else(local_queue);
+            let retry = ecfg.retry().cloned().unwrap_or_else(local_retry);
             let storage = queue
                 .storage
                 .as_deref()

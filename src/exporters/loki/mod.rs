@@ -295,7 +295,10 @@ impl LokiExporter {
 }
 
 impl Exporter for LokiExporter {
-    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+    fn export<'a>(
+        &'a self,
+        batch: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
             let Telemetry::Logs(req) = batch.data() else {
                 return Ok(ExportOutcome::default());

@@ -307,7 +307,10 @@ async fn serve(
 }
 
 impl Exporter for PrometheusExporter {
-    fn export<'a>(&'a self, batch: &'a Outgoing) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+    fn export<'a>(
+        &'a self,
+        batch: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
         Box::pin(async move {
             if let Telemetry::Metrics(m) = batch.data() {
                 self.store.ingest(m);

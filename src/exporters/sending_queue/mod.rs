@@ -1,4 +1,7 @@
-//! The machinery around every exporter: queue → consumers → retry → export, with counts.
+//! The sending queue every exporter sits behind (the Collector's `sending_queue`): queue →
+//! consumers → retry → export, with counts. Files: [`capacity`] (room in the sizer's unit),
+//! `consumers` (the tasks that drain the queue and deliver with retries), `counters` (the
+//! `otelcol_exporter_*` self-metrics), `tests`.
 //!
 //! Pipelines hand batches to an [`ExporterHandle`] (cheap to clone; one per exporter instance,
 //! shared by every pipeline that names it: fan-in). Three queue kinds:
@@ -41,175 +44,42 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::persistent_queue::{PersistentQueue, QueueError, QueueMetrics};
-use super::retry::{Backoff, ExportError, RetryConfig};
+use super::retry::RetryConfig;
 use super::{BuildError, Exporter, FullPolicy, QueueConfig, Sizer};
 use crate::consumer::ConsumeError;
-use crate::data::{Outgoing, RequestMeta, Signal, Telemetry};
+use crate::data::{Outgoing, Signal};
 use crate::extensions::file_storage::FileStorageConfig;
-use crate::telemetry::metrics::{names, Counter, Gauge, Registry};
+use crate::telemetry::metrics::{names, Registry};
+
+mod capacity;
+mod consumers;
+mod counters;
+
+use capacity::{Capacity, TakeError};
+use consumers::{deliver, memory_consumer, persistent_consumer, Failure};
+use counters::{idx, Metrics};
+
+/// The queue an exporter without `sending_queue` settings gets (`debug`, `file`,
+/// `prometheus`): in memory, one consumer, 100 batches, `block`.
+pub fn local_queue() -> QueueConfig {
+    QueueConfig {
+        num_consumers: 1,
+        queue_size: 100,
+        ..Default::default()
+    }
+}
+
+/// The retry settings an exporter without `retry_on_failure` gets: none (a local exporter's
+/// failure is not something a retry mends).
+pub fn local_retry() -> RetryConfig {
+    RetryConfig {
+        enabled: false,
+        ..Default::default()
+    }
+}
 
 /// How long a refused client is asked to wait before retrying when a queue is full.
 pub const QUEUE_FULL_RETRY_AFTER: Duration = Duration::from_secs(1);
-
-struct PerSignal {
-    sent: Counter,
-    send_failed: Counter,
-    enqueue_failed: Counter,
-    dropped_shutdown: Counter,
-}
-
-struct Metrics {
-    signals: [PerSignal; 3],
-    queue_size: Gauge,
-    retries: Counter,
-}
-
-fn idx(s: Signal) -> usize {
-    match s {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
-}
-
-impl Metrics {
-    fn new(reg: &Registry, id: &str, capacity: u64) -> Metrics {
-        let per = |s: Signal| {
-            let l = [("exporter", id)];
-            PerSignal {
-                sent: reg.counter(&names::exporter_sent(s), "Items successfully sent to the destination.", &l),
-                send_failed: reg.counter(
-                    &names::exporter_send_failed(s),
-                    "Items that failed to be sent (permanent error, retries exhausted, or rejected by the peer).",
-                    &l,
-                ),
-                enqueue_failed: reg.counter(
-                    &names::exporter_enqueue_failed(s),
-                    "Items refused because the sending queue was full.",
-                    &l,
-                ),
-                dropped_shutdown: reg.counter(
-                    names::DROPPED_ITEMS,
-                    "Items dropped by otelgw, by component and reason.",
-                    &[("component", id), ("reason", "shutdown_timeout"), ("signal", s.as_str())],
-                ),
-            }
-        };
-        let l = [("exporter", id)];
-        reg.gauge(
-            names::EXPORTER_QUEUE_CAPACITY,
-            "Capacity of the sending queue, in the unit of its sizer (requests, items or bytes).",
-            &l,
-        )
-        .set(capacity as i64);
-        Metrics {
-            signals: [per(Signal::Traces), per(Signal::Metrics), per(Signal::Logs)],
-            queue_size: reg.gauge(
-                names::EXPORTER_QUEUE_SIZE,
-                "Size of the sending queue, in the unit of its sizer (persistent: not yet acked).",
-                &l,
-            ),
-            retries: reg.counter(
-                names::EXPORTER_RETRIES,
-                "Export attempts that were retried.",
-                &l,
-            ),
-        }
-    }
-    fn of(&self, s: Signal) -> &PerSignal {
-        &self.signals[idx(s)]
-    }
-}
-
-/// Room in a queue, counted in the sizer's unit. A batch bigger than the whole capacity is let
-/// in when the queue is empty, so it is never refused forever.
-struct Capacity {
-    used: AtomicU64,
-    cap: u64,
-    freed: Notify,
-    closed: AtomicBool,
-    gauge: Gauge,
-}
-
-enum TakeError {
-    Closed,
-    Full,
-}
-
-impl Capacity {
-    fn try_take(&self, n: u64) -> Result<(), TakeError> {
-        let mut cur = self.used.load(Ordering::Acquire);
-        loop {
-            if self.closed.load(Ordering::Acquire) {
-                return Err(TakeError::Closed);
-            }
-            if cur != 0 && cur + n > self.cap {
-                return Err(TakeError::Full);
-            }
-            match self
-                .used
-                .compare_exchange(cur, cur + n, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    self.gauge.set((cur + n) as i64);
-                    return Ok(());
-                }
-                Err(now) => cur = now,
-            }
-        }
-    }
-
-    /// Waits for room up to `wait` (`None`: without limit).
-    async fn take(&self, n: u64, wait: Option<Duration>) -> Result<(), TakeError> {
-        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
-        loop {
-            let freed = self.freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            match self.try_take(n) {
-                Err(TakeError::Full) => {}
-                other => return other,
-            }
-            match deadline {
-                Some(d) => {
-                    if tokio::time::timeout_at(d, freed).await.is_err() {
-                        return Err(TakeError::Full);
-                    }
-                }
-                None => freed.await,
-            }
-        }
-    }
-
-    /// Counts units that are already queued (records recovered from disk).
-    fn add(&self, n: u64) {
-        let now = self.used.fetch_add(n, Ordering::AcqRel) + n;
-        self.gauge.set(now as i64);
-    }
-
-    fn release(&self, n: u64) {
-        let mut cur = self.used.load(Ordering::Acquire);
-        loop {
-            let next = cur.saturating_sub(n);
-            match self
-                .used
-                .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    self.gauge.set(next as i64);
-                    break;
-                }
-                Err(now) => cur = now,
-            }
-        }
-        self.freed.notify_waiters();
-    }
-
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.freed.notify_waiters();
-    }
-}
 
 enum Queue {
     /// `sending_queue.enabled: false`: export inline.
@@ -426,62 +296,6 @@ impl RunningExporter {
     }
 }
 
-async fn memory_consumer(shared: &Shared, rx: async_channel::Receiver<(Outgoing, u64)>) {
-    while let Ok((batch, n)) = rx.recv().await {
-        shared.capacity.release(n);
-        let i = idx(batch.signal());
-        shared.in_flight[i].fetch_add(batch.items(), Ordering::Relaxed);
-        let _ = deliver(shared, &batch, None).await;
-        shared.in_flight[i].fetch_sub(batch.items(), Ordering::Relaxed);
-    }
-}
-
-async fn persistent_consumer(shared: &Shared, pq: Arc<PersistentQueue>) {
-    let mut stop = shared.stop.subscribe();
-    loop {
-        let rec = tokio::select! {
-            r = pq.next() => r,
-            _ = stop.wait_for(|s| *s) => None,
-        };
-        let Some(rec) = rec else { break };
-        let n = units(shared.sizer, rec.items, rec.body_len);
-        if rec.damaged {
-            // Counted as corrupt and removed by the queue; only its capacity comes back here.
-            shared.capacity.release(n);
-            continue;
-        }
-        let meta = Arc::new(RequestMeta::default());
-        let batch = if !shared.exporter.reads_items() {
-            // the OTLP exporters send the stored bytes as they are: no decode
-            Outgoing::from_encoded(rec.signal, rec.items, meta, rec.body)
-        } else {
-            match Telemetry::decode_proto(rec.signal, &rec.body) {
-                Ok(d) => Outgoing::new(d, meta),
-                Err(e) => {
-                    // The checksum matched, so these bytes are what was appended; they cannot
-                    // become valid by waiting.
-                    tracing::error!(exporter = %shared.id, error = %e, items = rec.items, "persistent queue record does not decode; removed");
-                    shared.metrics.of(rec.signal).send_failed.add(rec.items);
-                    pq.ack(rec.id);
-                    shared.capacity.release(n);
-                    continue;
-                }
-            }
-        };
-        let i = idx(batch.signal());
-        shared.in_flight[i].fetch_add(batch.items(), Ordering::Relaxed);
-        let res = deliver(shared, &batch, Some(&shared.stop)).await;
-        shared.in_flight[i].fetch_sub(batch.items(), Ordering::Relaxed);
-        match res {
-            Err(Failure::Interrupted) => {
-                tracing::info!(exporter = %shared.id, items = batch.items(), "stopping; record left in the persistent queue for the next start");
-            }
-            Ok(()) | Err(Failure::Export(_)) => pq.ack(rec.id),
-        }
-        shared.capacity.release(n);
-    }
-}
-
 impl ExporterHandle {
     pub fn id(&self) -> &str {
         &self.shared.id
@@ -581,287 +395,6 @@ impl ExporterHandle {
 }
 
 /// Why [`deliver`] did not deliver.
-enum Failure {
-    /// Failed for good (permanent error or retries exhausted); counted as send-failed.
-    Export(ExportError),
-    /// Shutdown stopped the retries; nothing counted (the record stays in the persistent queue).
-    Interrupted,
-}
-
-/// Exports one batch with retries; counts the outcome. With `stop`, a shutdown ends the
-/// waiting between attempts.
-async fn deliver(
-    s: &Shared,
-    batch: &Outgoing,
-    stop: Option<&watch::Sender<bool>>,
-) -> Result<(), Failure> {
-    let m = s.metrics.of(batch.signal());
-    let mut backoff = Backoff::new(&s.retry);
-    loop {
-        let result = {
-            // the attempt's own copy of the batch (send buffer, compressed or JSON body)
-            let _copy = s
-                .exporter
-                .copies_to_send()
-                .then(|| batch.hold_send_copy());
-            s.exporter.export(batch).await
-        };
-        match result {
-            Ok(outcome) => {
-                let rejected = outcome.rejected.min(batch.items());
-                m.sent.add(batch.items() - rejected);
-                if rejected > 0 {
-                    m.send_failed.add(rejected);
-                    tracing::warn!(exporter = %s.id, rejected, message = %outcome.message, "peer rejected part of a batch");
-                }
-                return Ok(());
-            }
-            Err(e) => {
-                let hint = match &e {
-                    ExportError::Retryable { retry_after, .. } => *retry_after,
-                    ExportError::Permanent { .. } => None,
-                };
-                let next = if e.is_retryable() {
-                    backoff.next_delay(hint)
-                } else {
-                    None
-                };
-                match next {
-                    Some(delay) => {
-                        s.metrics.retries.inc();
-                        tracing::debug!(exporter = %s.id, error = %e, kind = e.kind(), delay_ms = delay.as_millis() as u64, "export failed; will retry");
-                        match stop {
-                            Some(stop) => {
-                                let mut stop = stop.subscribe();
-                                tokio::select! {
-                                    _ = tokio::time::sleep(delay) => {}
-                                    _ = stop.wait_for(|s| *s) => return Err(Failure::Interrupted),
-                                }
-                            }
-                            None => tokio::time::sleep(delay).await,
-                        }
-                    }
-                    None => {
-                        m.send_failed.add(batch.items());
-                        tracing::error!(exporter = %s.id, error = %e, kind = e.kind(), items = batch.items(), retryable = e.is_retryable(), "export failed; items dropped");
-                        return Err(Failure::Export(e));
-                    }
-                }
-            }
-        }
-    }
-}
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::units::{ByteSize, Duration as CfgDuration};
-    use crate::exporters::ExportOutcome;
-    use crate::extensions::file_storage::FsyncMode;
-    use futures_util::future::BoxFuture;
-    use std::sync::Mutex;
-
-    /// Records the first log body of every batch it accepts; refuses (retryable) while `down`.
-    #[derive(Default)]
-    struct Fake {
-        down: AtomicBool,
-        got: Mutex<Vec<String>>,
-    }
-
-    impl Exporter for Fake {
-        fn export<'a>(
-            &'a self,
-            batch: &'a Outgoing,
-        ) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
-            Box::pin(async move {
-                if self.down.load(Ordering::SeqCst) {
-                    return Err(ExportError::retryable("unavailable", "down"));
-                }
-                if let Telemetry::Logs(r) = batch.data() {
-                    for rl in &r.resource_logs {
-                        for sl in &rl.scope_logs {
-                            for l in &sl.log_records {
-                                if let Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) =
-                                    l.body.as_ref().and_then(|b| b.value.as_ref())
-                                {
-                                    self.got.lock().unwrap().push(s.clone());
-                                }
-                            }
-                        }
-                    }
-                }
-                Ok(ExportOutcome::default())
-            })
-        }
-    }
-
-    fn log_batch(id: &str, records: usize) -> Outgoing {
-        let mut req = crate::testdata::logs(1, 1, records);
-        for l in &mut req.resource_logs[0].scope_logs[0].log_records {
-            l.body = Some(opentelemetry_proto::tonic::common::v1::AnyValue {
-                value: Some(crate::testdata::s(id)),
-            });
-        }
-        Outgoing::new(Telemetry::Logs(req), Arc::new(RequestMeta::default()))
-    }
-
-    fn storage(dir: &std::path::Path, max: u64) -> FileStorageConfig {
-        FileStorageConfig {
-            directory: dir.display().to_string(),
-            fsync: FsyncMode::Always,
-            max_size: ByteSize(max),
-            ..Default::default()
-        }
-    }
-
-    fn fast_retry() -> RetryConfig {
-        RetryConfig {
-            initial_interval: CfgDuration::from_millis(10),
-            max_interval: CfgDuration::from_millis(20),
-            max_elapsed_time: CfgDuration::from_secs(0),
-            ..Default::default()
-        }
-    }
-
-    async fn wait_for(f: impl Fn() -> bool) {
-        for _ in 0..500 {
-            if f() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("condition not met within 5s");
-    }
-
-    #[tokio::test]
-    async fn persistent_queue_keeps_data_across_a_stop_and_sends_nothing_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let fs = storage(dir.path(), 0);
-        let q = QueueConfig {
-            num_consumers: 3,
-            ..Default::default()
-        };
-        let reg = Registry::new();
-        let down = Arc::new(Fake::default());
-        down.down.store(true, Ordering::SeqCst);
-        let r = RunningExporter::start("otlp/x", down.clone(), &q, fast_retry(), &reg, Some(&fs))
-            .await
-            .unwrap();
-        for i in 0..20 {
-            r.handle
-                .consume(log_batch(&format!("id-{i}"), 1))
-                .await
-                .unwrap();
-        }
-        // The backend is down: retries go on (max_elapsed_time 0) until the stop.
-        wait_for(|| reg.value(names::EXPORTER_RETRIES, &[("exporter", "otlp/x")]) > Some(3)).await;
-        r.drain(Instant::now() + Duration::from_secs(5)).await;
-        assert!(down.got.lock().unwrap().is_empty());
-        let failed = names::exporter_send_failed(Signal::Logs);
-        assert_eq!(reg.value(&failed, &[("exporter", "otlp/x")]), Some(0));
-
-        // Next start, the backend is up: everything arrives once, then a clean stop.
-        let up = Arc::new(Fake::default());
-        let reg = Registry::new();
-        let r = RunningExporter::start("otlp/x", up.clone(), &q, fast_retry(), &reg, Some(&fs))
-            .await
-            .unwrap();
-        let l = [("exporter", "otlp/x")];
-        assert_eq!(reg.value(names::PERSISTENT_QUEUE_RECOVERED, &l), Some(20));
-        r.handle.consume(log_batch("id-new", 1)).await.unwrap();
-        wait_for(|| up.got.lock().unwrap().len() == 21).await;
-        r.drain(Instant::now() + Duration::from_secs(5)).await;
-        let mut got = up.got.lock().unwrap().clone();
-        got.sort();
-        let mut want: Vec<String> = (0..20).map(|i| format!("id-{i}")).collect();
-        want.push("id-new".into());
-        want.sort();
-        assert_eq!(got, want);
-        assert_eq!(reg.value(names::PERSISTENT_QUEUE_DISK_BYTES, &l), Some(0));
-
-        // A third start finds nothing to send again.
-        let again = Arc::new(Fake::default());
-        let reg = Registry::new();
-        let r = RunningExporter::start("otlp/x", again.clone(), &q, fast_retry(), &reg, Some(&fs))
-            .await
-            .unwrap();
-        assert_eq!(reg.value(names::PERSISTENT_QUEUE_RECOVERED, &l), Some(0));
-        r.drain(Instant::now() + Duration::from_secs(5)).await;
-        assert!(again.got.lock().unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_full_disk_refuses_new_batches_and_keeps_the_old() {
-        let dir = tempfile::tempdir().unwrap();
-        let fs = storage(dir.path(), 4096);
-        let reg = Registry::new();
-        let down = Arc::new(Fake::default());
-        down.down.store(true, Ordering::SeqCst);
-        let r = RunningExporter::start(
-            "loki",
-            down.clone(),
-            &QueueConfig::default(),
-            fast_retry(),
-            &reg,
-            Some(&fs),
-        )
-        .await
-        .unwrap();
-        let mut accepted = Vec::new();
-        let mut refused = 0;
-        for i in 0..100 {
-            let id = format!("id-{i}");
-            match r.handle.consume(log_batch(&id, 2)).await {
-                Ok(()) => accepted.push(id),
-                Err(ConsumeError::Refused { .. }) => refused += 1,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert!(refused > 0 && !accepted.is_empty(), "{refused}");
-        let enq = names::exporter_enqueue_failed(Signal::Logs);
-        assert_eq!(reg.value(&enq, &[("exporter", "loki")]), Some(refused * 2));
-        down.down.store(false, Ordering::SeqCst);
-        wait_for(|| down.got.lock().unwrap().len() == accepted.len() * 2).await;
-        r.drain(Instant::now() + Duration::from_secs(5)).await;
-        let mut got = down.got.lock().unwrap().clone();
-        got.sort();
-        got.dedup();
-        accepted.sort();
-        assert_eq!(got, accepted);
-    }
-
-    #[tokio::test]
-    async fn items_sizer_bounds_the_memory_queue_in_items() {
-        let reg = Registry::new();
-        let down = Arc::new(Fake::default());
-        down.down.store(true, Ordering::SeqCst);
-        let q = QueueConfig {
-            num_consumers: 1,
-            queue_size: 10,
-            sizer: Sizer::Items,
-            block_on_overflow: false,
-            ..Default::default()
-        };
-        let r = RunningExporter::start("otlp/m", down.clone(), &q, fast_retry(), &reg, None)
-            .await
-            .unwrap();
-        // The consumer takes the first batch (and retries it); the queue then holds 10 items.
-        r.handle.consume(log_batch("a", 4)).await.unwrap();
-        let l = [("exporter", "otlp/m")];
-        wait_for(|| reg.value(names::EXPORTER_QUEUE_SIZE, &l) == Some(0)).await;
-        r.handle.consume(log_batch("b", 6)).await.unwrap();
-        r.handle.consume(log_batch("c", 4)).await.unwrap();
-        assert_eq!(reg.value(names::EXPORTER_QUEUE_SIZE, &l), Some(10));
-        assert_eq!(reg.value(names::EXPORTER_QUEUE_CAPACITY, &l), Some(10));
-        assert!(matches!(
-            r.handle.consume(log_batch("d", 1)).await,
-            Err(ConsumeError::Refused { .. })
-        ));
-        down.down.store(false, Ordering::SeqCst);
-        wait_for(|| down.got.lock().unwrap().len() == 14).await;
-        // A batch larger than the whole capacity still goes through an empty queue.
-        r.handle.consume(log_batch("e", 25)).await.unwrap();
-        wait_for(|| down.got.lock().unwrap().len() == 39).await;
-        r.drain(Instant::now() + Duration::from_secs(5)).await;
-    }
-}
+mod tests;

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::telemetry::metrics::names;
 use crate::telemetry::metrics::{Counter, Gauge, Registry};
 
 /// Decoded OTLP structs take about this many bytes per byte of protobuf (measured on the
@@ -107,13 +108,13 @@ pub fn rss_bytes() -> Option<u64> {
 impl MemoryGate {
     pub fn new(hard: u64, soft: u64, interval: Duration, reg: &Registry) -> Arc<MemoryGate> {
         reg.gauge(
-            "otelgw_memory_limiter_limit_bytes",
+            names::MEMORY_LIMITER_LIMIT_BYTES,
             "The memory limiter's hard limit.",
             &[("limit", "hard")],
         )
         .set(hard as i64);
         reg.gauge(
-            "otelgw_memory_limiter_limit_bytes",
+            names::MEMORY_LIMITER_LIMIT_BYTES,
             "The memory limiter's hard limit.",
             &[("limit", "soft")],
         )
@@ -128,22 +129,22 @@ impl MemoryGate {
             recent_request: AtomicU64::new(0),
             state: AtomicU8::new(STATE_OK),
             refused: reg.counter(
-                "otelgw_memory_limiter_refused_requests",
+                names::MEMORY_LIMITER_REFUSED_REQUESTS,
                 "Requests refused by the memory limiter before they were read.",
                 &[],
             ),
             g_state: reg.gauge(
-                "otelgw_memory_limiter_state",
+                names::MEMORY_LIMITER_STATE,
                 "0 accepting, 1 above the soft limit (refusing), 2 above the hard limit.",
                 &[],
             ),
             g_usage: reg.gauge(
-                "otelgw_memory_limiter_usage_bytes",
+                names::MEMORY_LIMITER_USAGE_BYTES,
                 "Estimated memory in use.",
                 &[],
             ),
             g_accounted: reg.gauge(
-                "otelgw_memory_limiter_accounted_bytes",
+                names::MEMORY_LIMITER_ACCOUNTED_BYTES,
                 "Bytes held by requests in flight and queued batches.",
                 &[],
             ),
@@ -295,7 +296,7 @@ mod tests {
         drop(r);
         assert!(gate.admit(0).is_ok(), "released bytes count at once");
         assert_eq!(
-            reg.value("otelgw_memory_limiter_refused_requests", &[]),
+            reg.value("otelgw_memory_limiter_refused_requests_total", &[]),
             Some(1)
         );
         let _big = gate.reserve(200 << 20);

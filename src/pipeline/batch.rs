@@ -8,7 +8,7 @@
 //! `send_batch_size` items or `timeout` after its first item, cut under `send_batch_max_size`
 //! ([`split_front`]). Each request holds its memory on the admission gate's account until the
 //! batch it joined has been handed on. Items it could not hand on are counted as
-//! `otelgw_dropped_items{component="batch",reason=…}` and logged.
+//! `otelgw_dropped_items_total{component="batch",reason=…}` and logged.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -159,18 +159,18 @@ impl BatchHandle {
         };
         let m = Metrics {
             size: reg.histogram(
-                "otelcol_processor_batch_batch_send_size",
+                names::PROCESSOR_BATCH_BATCH_SEND_SIZE,
                 "Items in each batch sent.",
                 BATCH_SIZE_BUCKETS,
                 &labels,
             ),
             size_trigger: reg.counter(
-                "otelcol_processor_batch_batch_size_trigger_send",
+                names::PROCESSOR_BATCH_BATCH_SIZE_TRIGGER_SEND,
                 "Batches sent because they reached send_batch_size.",
                 &labels,
             ),
             timeout_trigger: reg.counter(
-                "otelcol_processor_batch_timeout_trigger_send",
+                names::PROCESSOR_BATCH_TIMEOUT_TRIGGER_SEND,
                 "Batches sent because the timeout expired.",
                 &labels,
             ),
@@ -178,7 +178,7 @@ impl BatchHandle {
             dropped_shutdown: Signal::ALL.map(|s| dropped("shutdown", s)),
         };
         let cardinality = reg.gauge(
-            "otelcol_processor_batch_metadata_cardinality",
+            names::PROCESSOR_BATCH_METADATA_CARDINALITY,
             "Distinct metadata value combinations being batched.",
             &labels,
         );

@@ -16,7 +16,7 @@
 //! ([`crate::pipeline::batch`]); this module is its config and contract. Processors listed before it run inline on the request
 //! path; processors after it run in its flush task, followed by the exporters. Items it could
 //! not hand on (an exporter refused them, or the gateway stopped) are counted as
-//! `otelgw_dropped_items{component="batch",reason=…}` and logged.
+//! `otelgw_dropped_items_total{component="batch",reason=…}` and logged.
 
 use serde::{Deserialize, Serialize};
 

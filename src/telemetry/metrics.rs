@@ -1,7 +1,9 @@
 //! Self-metrics: a small typed registry rendered as Prometheus text 0.0.4.
 //!
 //! Names follow the OpenTelemetry Collector (`otelcol_receiver_accepted_spans`, …) so existing
-//! dashboards work; otelgw's own metrics start with `otelgw_`. Every name lives in [`names`].
+//! dashboards work; otelgw's own metrics start with `otelgw_`, and otelgw's counters end in
+//! `_total` (the Prometheus convention; the Collector's names are kept exactly as the Collector
+//! exposes them). Every name lives in [`names`]: no other file spells one.
 //! Counters and gauges are atomics handed out once at build time: the hot path does one relaxed
 //! atomic add and never touches the registry. Asking twice for the same name and labels returns
 //! the same cell, so counts survive a config reload.
@@ -13,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::data::Signal;
 
-/// Metric names, in one place.
+/// Every self-metric name, in one place (tests may spell names out to check what is exposed).
 pub mod names {
     use crate::data::Signal;
 
@@ -40,16 +42,46 @@ pub mod names {
     }
     pub const EXPORTER_QUEUE_SIZE: &str = "otelcol_exporter_queue_size";
     pub const EXPORTER_QUEUE_CAPACITY: &str = "otelcol_exporter_queue_capacity";
-    pub const RECEIVER_REQUESTS: &str = "otelgw_receiver_requests";
-    pub const RECEIVER_FORWARDED: &str = "otelgw_receiver_forwarded_requests";
-    pub const DROPPED_ITEMS: &str = "otelgw_dropped_items";
-    pub const EXPORTER_RETRIES: &str = "otelgw_exporter_retries";
-    pub const CONFIG_RELOADS: &str = "otelgw_config_reloads";
+    pub const RECEIVER_REQUESTS: &str = "otelgw_receiver_requests_total";
+    pub const RECEIVER_FORWARDED: &str = "otelgw_receiver_forwarded_requests_total";
+    pub const DROPPED_ITEMS: &str = "otelgw_dropped_items_total";
+    pub const EXPORTER_RETRIES: &str = "otelgw_exporter_retries_total";
+    pub const CONFIG_RELOADS: &str = "otelgw_config_reloads_total";
     pub const PERSISTENT_QUEUE_DISK_BYTES: &str = "otelgw_exporter_persistent_queue_disk_bytes";
     pub const PERSISTENT_QUEUE_RECOVERED: &str =
-        "otelgw_exporter_persistent_queue_recovered_records";
-    pub const PERSISTENT_QUEUE_CORRUPT: &str = "otelgw_exporter_persistent_queue_corrupt_records";
+        "otelgw_exporter_persistent_queue_recovered_records_total";
+    pub const PERSISTENT_QUEUE_CORRUPT: &str =
+        "otelgw_exporter_persistent_queue_corrupt_records_total";
     pub const PROCESS_START_TIME: &str = "otelcol_process_start_time_seconds";
+    pub const CARDINALITY_EXPIRED_TOTAL: &str = "otelgw_cardinality_expired_total";
+    pub const CARDINALITY_MEMORY_BYTES: &str = "otelgw_cardinality_memory_bytes";
+    pub const CARDINALITY_OVERFLOW_POINTS_TOTAL: &str = "otelgw_cardinality_overflow_points_total";
+    pub const CARDINALITY_REJECTED_TOTAL: &str = "otelgw_cardinality_rejected_total";
+    pub const CARDINALITY_SERIES_ACTIVE: &str = "otelgw_cardinality_series_active";
+    pub const CARDINALITY_SERIES_LIMIT: &str = "otelgw_cardinality_series_limit";
+    pub const LOKI_ENTRIES_DROPPED_STREAM_LIMIT: &str =
+        "otelgw_loki_entries_dropped_stream_limit_total";
+    pub const LOKI_LABELS_DEMOTED: &str = "otelgw_loki_labels_demoted_total";
+    pub const LOKI_LABEL_VALUES_TRUNCATED: &str = "otelgw_loki_label_values_truncated_total";
+    pub const LOKI_LINES_DROPPED: &str = "otelgw_loki_lines_dropped_total";
+    pub const LOKI_LINES_TRUNCATED: &str = "otelgw_loki_lines_truncated_total";
+    pub const MEMORY_LIMITER_ACCOUNTED_BYTES: &str = "otelgw_memory_limiter_accounted_bytes";
+    pub const MEMORY_LIMITER_LIMIT_BYTES: &str = "otelgw_memory_limiter_limit_bytes";
+    pub const MEMORY_LIMITER_REFUSED_REQUESTS: &str =
+        "otelgw_memory_limiter_refused_requests_total";
+    pub const MEMORY_LIMITER_STATE: &str = "otelgw_memory_limiter_state";
+    pub const MEMORY_LIMITER_USAGE_BYTES: &str = "otelgw_memory_limiter_usage_bytes";
+    pub const PROCESSOR_BATCH_BATCH_SEND_SIZE: &str = "otelcol_processor_batch_batch_send_size";
+    pub const PROCESSOR_BATCH_BATCH_SIZE_TRIGGER_SEND: &str =
+        "otelcol_processor_batch_batch_size_trigger_send";
+    pub const PROCESSOR_BATCH_METADATA_CARDINALITY: &str =
+        "otelcol_processor_batch_metadata_cardinality";
+    pub const PROCESSOR_BATCH_TIMEOUT_TRIGGER_SEND: &str =
+        "otelcol_processor_batch_timeout_trigger_send";
+    pub const PROMETHEUS_DROPPED_POINTS: &str = "otelgw_prometheus_dropped_points_total";
+    pub const PROMETHEUS_EXPIRED_SERIES: &str = "otelgw_prometheus_expired_series_total";
+    pub const PROMETHEUS_SCRAPES: &str = "otelgw_prometheus_scrapes_total";
+    pub const PROMETHEUS_SERIES: &str = "otelgw_prometheus_series";
 }
 
 type Labels = Vec<(&'static str, String)>;

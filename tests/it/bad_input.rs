@@ -261,7 +261,7 @@ async fn bad_requests(gw: Gateway) {
     }
     assert_eq!(
         gw.metric(
-            "otelgw_receiver_requests",
+            "otelgw_receiver_requests_total",
             &[("transport", "http"), ("outcome", "failed")]
         ),
         sink_failures as f64

@@ -223,11 +223,11 @@ fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_invalid() {
         || spans(&out2) == 10,
     );
     assert_eq!(
-        gw.metric("otelgw_config_reloads", &[("result", "applied")]),
+        gw.metric("otelgw_config_reloads_total", &[("result", "applied")]),
         1.0
     );
     assert_eq!(
-        gw.metric("otelgw_config_reloads", &[("result", "rejected")]),
+        gw.metric("otelgw_config_reloads_total", &[("result", "rejected")]),
         1.0
     );
     assert!(gw.logs().contains("invalid yaml"), "the log says why");

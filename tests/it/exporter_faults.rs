@@ -108,7 +108,7 @@ async fn retryable_answers_are_retried_after_the_hint_and_permanent_ones_are_not
         hits[2] - hits[1]
     );
     assert_eq!(
-        gw.metric("otelgw_exporter_retries", &[("exporter", "otlphttp")]),
+        gw.metric("otelgw_exporter_retries_total", &[("exporter", "otlphttp")]),
         2.0
     );
     let tenants: Vec<String> = backend

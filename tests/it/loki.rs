@@ -323,7 +323,7 @@ async fn logs_arrive_in_loki_with_labels_metadata_order_and_retries() {
     );
     assert_eq!(pushes(&server), 2, "one 429, then accepted");
     assert_eq!(
-        gw.metric("otelgw_exporter_retries", &[("exporter", "loki")]),
+        gw.metric("otelgw_exporter_retries_total", &[("exporter", "loki")]),
         1.0
     );
     let entries = loki.entries.lock().unwrap().clone();
@@ -390,7 +390,7 @@ async fn permanent_rejections_are_counted_and_not_retried() {
     .await;
     assert_eq!(pushes(&server), 2, "one attempt each");
     assert_eq!(
-        gw.metric("otelgw_exporter_retries", &[("exporter", "loki")]),
+        gw.metric("otelgw_exporter_retries_total", &[("exporter", "loki")]),
         0.0
     );
     let logs = gw.logs();
@@ -419,7 +419,7 @@ async fn server_errors_and_connection_refused_are_retried_and_nothing_is_lost() 
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        gw.metric("otelgw_exporter_retries", &[("exporter", "loki")]) >= 1.0,
+        gw.metric("otelgw_exporter_retries_total", &[("exporter", "loki")]) >= 1.0,
         "connection refused was retried"
     );
     let loki = Arc::new(Loki::default());

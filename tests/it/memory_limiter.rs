@@ -255,7 +255,7 @@ service:
         "health checks kept answering"
     );
     assert!(ratio <= MARGIN, "peak RSS {peak} exceeds limit × {MARGIN}");
-    assert!(a.metric("otelgw_memory_limiter_refused_requests", &[]) > 0.0);
+    assert!(a.metric("otelgw_memory_limiter_refused_requests_total", &[]) > 0.0);
 
     // the peer resumes: everything accepted arrives
     b.signal("CONT");

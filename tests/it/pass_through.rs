@@ -233,7 +233,7 @@ service:
     for transport in ["http", "grpc"] {
         assert_eq!(
             gw.metric(
-                "otelgw_receiver_forwarded_requests",
+                "otelgw_receiver_forwarded_requests_total",
                 &[("transport", transport), ("signal", "traces")]
             ),
             1.0,
@@ -273,7 +273,7 @@ service:
     // decoded, so only the bad span went: not counted as forwarded
     assert_eq!(
         gw.metric(
-            "otelgw_receiver_forwarded_requests",
+            "otelgw_receiver_forwarded_requests_total",
             &[("transport", "http")]
         ),
         0.0

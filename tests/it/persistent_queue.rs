@@ -128,7 +128,7 @@ async fn backend_down_then_up_every_span_arrives_once_even_across_a_gateway_rest
     wait_until(
         "retries against the stopped peer",
         Duration::from_secs(10),
-        || gw.metric("otelgw_exporter_retries", EXP) >= 4.0,
+        || gw.metric("otelgw_exporter_retries_total", EXP) >= 4.0,
     );
     assert_eq!(gw.metric("otelcol_exporter_queue_size", EXP), 20.0);
     assert!(gw.metric("otelgw_exporter_persistent_queue_disk_bytes", EXP) > 0.0);
@@ -137,7 +137,10 @@ async fn backend_down_then_up_every_span_arrives_once_even_across_a_gateway_rest
     assert!(gw.stop().success());
     gw.spawn();
     assert_eq!(
-        gw.metric("otelgw_exporter_persistent_queue_recovered_records", EXP),
+        gw.metric(
+            "otelgw_exporter_persistent_queue_recovered_records_total",
+            EXP
+        ),
         20.0
     );
     for seed in 21..=25 {
@@ -205,7 +208,10 @@ async fn kill_9_during_a_flood_loses_nothing_that_was_acknowledged() {
     let acked: BTreeSet<Vec<u8>> = acked.lock().unwrap().iter().cloned().collect();
 
     gw.spawn();
-    let recovered = gw.metric("otelgw_exporter_persistent_queue_recovered_records", EXP);
+    let recovered = gw.metric(
+        "otelgw_exporter_persistent_queue_recovered_records_total",
+        EXP,
+    );
     assert!(
         recovered * 3.0 >= acked.len() as f64,
         "every acknowledged request is on disk: {recovered} records for {} spans",
@@ -225,7 +231,10 @@ async fn kill_9_during_a_flood_loses_nothing_that_was_acknowledged() {
     });
     // No corruption from a kill: a torn tail is not a corrupt record.
     assert_eq!(
-        gw.metric("otelgw_exporter_persistent_queue_corrupt_records", EXP),
+        gw.metric(
+            "otelgw_exporter_persistent_queue_corrupt_records_total",
+            EXP
+        ),
         0.0
     );
     assert!(gw.stop().success());
@@ -280,11 +289,17 @@ async fn flipped_bytes_skip_exactly_the_damaged_records_and_the_rest_arrives() {
 
     gw.spawn();
     assert_eq!(
-        gw.metric("otelgw_exporter_persistent_queue_corrupt_records", EXP),
+        gw.metric(
+            "otelgw_exporter_persistent_queue_corrupt_records_total",
+            EXP
+        ),
         2.0
     );
     assert_eq!(
-        gw.metric("otelgw_exporter_persistent_queue_recovered_records", EXP),
+        gw.metric(
+            "otelgw_exporter_persistent_queue_recovered_records_total",
+            EXP
+        ),
         8.0
     );
     assert!(gw.logs().contains("fails its checksum"));
@@ -364,11 +379,14 @@ async fn a_config_reload_closes_and_reopens_the_queue_without_losing_or_repeatin
     }
     gw.signal("HUP");
     wait_until("the reload", Duration::from_secs(15), || {
-        gw.metric("otelgw_config_reloads", &[("result", "applied")]) == 1.0
+        gw.metric("otelgw_config_reloads_total", &[("result", "applied")]) == 1.0
     });
     // The new graph found the old graph's records on disk.
     assert_eq!(
-        gw.metric("otelgw_exporter_persistent_queue_recovered_records", EXP),
+        gw.metric(
+            "otelgw_exporter_persistent_queue_recovered_records_total",
+            EXP
+        ),
         10.0
     );
     peer.spawn();

@@ -195,5 +195,5 @@ fn prometheus_scrapes_what_the_sdk_measured() {
         Some(16),
         "{found}"
     );
-    assert!(gw.metric("otelgw_prometheus_scrapes", &[]) > 0.0);
+    assert!(gw.metric("otelgw_prometheus_scrapes_total", &[]) > 0.0);
 }

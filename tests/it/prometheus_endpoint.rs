@@ -86,9 +86,9 @@ async fn tls_gzip_negotiation_and_expiry_without_scrapes() {
         assert!(Instant::now() < deadline, "series never expired");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(gw.metric("otelgw_prometheus_expired_series", &labels) > 0.0);
+    assert!(gw.metric("otelgw_prometheus_expired_series_total", &labels) > 0.0);
     assert_eq!(
-        gw.metric("otelgw_prometheus_scrapes", &labels),
+        gw.metric("otelgw_prometheus_scrapes_total", &labels),
         1.0,
         "only the one content-type check above scraped it"
     );

@@ -76,7 +76,7 @@ service:
         for name in [
             "otelcol_exporter_queue_size",
             "otelcol_exporter_queue_capacity",
-            "otelgw_exporter_retries",
+            "otelgw_exporter_retries_total",
         ] {
             assert!(
                 has_series(&text, name, &[("exporter", exporter)]),
@@ -104,7 +104,7 @@ service:
     for name in [
         "otelgw_memory_limiter_state",
         "otelgw_memory_limiter_usage_bytes",
-        "otelgw_memory_limiter_refused_requests",
+        "otelgw_memory_limiter_refused_requests_total",
     ] {
         assert!(has_series(&text, name, &[]), "{name}");
     }
@@ -115,8 +115,8 @@ service:
     ));
     for name in [
         "otelgw_prometheus_series",
-        "otelgw_prometheus_scrapes",
-        "otelgw_prometheus_expired_series",
+        "otelgw_prometheus_scrapes_total",
+        "otelgw_prometheus_expired_series_total",
     ] {
         assert!(
             has_series(&text, name, &[("exporter", "prometheus")]),
@@ -126,23 +126,23 @@ service:
     for reason in ["out_of_order", "type_conflict", "max_series"] {
         assert!(has_series(
             &text,
-            "otelgw_prometheus_dropped_points",
+            "otelgw_prometheus_dropped_points_total",
             &[("exporter", "prometheus"), ("reason", reason)]
         ));
     }
     for name in [
-        "otelgw_loki_labels_demoted",
-        "otelgw_loki_lines_truncated",
-        "otelgw_loki_lines_dropped",
-        "otelgw_loki_entries_dropped_stream_limit",
+        "otelgw_loki_labels_demoted_total",
+        "otelgw_loki_lines_truncated_total",
+        "otelgw_loki_lines_dropped_total",
+        "otelgw_loki_entries_dropped_stream_limit_total",
     ] {
         assert!(has_series(&text, name, &[("exporter", "loki")]), "{name}");
     }
     // the persistent queue (loki's sending_queue has storage)
     for name in [
         "otelgw_exporter_persistent_queue_disk_bytes",
-        "otelgw_exporter_persistent_queue_recovered_records",
-        "otelgw_exporter_persistent_queue_corrupt_records",
+        "otelgw_exporter_persistent_queue_recovered_records_total",
+        "otelgw_exporter_persistent_queue_corrupt_records_total",
     ] {
         assert!(has_series(&text, name, &[("exporter", "loki")]), "{name}");
     }

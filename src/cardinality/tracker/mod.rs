@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 use super::{Action, Mode, Reason};
-use crate::telemetry::metrics::{Counter, Gauge, Registry};
+use crate::telemetry::metrics::{names, Counter, Gauge, Registry};
 use bloom::Bloom;
 
 pub use hll::Hll;
@@ -157,7 +157,7 @@ impl Tracker {
         let c = settings.name.as_str();
         let l = [("component", c)];
         reg.gauge(
-            "otelgw_cardinality_series_limit",
+            names::CARDINALITY_SERIES_LIMIT,
             "Series allowed in total by this component (0: no global limit).",
             &l,
         )
@@ -166,7 +166,7 @@ impl Tracker {
         for reason in Reason::NAMES {
             for action in Action::ALL {
                 rejected.push(reg.counter(
-                    "otelgw_cardinality_rejected_total",
+                    names::CARDINALITY_REJECTED_TOTAL,
                     "Data points of series over a cardinality limit, by limit and action taken.",
                     &[
                         ("component", c),
@@ -178,23 +178,23 @@ impl Tracker {
         }
         let metrics = Metrics {
             active: reg.gauge(
-                "otelgw_cardinality_series_active",
+                names::CARDINALITY_SERIES_ACTIVE,
                 "Series currently tracked (admitted and not expired).",
                 &l,
             ),
             memory: reg.gauge(
-                "otelgw_cardinality_memory_bytes",
+                names::CARDINALITY_MEMORY_BYTES,
                 "Memory held by cardinality tracking (tables, filters, side tables).",
                 &l,
             ),
             rejected,
             expired: reg.counter(
-                "otelgw_cardinality_expired_total",
+                names::CARDINALITY_EXPIRED_TOTAL,
                 "Series removed after series_ttl without points.",
                 &l,
             ),
             overflow: reg.counter(
-                "otelgw_cardinality_overflow_points_total",
+                names::CARDINALITY_OVERFLOW_POINTS_TOTAL,
                 "Data points folded into an overflow series.",
                 &l,
             ),

@@ -44,7 +44,7 @@ use super::{validate_headers, BuildError, ExportOutcome, Exporter, QueueConfig};
 use crate::config::units::{ByteSize, Duration};
 use crate::config::Diagnostics;
 use crate::data::{Outgoing, Telemetry};
-use crate::telemetry::metrics::{Counter, Registry};
+use crate::telemetry::metrics::{names, Counter, Registry};
 use labels::valid_label_name;
 
 pub use labels::{level, parse_selector, selector};
@@ -268,23 +268,23 @@ impl LokiExporter {
             client,
             c: Counters {
                 demoted_labels: l(
-                    "otelgw_loki_labels_demoted",
+                    names::LOKI_LABELS_DEMOTED,
                     "Labels past max_labels kept as structured metadata.",
                 ),
                 truncated_values: l(
-                    "otelgw_loki_label_values_truncated",
+                    names::LOKI_LABEL_VALUES_TRUNCATED,
                     "Label values truncated to max_label_value_length.",
                 ),
                 truncated_lines: l(
-                    "otelgw_loki_lines_truncated",
+                    names::LOKI_LINES_TRUNCATED,
                     "Lines truncated to max_line_size.",
                 ),
                 dropped_lines: l(
-                    "otelgw_loki_lines_dropped",
+                    names::LOKI_LINES_DROPPED,
                     "Lines dropped for exceeding max_line_size.",
                 ),
                 dropped_stream_limit: l(
-                    "otelgw_loki_entries_dropped_stream_limit",
+                    names::LOKI_ENTRIES_DROPPED_STREAM_LIMIT,
                     "Entries dropped because max_active_streams was reached.",
                 ),
             },

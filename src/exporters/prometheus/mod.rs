@@ -31,6 +31,7 @@ use super::{BuildError, ExportError, ExportOutcome, Exporter};
 use crate::config::units::Duration;
 use crate::config::{parse_listen_addr, Diagnostics};
 use crate::data::{Outgoing, Telemetry};
+use crate::telemetry::metrics::names;
 use crate::telemetry::metrics::{Counter, Registry};
 use render::Format;
 use store::{Options, Store};
@@ -155,7 +156,7 @@ impl PrometheusExporter {
         let tls = cfg.tls.as_ref().map(|t| t.acceptor()).transpose()?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let scrapes = reg.counter(
-            "otelgw_prometheus_scrapes",
+            names::PROMETHEUS_SCRAPES,
             "Scrapes served.",
             &[("exporter", id)],
         );

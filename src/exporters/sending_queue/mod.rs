@@ -1,5 +1,5 @@
 //! The sending queue every exporter sits behind (the Collector's `sending_queue`): queue →
-//! consumers → retry → export, with counts. Files: [`capacity`] (room in the sizer's unit),
+//! consumers → retry → export, with counts. Files: `capacity` (room in the sizer's unit),
 //! `consumers` (the tasks that drain the queue and deliver with retries), `counters` (the
 //! `otelcol_exporter_*` self-metrics), `tests`.
 //!
@@ -26,7 +26,7 @@
 //! Every item handed in ends in exactly one counter: `otelcol_exporter_sent_*`,
 //! `otelcol_exporter_send_failed_*` (permanent error, retries exhausted, peer's partial
 //! rejection), `otelcol_exporter_enqueue_failed_*` (queue full, disk full), or
-//! `otelgw_dropped_items{reason="shutdown_timeout"}` (still in an in-memory queue when the
+//! `otelgw_dropped_items_total{reason="shutdown_timeout"}` (still in an in-memory queue when the
 //! drain deadline hit). Items in a persistent queue at shutdown are not counted: they are not
 //! lost, they are delivered after the next start.
 //!

@@ -10,12 +10,12 @@
 //! not, and histograms — are added up: a point whose window starts at or after the last one
 //! ended is added (a gap just means nothing was reported in between); a point that ends at or
 //! before the last one, or starts inside the window already counted, would be counted twice and
-//! is dropped and counted (`otelgw_prometheus_dropped_points{reason="out_of_order"}`).
+//! is dropped and counted (`otelgw_prometheus_dropped_points_total{reason="out_of_order"}`).
 //! A point flagged `NoRecordedValue` removes its series.
 //!
 //! `max_series` is enforced by the same tracker as the `cardinality_limit` processor
 //! ([`crate::cardinality`]): the first series win, a new series over the cap is dropped and
-//! counted (`otelgw_prometheus_dropped_points{reason="max_series"}` and
+//! counted (`otelgw_prometheus_dropped_points_total{reason="max_series"}` and
 //! `otelgw_cardinality_rejected_total{reason="global",action="drop"}`), removed series give their
 //! slot back, and the exporter shows up in `GET /debug/cardinality` under its id.
 //!
@@ -36,6 +36,7 @@ use dashmap::DashMap;
 
 use crate::cardinality::tracker::{Policy, Settings, Tracker, Verdict};
 use crate::cardinality::{combine, hash_str, Action, Mode};
+use crate::telemetry::metrics::names;
 use crate::telemetry::metrics::{escape_label_value, Counter, Gauge, Registry};
 
 /// The kinds of family.
@@ -222,7 +223,7 @@ impl Store {
     pub fn new(opts: Options, reg: &Registry, exporter: &str) -> Store {
         let l = |reason: &str| {
             reg.counter(
-                "otelgw_prometheus_dropped_points",
+                names::PROMETHEUS_DROPPED_POINTS,
                 "Data points the Prometheus exporter did not store, by reason.",
                 &[("exporter", exporter), ("reason", reason)],
             )
@@ -253,7 +254,7 @@ impl Store {
             warned: Mutex::new(HashSet::new()),
             c: Counters {
                 series: reg.gauge(
-                    "otelgw_prometheus_series",
+                    names::PROMETHEUS_SERIES,
                     "Series held for scraping.",
                     &[("exporter", exporter)],
                 ),
@@ -261,7 +262,7 @@ impl Store {
                 type_conflict: l("type_conflict"),
                 max_series: l("max_series"),
                 expired: reg.counter(
-                    "otelgw_prometheus_expired_series",
+                    names::PROMETHEUS_EXPIRED_SERIES,
                     "Series removed after metric_expiration without updates.",
                     &[("exporter", exporter)],
                 ),

@@ -188,7 +188,7 @@ fn processor(c: &mut Criterion) {
     let mut g = c.benchmark_group("cardinality");
     g.throughput(Throughput::Elements(1000));
     let cfg: CardinalityLimitConfig =
-        serde_yaml::from_str("max_series_per_metric: 2000").unwrap_or_default();
+        serde_norway::from_str("max_series_per_metric: 2000").unwrap_or_default();
     let p = cfg.build("bench", &Registry::default());
     let meta = RequestMeta::default();
     let hits = request(1000, 0);

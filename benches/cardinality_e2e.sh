@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 items="${1:-1000}"; secs="${2:-10}"; rounds="${3:-2}"
-cargo build --release --quiet --bin otelgw --bin otelgw-loadgen
+cargo build --release --quiet --features loadgen --bin otelgw --bin otelgw-loadgen
 gw=target/release/otelgw; lg=target/release/otelgw-loadgen
 tmp="$(mktemp -d)"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 signal="${1:-traces}"; items="${2:-512}"; secs="${3:-10}"; rate="${4:-0}"; conns="${5:-4}"
 eval "$(tests/setup-deps.sh)"
-cargo build --release --quiet --bin otelgw --bin otelgw-loadgen
+cargo build --release --quiet --features loadgen --bin otelgw --bin otelgw-loadgen
 gw=target/release/otelgw; lg=target/release/otelgw-loadgen
 tmp="$(mktemp -d)"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }

@@ -52,7 +52,7 @@ fn attributes(c: &mut Criterion) {
     let mut g = c.benchmark_group("attributes");
     let req = Telemetry::Traces(testdata::traces(3, 1, 512));
     let meta = RequestMeta::default();
-    let attrs: AttributesConfig = serde_yaml::from_str(
+    let attrs: AttributesConfig = serde_norway::from_str(
         r#"actions:
   - {key: environment, value: production, action: upsert}
   - {key: url.full, action: hash}
@@ -73,7 +73,7 @@ fn attributes(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    let res: ResourceConfig = serde_yaml::from_str(
+    let res: ResourceConfig = serde_norway::from_str(
         "attributes: [{key: environment, value: production, action: upsert}, {key: service.namespace, value: shop, action: upsert}]",
     )
     .unwrap_or_default();

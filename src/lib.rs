@@ -31,5 +31,6 @@ pub mod pipeline;
 pub mod processors;
 pub mod receivers;
 pub mod telemetry;
+#[doc(hidden)]
 pub mod testdata;
 pub mod wire;

@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::data::Signal;
 
@@ -156,5 +156,5 @@ pub fn typed<T: DeserializeOwned + Default>(
 
 /// Serializes a component config for `print-config`.
 pub fn to_value<T: Serialize>(c: &T) -> Value {
-    serde_yaml::to_value(c).unwrap_or(Value::Null)
+    serde_norway::to_value(c).unwrap_or(Value::Null)
 }

@@ -212,9 +212,9 @@ mod tests {
         assert!(parse_duration("5").unwrap_err().contains("missing unit"));
         assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("ms").is_err());
-        let d: Duration = serde_yaml::from_str("\"2h\"").unwrap();
+        let d: Duration = serde_norway::from_str("\"2h\"").unwrap();
         assert_eq!(d.to_string(), "7200s");
-        assert!(serde_yaml::from_str::<Duration>("5")
+        assert!(serde_norway::from_str::<Duration>("5")
             .unwrap_err()
             .to_string()
             .contains("give a unit"));
@@ -226,8 +226,8 @@ mod tests {
         assert_eq!(parse_byte_size("4MB").unwrap(), 4_000_000);
         assert_eq!(parse_byte_size("512 KiB").unwrap(), 512 * 1024);
         assert!(parse_byte_size("12 parsecs").is_err());
-        let s: ByteSize = serde_yaml::from_str("1048576").unwrap();
+        let s: ByteSize = serde_norway::from_str("1048576").unwrap();
         assert_eq!(s, ByteSize::mib(1));
-        assert_eq!(serde_yaml::to_string(&s).unwrap().trim(), "1MiB");
+        assert_eq!(serde_norway::to_string(&s).unwrap().trim(), "1MiB");
     }
 }

@@ -4,7 +4,7 @@
 //! exactly one reference takes the type of what it expands to (`limit_mib: ${env:LIMIT}` with
 //! `LIMIT=400` is the integer 400), as in the Collector.
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// Expands every string in `value`. Unset variables without a default expand to the empty
 /// string and are reported in `unset` (the Collector does the same, silently).
@@ -22,7 +22,7 @@ pub fn expand_value(
             let expanded = expand_str(s, lookup, unset);
             if whole_ref {
                 if let Ok(typed @ (Value::Number(_) | Value::Bool(_))) =
-                    serde_yaml::from_str::<Value>(&expanded)
+                    serde_norway::from_str::<Value>(&expanded)
                 {
                     *value = typed;
                     return;
@@ -119,7 +119,7 @@ mod tests {
     #[test]
     fn single_reference_takes_the_type_of_its_value() {
         let mut v: Value =
-            serde_yaml::from_str("{limit: '${env:LIMIT}', host: '${HOST}', s: 'x${LIMIT}'}")
+            serde_norway::from_str("{limit: '${env:LIMIT}', host: '${HOST}', s: 'x${LIMIT}'}")
                 .unwrap();
         let mut unset = vec![];
         expand_value(&mut v, &env, &mut unset);

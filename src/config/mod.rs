@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 
 use crate::component::units::Duration;
 use crate::data::Signal;
@@ -223,7 +223,7 @@ fn merge_sources(
     let mut merged = Value::Mapping(Mapping::new());
     let mut ok = true;
     for src in sources {
-        let mut v: Value = match serde_yaml::from_str(&src.text) {
+        let mut v: Value = match serde_norway::from_str(&src.text) {
             Ok(Value::Null) => Value::Mapping(Mapping::new()),
             Ok(v) => v,
             Err(e) => {
@@ -736,11 +736,11 @@ impl Config {
         );
         root.insert(
             "service".into(),
-            serde_yaml::to_value(&self.service).unwrap_or(Value::Null),
+            serde_norway::to_value(&self.service).unwrap_or(Value::Null),
         );
         let mut v = Value::Mapping(root);
         redact(&mut v);
-        serde_yaml::to_string(&v).unwrap_or_default()
+        serde_norway::to_string(&v).unwrap_or_default()
     }
 
     /// The extensions `service.extensions` starts, in order.

@@ -19,7 +19,7 @@ pub mod tls;
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::config::units::Duration;
 use crate::config::{typed, ComponentId, Diagnostics};

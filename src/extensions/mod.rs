@@ -5,7 +5,7 @@
 pub mod file_storage;
 
 use serde::{Deserialize, Serialize};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::config::{parse_listen_addr, typed, ComponentId, Diagnostics};
 

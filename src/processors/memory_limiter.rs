@@ -129,7 +129,7 @@ mod tests {
     use super::*;
 
     fn check(yaml: &str) -> Vec<String> {
-        let c: MemoryLimiterConfig = serde_yaml::from_str(yaml).unwrap();
+        let c: MemoryLimiterConfig = serde_norway::from_str(yaml).unwrap();
         let mut d = Diagnostics::default();
         c.validate("processors.memory_limiter", &mut d);
         d.errors.iter().map(|e| e.to_string()).collect()
@@ -158,12 +158,12 @@ mod tests {
 
     #[test]
     fn limits_default_the_spike_to_a_fifth() {
-        let c: MemoryLimiterConfig = serde_yaml::from_str("{limit_mib: 100}").unwrap();
+        let c: MemoryLimiterConfig = serde_norway::from_str("{limit_mib: 100}").unwrap();
         assert_eq!(c.limits(), Some((100 * MIB, 80 * MIB)));
         let c: MemoryLimiterConfig =
-            serde_yaml::from_str("{limit_mib: 64, spike_limit_mib: 16}").unwrap();
+            serde_norway::from_str("{limit_mib: 64, spike_limit_mib: 16}").unwrap();
         assert_eq!(c.limits(), Some((64 * MIB, 48 * MIB)));
-        let c: MemoryLimiterConfig = serde_yaml::from_str("{limit_percentage: 50}").unwrap();
+        let c: MemoryLimiterConfig = serde_norway::from_str("{limit_percentage: 50}").unwrap();
         let (hard, soft) = c.limits().unwrap();
         assert!(hard > 0 && soft == hard - hard / 5);
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::{Deserialize, Serialize};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::config::{typed, ComponentId, Diagnostics};
 use crate::data::{RequestMeta, Signal, Telemetry};

@@ -11,7 +11,7 @@ pub mod otlp_grpc;
 pub mod otlp_http;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::config::units::ByteSize;
 use crate::config::{parse_listen_addr, typed, ComponentId, Diagnostics};

@@ -50,7 +50,7 @@ fn entry_bytes_match_a_hand_encoding_of_the_schema() {
 }
 
 fn exporter(yaml: &str) -> LokiExporter {
-    let mut cfg: LokiConfig = serde_yaml::from_str(yaml).unwrap();
+    let mut cfg: LokiConfig = serde_norway::from_str(yaml).unwrap();
     if cfg.endpoint.is_empty() {
         cfg.endpoint = "http://127.0.0.1:1/loki/api/v1/push".into();
     }
@@ -313,7 +313,7 @@ fn selectors_escape_and_parse_back() {
 
 #[test]
 fn config_rejects_bad_label_names() {
-    let cfg: LokiConfig = serde_yaml::from_str("endpoint: http://loki:3100/loki/api/v1/push\nlabels: {attributes: {user.id: 'user.id'}, static: {'9x': y}}").unwrap();
+    let cfg: LokiConfig = serde_norway::from_str("endpoint: http://loki:3100/loki/api/v1/push\nlabels: {attributes: {user.id: 'user.id'}, static: {'9x': y}}").unwrap();
     let mut d = Diagnostics::default();
     cfg.validate("exporters.loki", &mut d);
     let paths: Vec<_> = d.errors.iter().map(|e| e.path.clone()).collect();

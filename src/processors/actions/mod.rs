@@ -50,7 +50,7 @@ pub struct ActionConfig {
     pub action: ActionType,
     /// A literal value (string, int, double, bool, or a list of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<serde_yaml::Value>,
+    pub value: Option<serde_norway::Value>,
     /// Take the value from this attribute of the same set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_attribute: Option<String>,
@@ -62,18 +62,18 @@ pub struct ActionConfig {
     pub converted_type: Option<String>,
 }
 
-fn yaml_to_any(v: &serde_yaml::Value) -> Option<AnyValue> {
+fn yaml_to_any(v: &serde_norway::Value) -> Option<AnyValue> {
     let value = match v {
-        serde_yaml::Value::String(s) => Value::StringValue(s.clone()),
-        serde_yaml::Value::Bool(b) => Value::BoolValue(*b),
-        serde_yaml::Value::Number(n) => match n.as_i64() {
+        serde_norway::Value::String(s) => Value::StringValue(s.clone()),
+        serde_norway::Value::Bool(b) => Value::BoolValue(*b),
+        serde_norway::Value::Number(n) => match n.as_i64() {
             Some(i) => Value::IntValue(i),
             None => Value::DoubleValue(n.as_f64()?),
         },
-        serde_yaml::Value::Sequence(items) => Value::ArrayValue(ArrayValue {
+        serde_norway::Value::Sequence(items) => Value::ArrayValue(ArrayValue {
             values: items.iter().map(yaml_to_any).collect::<Option<Vec<_>>>()?,
         }),
-        serde_yaml::Value::Mapping(m) => Value::KvlistValue(KeyValueList {
+        serde_norway::Value::Mapping(m) => Value::KvlistValue(KeyValueList {
             values: m
                 .iter()
                 .map(|(k, v)| {

@@ -4,7 +4,7 @@ use super::*;
 use crate::testdata::{kv, s};
 
 fn actions(yaml: &str) -> Vec<Action> {
-    let cfgs: Vec<ActionConfig> = serde_yaml::from_str(yaml).unwrap();
+    let cfgs: Vec<ActionConfig> = serde_norway::from_str(yaml).unwrap();
     let mut d = Diagnostics::default();
     let a = compile_all(&cfgs, "actions", &mut d);
     assert!(d.errors.is_empty(), "{:?}", d.errors);
@@ -94,7 +94,7 @@ fn each_action_does_what_the_collector_does() {
 
 #[test]
 fn invalid_actions_name_their_path() {
-    let cfgs: Vec<ActionConfig> = serde_yaml::from_str(
+    let cfgs: Vec<ActionConfig> = serde_norway::from_str(
         "[{action: insert, value: x}, {key: a, action: upsert}, {action: delete}, {key: u, pattern: '(', action: extract}, {key: u, pattern: '[a-z]+', action: extract}, {key: c, action: convert, converted_type: bool}, {key: c, from_context: auth.user, action: insert}]",
     )
     .unwrap();

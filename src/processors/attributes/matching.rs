@@ -24,7 +24,7 @@ pub struct KeyValueMatch {
     pub key: String,
     /// When absent, the key only has to be present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<serde_yaml::Value>,
+    pub value: Option<serde_norway::Value>,
 }
 
 /// `log_severity_number`.
@@ -32,7 +32,7 @@ pub struct KeyValueMatch {
 #[serde(deny_unknown_fields)]
 pub struct SeverityMatch {
     /// Lowest severity number that matches (1–24, or a name: TRACE, DEBUG, INFO, WARN, ERROR, FATAL).
-    pub min: serde_yaml::Value,
+    pub min: serde_norway::Value,
     /// Whether records without a severity (0) match.
     #[serde(default)]
     pub match_undefined: bool,
@@ -82,7 +82,7 @@ pub(super) struct Matcher {
     resources: Vec<(String, Option<StrMatch>)>,
 }
 
-fn severity_number(v: &serde_yaml::Value) -> Option<i32> {
+fn severity_number(v: &serde_norway::Value) -> Option<i32> {
     if let Some(n) = v.as_i64() {
         return (1..=24).contains(&n).then_some(n as i32);
     }
@@ -127,8 +127,8 @@ impl MatchConfig {
                 .map(|(i, kv)| {
                     let value = kv.value.as_ref().and_then(|v| {
                         let text = match v {
-                            serde_yaml::Value::String(s) => s.clone(),
-                            other => serde_yaml::to_string(other)
+                            serde_norway::Value::String(s) => s.clone(),
+                            other => serde_norway::to_string(other)
                                 .unwrap_or_default()
                                 .trim()
                                 .to_string(),

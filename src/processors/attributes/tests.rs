@@ -93,8 +93,8 @@ fn include_and_exclude_select_items() {
         ),
     ];
     for (sel, want) in table {
-        let mut cfg: AttributesConfig = serde_yaml::from_str(sel).unwrap();
-        cfg.actions = serde_yaml::from_str("[{key: mark, value: 1, action: insert}]").unwrap();
+        let mut cfg: AttributesConfig = serde_norway::from_str(sel).unwrap();
+        cfg.actions = serde_norway::from_str("[{key: mark, value: 1, action: insert}]").unwrap();
         let mut d = Diagnostics::default();
         cfg.validate("p", &mut d);
         assert!(d.errors.is_empty(), "{sel}: {:?}", d.errors);
@@ -109,7 +109,7 @@ fn include_and_exclude_select_items() {
 fn log_severity_and_metric_names_select() {
     let mut logs = Telemetry::Logs(crate::testdata::logs(1, 1, 4)); // severities 5, 9, 13, 17
     let cfg: AttributesConfig =
-        serde_yaml::from_str("{include: {log_severity_number: {min: WARN}}, actions: [{key: mark, value: 1, action: insert}]}").unwrap();
+        serde_norway::from_str("{include: {log_severity_number: {min: WARN}}, actions: [{key: mark, value: 1, action: insert}]}").unwrap();
     cfg.build()
         .process(&mut logs, &meta(), &mut Rejections::default());
     let Telemetry::Logs(r) = &logs else { panic!() };
@@ -122,7 +122,7 @@ fn log_severity_and_metric_names_select() {
     assert_eq!(sev, vec![13, 17]);
 
     let mut metrics = Telemetry::Metrics(crate::testdata::metrics(1, 1, 2));
-    let cfg: AttributesConfig = serde_yaml::from_str(
+    let cfg: AttributesConfig = serde_norway::from_str(
         "{include: {match_type: regexp, metric_names: ['^http\\.']}, actions: [{key: region, action: delete}]}",
     )
     .unwrap();

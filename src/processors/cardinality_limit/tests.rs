@@ -18,7 +18,7 @@ use crate::testdata::{kv, s};
 const CUM: i32 = 2;
 
 fn cfg(yaml: &str) -> CardinalityLimitConfig {
-    let c: CardinalityLimitConfig = serde_yaml::from_str(yaml).unwrap();
+    let c: CardinalityLimitConfig = serde_norway::from_str(yaml).unwrap();
     let mut d = Diagnostics::default();
     c.validate("p", &mut d);
     assert!(d.errors.is_empty(), "{d:?}");
@@ -503,7 +503,7 @@ fn global_limit_and_report() {
 
 #[test]
 fn validation_names_paths() {
-    let c: CardinalityLimitConfig = serde_yaml::from_str(
+    let c: CardinalityLimitConfig = serde_norway::from_str(
         r#"
 mode: probabilistic
 max_series: 0

@@ -29,6 +29,11 @@ use crate::telemetry::metrics::{Counter, Gauge, Registry};
 /// bench shapes: ~1.2 KiB per ~360-byte span), plus the cached re-encoding.
 pub const DECODED_FACTOR: u64 = 5;
 
+/// What the process really holds per byte accounted as [`Cost::Bytes`]: allocator size
+/// classes and page slack, buffers around the bytes. Measured in the flood scenario of
+/// `tests/it/memory_limiter.rs` (RSS growth over accounted bytes, 1.2–1.3×).
+pub const BYTES_OVERHEAD_PERCENT: u64 = 125;
+
 /// What a piece of a request costs in memory: the pricing rule, in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cost {
@@ -42,7 +47,7 @@ impl Cost {
     /// The bytes this costs.
     pub fn bytes(self) -> u64 {
         match self {
-            Cost::Bytes(n) => n,
+            Cost::Bytes(n) => n.saturating_mul(BYTES_OVERHEAD_PERCENT) / 100,
             Cost::Decoded(wire) => wire.saturating_mul(DECODED_FACTOR),
         }
     }
@@ -218,8 +223,13 @@ impl MemoryGate {
         self.state.load(Ordering::Relaxed)
     }
 
-    /// Takes a new RSS sample and updates the state.
+    /// Takes a new RSS sample and updates the state. Above the soft limit it first asks the
+    /// allocator to return memory the program has freed ([`crate::allocator`]), so the sample
+    /// counts what is in use rather than what the allocator kept.
     pub fn sample(&self) {
+        if self.state.load(Ordering::Relaxed) != STATE_OK {
+            crate::allocator::release_free_memory();
+        }
         let rss = rss_bytes().unwrap_or(0);
         self.accounted_at_sample
             .store(self.accounted.load(Ordering::Relaxed), Ordering::Relaxed);

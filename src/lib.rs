@@ -17,6 +17,7 @@
 //! The data model is the `opentelemetry-proto` prost structs, end to end ([`data`]).
 
 pub mod admission;
+pub mod allocator;
 pub mod app;
 pub mod cardinality;
 pub mod component;

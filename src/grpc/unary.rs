@@ -61,10 +61,11 @@ pub async fn call<R: prost::Message + Default>(
         headers.insert("grpc-encoding", HeaderValue::from_static(encoding_name(c)));
     }
 
+    // a transport failure (connect, reset, closed) is worth a retry, as OTLP exporters treat it
     let resp = channel
         .oneshot(req)
         .await
-        .map_err(|e| Status::from_error(Box::new(e)))?;
+        .map_err(|e| Status::unavailable(format!("transport error: {e}")))?;
     let (parts, body) = resp.into_parts();
     // trailers-only answers carry the status in the headers
     if let Some(s) = Status::from_header_map(&parts.headers) {

@@ -310,3 +310,162 @@ service:
     .unwrap();
     result.unwrap();
 }
+
+/// A peer that completes TCP handshakes and never reads a byte: the worst backend for memory,
+/// since everything sent to it stays with the sender. Connections are held until the returned
+/// sender is dropped (or 120 s pass).
+async fn never_reading_peer() -> (u16, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        let deadline = tokio::time::sleep(Duration::from_secs(120));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                Ok((sock, _)) = listener.accept() => held.push(sock),
+                _ = &mut stopped => return,
+                _ = &mut deadline => return,
+            }
+        }
+    });
+    (port, stop)
+}
+
+/// The architecture issue's scenario: `memory_limiter` (64 MiB, spike 16) → the default `batch`
+/// → an `otlp` exporter (timeout 30 s, no compression) whose peer accepts TCP and never reads;
+/// three clients flood (traces over OTLP/HTTP, logs over OTLP/gRPC, metrics over OTLP/HTTP,
+/// 512 items per request, 3 requests in flight each). Peak RSS stays within 1.10 × the limit,
+/// and once the flood is refused RSS settles at the soft limit (limit − spike): what the gate
+/// admitted is what the process holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_signal_flood_into_a_peer_that_never_reads_stays_under_the_limit() {
+    let (peer, _stop_peer) = never_reading_peer().await;
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"receivers:
+{recv}processors:
+  memory_limiter: {{check_interval: 100ms, limit_mib: 64, spike_limit_mib: 16}}
+  batch: {{}}
+exporters:
+  otlp:
+    endpoint: http://127.0.0.1:{peer}
+    timeout: 30s
+    compression: none
+service:
+  pipelines:
+    traces: {{receivers: [otlp], processors: [memory_limiter, batch], exporters: [otlp]}}
+    metrics: {{receivers: [otlp], processors: [memory_limiter, batch], exporters: [otlp]}}
+    logs: {{receivers: [otlp], processors: [memory_limiter, batch], exporters: [otlp]}}
+{tel}"#,
+        recv = ports.otlp_receiver(),
+        tel = ports.telemetry()
+    );
+    let a = Gateway::start(ports, dir, &config);
+    let pid = a.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(0));
+    let watcher = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_of(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+
+    let accepted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut tasks = vec![];
+    for c in 0..3u64 {
+        for (path, signal) in [("/v1/traces", "traces"), ("/v1/metrics", "metrics")] {
+            let (ok, no) = (accepted.clone(), refused.clone());
+            let url = format!("http://127.0.0.1:{}{path}", a.http_port);
+            let bodies: Vec<Vec<u8>> = (0..8)
+                .map(|i| match signal {
+                    "traces" => testdata::traces(c * 100 + i, 1, 512).encode_to_vec(),
+                    _ => testdata::metrics(c * 100 + i, 1, 100).encode_to_vec(),
+                })
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    i += 1;
+                    let r = client
+                        .post(&url)
+                        .header("content-type", "application/x-protobuf")
+                        .body(bodies[i % bodies.len()].clone())
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    match r.map(|r| r.status().as_u16()) {
+                        Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
+                        Ok(429) => {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            no.fetch_add(1, Ordering::Relaxed)
+                        }
+                        other => panic!("{signal} over http: {other:?}"),
+                    };
+                }
+            }));
+        }
+        let (ok, no) = (accepted.clone(), refused.clone());
+        let ep = format!("http://127.0.0.1:{}", a.grpc_port);
+        tasks.push(tokio::spawn(async move {
+            use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+            let mut client = LogsServiceClient::connect(ep).await.unwrap();
+            let reqs: Vec<_> = (0..8).map(|i| testdata::logs(c * 100 + i, 1, 512)).collect();
+            let mut i = 0;
+            while Instant::now() < deadline {
+                i += 1;
+                let mut r = tonic::Request::new(reqs[i % reqs.len()].clone());
+                r.set_timeout(Duration::from_secs(10));
+                match client.export(r).await {
+                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                    Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        no.fetch_add(1, Ordering::Relaxed)
+                    }
+                    Err(s) => panic!("logs over grpc: {s:?}"),
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // the flood is over and refused; give the gate a few samples to settle
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let settled = rss_of(pid);
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let peak = peak.load(Ordering::Relaxed);
+    eprintln!(
+        "memory_limiter flood: peak {:.1} MiB ({:.2} of limit_mib), settled {:.1} MiB (soft limit 48), accepted {} refused {}",
+        mib(peak),
+        mib(peak) / 64.0,
+        mib(settled),
+        accepted.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed)
+    );
+    assert!(accepted.load(Ordering::Relaxed) > 0);
+    assert!(
+        refused.load(Ordering::Relaxed) > 0,
+        "the flood never reached the limit"
+    );
+    assert!(mib(peak) <= 64.0 * MARGIN, "peak RSS {:.1} MiB", mib(peak));
+    // settles at the soft limit: within what one more sample's admissions can add
+    assert!(
+        mib(settled) <= 48.0 * 1.05,
+        "RSS settled at {:.1} MiB, above the soft limit (48 MiB)",
+        mib(settled)
+    );
+    assert!(a.metric("otelgw_memory_limiter_refused_requests_total", &[]) > 0.0);
+}

@@ -71,14 +71,19 @@ impl Running {
         for (id, ext) in cfg.started_extensions() {
             match ext {
                 ExtensionConfig::HealthCheck(h) => {
-                    let listener = bind(&h.endpoint).await?;
+                    let listener = crate::net::bind(&h.endpoint)?;
                     tracing::info!(extension = %id, address = %h.endpoint, "health check listening");
                     let routes = Routes {
                         registry: None,
                         health: health.clone(),
                         live_path: Some(h.path.clone()),
                     };
-                    ext_tasks.push(admin::serve(listener, routes, stop_rx.clone()));
+                    ext_tasks.push(admin::serve(
+                        &id.to_string(),
+                        listener,
+                        routes,
+                        stop_rx.clone(),
+                    ));
                 }
                 // Nothing to run: exporters open their queues in its directory.
                 ExtensionConfig::FileStorage(_) => {}
@@ -112,19 +117,6 @@ impl Running {
     }
 }
 
-async fn bind(endpoint: &str) -> Result<tokio::net::TcpListener, BuildError> {
-    let addr = config::parse_listen_addr(endpoint).map_err(|reason| BuildError::Listen {
-        address: endpoint.into(),
-        reason,
-    })?;
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| BuildError::Listen {
-            address: endpoint.into(),
-            reason: e.to_string(),
-        })
-}
-
 fn log_warnings(cfg: &Config) {
     for w in &cfg.warnings {
         tracing::warn!(path = %w.path, "config: {}", w.message);
@@ -154,9 +146,10 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
     let (admin_stop, admin_rx) = tokio::sync::watch::channel(false);
     let admin_task = if initial.service.telemetry.metrics.level != "none" {
         let addr = &initial.service.telemetry.metrics.address;
-        let listener = bind(addr).await?;
+        let listener = crate::net::bind(addr)?;
         tracing::info!(address = %addr, "admin listener: /metrics /healthz /readyz");
         Some(admin::serve(
+            "admin",
             listener,
             Routes {
                 registry: Some(registry.clone()),

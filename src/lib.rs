@@ -28,6 +28,7 @@ pub mod encode;
 pub mod exporters;
 pub mod extensions;
 pub mod grpc;
+pub mod net;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;

@@ -32,6 +32,85 @@ pub enum Outcome {
     Invalid { message: String },
 }
 
+/// How a request that was not accepted is answered, the same on both transports: the HTTP
+/// status, the gRPC code (in `google.rpc.Status` / `grpc-status`), and the retry hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub http: http::StatusCode,
+    pub grpc: i32,
+    pub retry_after: Option<Duration>,
+    pub message: String,
+}
+
+impl Outcome {
+    /// `Ok((rejected, message))` for an accepted request (the `partial_success` to send), or
+    /// how to answer one that was not accepted.
+    pub fn answer(self) -> Result<(u64, String), Refusal> {
+        use crate::grpc::status::code;
+        use http::StatusCode;
+        let refusal = |http, grpc, retry_after, message| Refusal {
+            http,
+            grpc,
+            retry_after,
+            message,
+        };
+        match self {
+            Outcome::Accepted { rejected, message } => Ok((rejected, message)),
+            Outcome::Refused {
+                retry_after,
+                message,
+            } => Err(refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                code::RESOURCE_EXHAUSTED,
+                Some(retry_after),
+                message,
+            )),
+            Outcome::Invalid { message } => Err(refusal(
+                StatusCode::BAD_REQUEST,
+                code::INVALID_ARGUMENT,
+                None,
+                message,
+            )),
+            Outcome::Failed { message } => Err(refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code::INTERNAL,
+                None,
+                message,
+            )),
+            Outcome::Unavailable { message } => Err(refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::UNAVAILABLE,
+                Some(Duration::from_secs(1)),
+                message,
+            )),
+        }
+    }
+}
+
+/// The request context both transports build: the client's address and, with the receiver's
+/// `include_metadata`, the request headers (lowercase names; values that are not text are
+/// left out).
+pub fn request_meta(
+    client_address: Option<std::net::SocketAddr>,
+    headers: Option<&http::HeaderMap>,
+) -> RequestMeta {
+    RequestMeta {
+        client_address,
+        headers: headers
+            .map(|h| {
+                h.iter()
+                    .filter_map(|(k, v)| {
+                        v.to_str()
+                            .ok()
+                            .map(|v| (k.as_str().to_string(), v.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        wire_size: 0,
+    }
+}
+
 /// One receiver's entry to the pipelines for one signal and transport.
 #[derive(Clone)]
 pub struct Intake {

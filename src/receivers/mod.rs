@@ -268,20 +268,6 @@ impl RunningReceiver {
     }
 }
 
-async fn bind(endpoint: &str) -> Result<tokio::net::TcpListener, crate::exporters::BuildError> {
-    let addr =
-        parse_listen_addr(endpoint).map_err(|reason| crate::exporters::BuildError::Listen {
-            address: endpoint.to_string(),
-            reason,
-        })?;
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| crate::exporters::BuildError::Listen {
-            address: endpoint.to_string(),
-            reason: e.to_string(),
-        })
-}
-
 /// Binds the receiver's listeners and starts serving.
 pub async fn start(
     cfg: &ReceiverConfig,
@@ -294,11 +280,11 @@ pub async fn start(
         ReceiverConfig::Otlp(c) => {
             // Bind both before serving either, so a bind error leaves nothing running.
             let grpc = match &c.protocols.grpc {
-                Some(g) => Some((g, bind(&g.endpoint).await?)),
+                Some(g) => Some((g, crate::net::bind(&g.endpoint)?)),
                 None => None,
             };
             let http = match &c.protocols.http {
-                Some(h) => Some((h, bind(&h.endpoint).await?)),
+                Some(h) => Some((h, crate::net::bind(&h.endpoint)?)),
                 None => None,
             };
             if let Some((g, l)) = grpc {

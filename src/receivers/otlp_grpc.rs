@@ -26,11 +26,11 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use super::decode::{check_or_decode, PayloadEncoding};
-use super::intake::{Intake, Outcome};
+use super::intake::{request_meta, Intake};
 use super::GrpcServerConfig;
 use super::ReceiverContext;
 use crate::admission::{Cost, MemoryGate};
-use crate::data::{Payload, RequestMeta, Signal};
+use crate::data::{Payload, Signal};
 use crate::grpc::codec::{PassThrough, Proto, Raw};
 use crate::grpc::status::{code, grpc_status};
 
@@ -44,23 +44,10 @@ pub struct SignalService {
 
 impl SignalService {
     async fn run(&self, req: Request<Bytes>) -> Result<(u64, String), Status> {
-        let mut meta = RequestMeta {
-            client_address: req.remote_addr(),
-            ..Default::default()
-        };
-        if self.include_metadata {
-            meta.headers = req
-                .metadata()
-                .clone()
-                .into_headers()
-                .iter()
-                .filter_map(|(k, v)| {
-                    v.to_str()
-                        .ok()
-                        .map(|v| (k.as_str().to_string(), v.to_string()))
-                })
-                .collect();
-        }
+        let headers = self
+            .include_metadata
+            .then(|| req.metadata().clone().into_headers());
+        let mut meta = request_meta(req.remote_addr(), headers.as_ref());
         let bytes = req.into_inner();
         meta.wire_size = bytes.len() as u64;
         let reads_items = self.intake.reads_items();
@@ -90,26 +77,11 @@ impl SignalService {
                 decoded.then(|| g.hold(data.cost(meta.wire_size))),
             )
         });
-        match self.intake.receive(data, Arc::new(meta)).await {
-            Outcome::Accepted { rejected, message } => Ok((rejected, message)),
-            Outcome::Refused {
-                retry_after,
-                message,
-            } => Err(grpc_status(
-                code::RESOURCE_EXHAUSTED,
-                &message,
-                Some(retry_after),
-            )),
-            Outcome::Failed { message } => Err(grpc_status(code::INTERNAL, &message, None)),
-            Outcome::Invalid { message } => {
-                Err(grpc_status(code::INVALID_ARGUMENT, &message, None))
-            }
-            Outcome::Unavailable { message } => Err(grpc_status(
-                code::UNAVAILABLE,
-                &message,
-                Some(std::time::Duration::from_secs(1)),
-            )),
-        }
+        self.intake
+            .receive(data, Arc::new(meta))
+            .await
+            .answer()
+            .map_err(|r| grpc_status(r.grpc, &r.message, r.retry_after))
     }
 }
 

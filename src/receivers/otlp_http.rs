@@ -17,7 +17,6 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
@@ -31,11 +30,11 @@ use prost::Message;
 use tokio::net::TcpListener;
 
 use super::decode::{check_or_decode, decompress, ContentEncoding, DecodeError, PayloadEncoding};
-use super::intake::{Intake, Outcome};
+use super::intake::{request_meta, Intake};
 use super::HttpServerConfig;
 use super::ReceiverContext;
 use crate::admission::{Cost, MemoryGate};
-use crate::data::{Payload, RequestMeta, Signal};
+use crate::data::{Payload, Signal};
 use crate::grpc::status::{code, rpc_status, status_json};
 
 struct State {
@@ -264,21 +263,7 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
         discard(body, LINGER_LIMIT);
         return decode_error_response(&DecodeError::TooLarge { limit: cap }, enc);
     }
-    let mut meta = RequestMeta {
-        client_address: Some(peer),
-        ..Default::default()
-    };
-    if state.include_metadata {
-        meta.headers = parts
-            .headers
-            .iter()
-            .filter_map(|(k, v)| {
-                v.to_str()
-                    .ok()
-                    .map(|v| (k.as_str().to_string(), v.to_string()))
-            })
-            .collect();
-    }
+    let mut meta = request_meta(Some(peer), state.include_metadata.then_some(&parts.headers));
     let body = match read_capped(body, cap, declared).await {
         Ok(b) => b,
         Err(resp) => {
@@ -327,39 +312,9 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             .map(|g| g.hold(data.cost(meta.wire_size))),
         Payload::Encoded(_) => None,
     };
-    match intake.receive(data, Arc::new(meta)).await {
-        Outcome::Accepted { rejected, message } => success(intake.signal, enc, rejected, message),
-        Outcome::Refused {
-            retry_after,
-            message,
-        } => error(
-            StatusCode::TOO_MANY_REQUESTS,
-            enc,
-            code::RESOURCE_EXHAUSTED,
-            &message,
-            Some(retry_after),
-        ),
-        Outcome::Invalid { message } => error(
-            StatusCode::BAD_REQUEST,
-            enc,
-            code::INVALID_ARGUMENT,
-            &message,
-            None,
-        ),
-        Outcome::Failed { message } => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            enc,
-            code::INTERNAL,
-            &message,
-            None,
-        ),
-        Outcome::Unavailable { message } => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            enc,
-            code::UNAVAILABLE,
-            &message,
-            Some(Duration::from_secs(1)),
-        ),
+    match intake.receive(data, Arc::new(meta)).await.answer() {
+        Ok((rejected, message)) => success(intake.signal, enc, rejected, message),
+        Err(r) => error(r.http, enc, r.grpc, &r.message, r.retry_after),
     }
 }
 
@@ -411,7 +366,7 @@ pub fn serve(
     cfg: &HttpServerConfig,
     ctx: &ReceiverContext,
     listener: TcpListener,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let id = ctx.id.to_string();
     let mut routes = Vec::new();
@@ -438,39 +393,11 @@ pub fn serve(
         cap: cfg.max_request_body_size.bytes().min(usize::MAX as u64) as usize,
         include_metadata: cfg.include_metadata,
     });
-    tokio::spawn(async move {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stop.changed() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(receiver = %id, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
+    crate::net::serve(id, listener, None, stop, move |peer| {
+        let state = state.clone();
+        hyper::service::service_fn(move |req| {
             let state = state.clone();
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(req, state, peer).await) }
-            });
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), svc)
-                .into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "http connection ended with an error");
-                }
-            });
-        }
-        drop(listener);
-        graceful.shutdown().await;
+            async move { Ok::<_, Infallible>(handle(req, state, peer).await) }
+        })
     })
 }

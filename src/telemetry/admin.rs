@@ -10,7 +10,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use super::metrics::Registry;
@@ -103,32 +102,16 @@ fn route(req: &Request<hyper::body::Incoming>, routes: &Routes) -> Response<Full
 
 /// Serves `routes` on `listener` until `stop` fires.
 pub fn serve(
+    name: &str,
     listener: TcpListener,
     routes: Routes,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stop.changed() => break,
-            };
-            let Ok((stream, _)) = accepted else {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            };
-            let routes = routes.clone();
-            let svc = hyper::service::service_fn(move |req| {
-                let r = route(&req, &routes);
-                async move { Ok::<_, Infallible>(r) }
-            });
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), svc)
-                .into_owned();
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
+    crate::net::serve(name.to_string(), listener, None, stop, move |_| {
+        let routes = routes.clone();
+        hyper::service::service_fn(move |req| {
+            let r = route(&req, &routes);
+            async move { Ok::<_, Infallible>(r) }
+        })
     })
 }

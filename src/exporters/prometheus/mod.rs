@@ -23,7 +23,6 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::{Deserialize, Serialize};
 
 use super::tls::TlsServerConfig;
@@ -32,7 +31,7 @@ use crate::config::units::Duration;
 use crate::config::{parse_listen_addr, Diagnostics};
 use crate::data::{Outgoing, Telemetry};
 use crate::telemetry::metrics::names;
-use crate::telemetry::metrics::{Counter, Registry};
+use crate::telemetry::metrics::Registry;
 use render::Format;
 use store::{Options, Store};
 
@@ -127,20 +126,7 @@ impl PrometheusExporter {
         cfg: &PrometheusConfig,
         reg: &Registry,
     ) -> Result<PrometheusExporter, BuildError> {
-        let addr = parse_listen_addr(&cfg.endpoint).map_err(|reason| BuildError::Listen {
-            address: cfg.endpoint.clone(),
-            reason,
-        })?;
-        let std_listener = std::net::TcpListener::bind(addr).map_err(|e| BuildError::Listen {
-            address: cfg.endpoint.clone(),
-            reason: e.to_string(),
-        })?;
-        let _ = std_listener.set_nonblocking(true);
-        let listener =
-            tokio::net::TcpListener::from_std(std_listener).map_err(|e| BuildError::Listen {
-                address: cfg.endpoint.clone(),
-                reason: e.to_string(),
-            })?;
+        let listener = crate::net::bind(&cfg.endpoint)?;
         let store = Arc::new(Store::new(
             Options {
                 namespace: cfg.namespace.clone(),
@@ -160,16 +146,16 @@ impl PrometheusExporter {
             "Scrapes served.",
             &[("exporter", id)],
         );
-        tracing::info!(exporter = %id, address = %addr, "prometheus exporter listening on /metrics");
-        tokio::spawn(serve(
-            listener,
-            tls,
-            store.clone(),
-            cfg.enable_open_metrics,
-            cfg.send_timestamps,
-            scrapes,
-            stop_rx.clone(),
-        ));
+        tracing::info!(exporter = %id, address = %cfg.endpoint, "prometheus exporter listening on /metrics");
+        let (om, ts, scrape_store) = (cfg.enable_open_metrics, cfg.send_timestamps, store.clone());
+        crate::net::serve(id.to_string(), listener, tls, stop_rx.clone(), move |_| {
+            let (store, scrapes) = (scrape_store.clone(), scrapes.clone());
+            hyper::service::service_fn(move |req| {
+                scrapes.inc();
+                let r = scrape(&store, &req, om, ts);
+                async move { Ok::<_, Infallible>(r) }
+            })
+        });
         tokio::spawn(expire_loop(
             store.clone(),
             cfg.metric_expiration.get(),
@@ -260,51 +246,6 @@ fn scrape(
         HeaderValue::from_static(format.content_type()),
     );
     resp
-}
-
-async fn serve(
-    listener: tokio::net::TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    store: Arc<Store>,
-    om: bool,
-    ts: bool,
-    scrapes: Counter,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.changed() => return,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        };
-        let (store, scrapes) = (store.clone(), scrapes.clone());
-        let svc = hyper::service::service_fn(move |req| {
-            scrapes.inc();
-            let r = scrape(&store, &req, om, ts);
-            async move { Ok::<_, Infallible>(r) }
-        });
-        let builder = builder.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => {
-                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "prometheus endpoint: tls handshake failed")
-                    }
-                },
-                None => {
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-                }
-            }
-        });
-    }
 }
 
 impl Exporter for PrometheusExporter {

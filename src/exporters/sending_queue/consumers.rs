@@ -67,6 +67,7 @@ pub(super) async fn persistent_consumer(shared: &Shared, pq: Arc<PersistentQueue
     }
 }
 
+/// Why [`deliver`] did not deliver.
 pub(super) enum Failure {
     /// Failed for good (permanent error or retries exhausted); counted as send-failed.
     Export(ExportError),

@@ -394,7 +394,5 @@ impl ExporterHandle {
     }
 }
 
-/// Why [`deliver`] did not deliver.
-
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,120 @@
+//! The edge toolkit: every listener otelgw opens goes through here — the OTLP/HTTP receiver,
+//! the admin listener, the `health_check` extension and the `prometheus` exporter's endpoint
+//! (the OTLP/gRPC receiver binds here and is served by tonic).
+//!
+//! - [`bind`]: a configured `host:port` → a listening socket, with errors that name the address.
+//! - [`serve`]: the one hyper accept loop — HTTP/1.1 and h2c (or HTTP/2 over TLS when an
+//!   acceptor is given), one task per connection, and a graceful stop: when `stop` fires the
+//!   listener closes, idle connections close, and requests in flight finish before the returned
+//!   task ends.
+//!
+//! Connection-level policy (TLS, authentication, connection caps, timeouts) is added here once,
+//! for every listener.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::component::BuildError;
+
+/// Resolves `host:port` (`localhost` → 127.0.0.1) as the config's listener checks do.
+pub use crate::config::parse_listen_addr;
+
+/// Binds a listener on a configured endpoint. Must run inside the tokio runtime.
+pub fn bind(endpoint: &str) -> Result<TcpListener, BuildError> {
+    let err = |reason: String| BuildError::Listen {
+        address: endpoint.to_string(),
+        reason,
+    };
+    let addr = parse_listen_addr(endpoint).map_err(err)?;
+    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| err(e.to_string()))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| err(e.to_string()))?;
+    TcpListener::from_std(std_listener).map_err(|e| err(e.to_string()))
+}
+
+/// Serves HTTP on `listener` until `stop` fires, then finishes the requests in flight.
+/// `service` makes the service for one connection from the peer's address; `name` labels logs.
+pub fn serve<F, S, B>(
+    name: String,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    service: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(SocketAddr) -> S + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = http::Response<B>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // out of descriptors and the like: wait instead of spinning
+                    tracing::warn!(listener = %name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let svc = service(peer);
+            match &tls {
+                None => {
+                    let conn = graceful.watch(
+                        builder
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .into_owned(),
+                    );
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Some(acceptor) => {
+                    let (acceptor, builder) = (acceptor.clone(), builder.clone());
+                    let watcher = graceful.watcher();
+                    let name = name.clone();
+                    tokio::spawn(async move {
+                        let stream = match acceptor.accept(stream).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::debug!(listener = %name, error = %e, "tls handshake failed");
+                                return;
+                            }
+                        };
+                        let conn = builder
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .into_owned();
+                        if let Err(e) = watcher.watch(conn).await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+            }
+        }
+        drop(listener);
+        graceful.shutdown().await;
+    })
+}

@@ -1,0 +1,295 @@
+//! Cross-component validation, after every component config was typed on its own: references
+//! (each id a pipeline names is defined and supports the pipeline's signal, listed once),
+//! pipelines with receivers and exporters, `service.extensions`, persistent-queue storage,
+//! listener clashes (one port on overlapping addresses), and unused components (warnings).
+//! Every problem is collected into [`Diagnostics`] with its path.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+use super::{Config, PipelineSpec};
+use crate::component::{ComponentId, Diagnostics, PipelineId};
+use crate::data::Signal;
+use crate::extensions::ExtensionConfig;
+
+/// Cross-component validation: references, signals, listeners, and each component's own rules.
+pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut Diagnostics) {
+    for (id, r) in &cfg.receivers {
+        r.validate(&format!("receivers.{id}"), diag);
+    }
+    for (id, p) in &cfg.processors {
+        p.validate(&format!("processors.{id}"), diag);
+    }
+    for (id, e) in &cfg.exporters {
+        e.validate(&format!("exporters.{id}"), diag);
+    }
+    for (id, e) in &cfg.extensions {
+        e.validate(&format!("extensions.{id}"), diag);
+    }
+
+    let mut used = BTreeSet::new();
+    if cfg.service.pipelines.is_empty() {
+        diag.error("service.pipelines", "at least one pipeline is required");
+    }
+    for (pid, p) in &cfg.service.pipelines {
+        let path = format!("service.pipelines.{pid}");
+        let (sig, name) = match pid.split_once('/') {
+            Some((s, n)) => (s, Some(n.to_string())),
+            None => (pid.as_str(), None),
+        };
+        let Some(signal) = Signal::parse(sig) else {
+            diag.error(
+                path,
+                format!("unknown signal {sig:?} in pipeline id (expected traces, metrics or logs)"),
+            );
+            continue;
+        };
+        if p.receivers.is_empty() {
+            diag.error(
+                format!("{path}.receivers"),
+                "a pipeline needs at least one receiver",
+            );
+        }
+        if p.exporters.is_empty() {
+            diag.error(
+                format!("{path}.exporters"),
+                "a pipeline needs at least one exporter",
+            );
+        }
+        let mut refs = Refs {
+            diag,
+            used: &mut used,
+            broken,
+            signal,
+        };
+        let receivers = refs.check(
+            &p.receivers,
+            &format!("{path}.receivers"),
+            "receiver",
+            |id| cfg.receivers.get(id).map(|r| r.supports(signal)),
+        );
+        let processors = refs.check(
+            &p.processors,
+            &format!("{path}.processors"),
+            "processor",
+            |id| cfg.processors.get(id).map(|r| r.supports(signal)),
+        );
+        let exporters = refs.check(
+            &p.exporters,
+            &format!("{path}.exporters"),
+            "exporter",
+            |id| cfg.exporters.get(id).map(|r| r.supports(signal)),
+        );
+        cfg.pipelines.push((
+            PipelineId { signal, name },
+            PipelineSpec {
+                receivers,
+                processors,
+                exporters,
+            },
+        ));
+    }
+    for (i, ext) in cfg.service.extensions.iter().enumerate() {
+        let path = format!("service.extensions[{i}]");
+        match ComponentId::parse(ext) {
+            Ok(id) if cfg.extensions.contains_key(&id) => {
+                used.insert(("extension", id));
+            }
+            Ok(_) => diag.error(
+                path,
+                format!("extension {ext:?} is not defined under extensions"),
+            ),
+            Err(e) => diag.error(path, e),
+        }
+    }
+    check_storage(cfg, &mut used, diag);
+    for (kind, ids) in [
+        ("receiver", cfg.receivers.keys().collect::<Vec<_>>()),
+        ("processor", cfg.processors.keys().collect()),
+        ("exporter", cfg.exporters.keys().collect()),
+        ("extension", cfg.extensions.keys().collect()),
+    ] {
+        for id in ids {
+            if !used.contains(&(kind, id.clone())) {
+                diag.warn(
+                    format!("{kind}s.{id}"),
+                    format!("{kind} is defined but not used by any pipeline; it will not start"),
+                );
+            }
+        }
+    }
+    check_listeners(cfg, &used, diag);
+}
+
+/// `sending_queue.storage` must name a `file_storage` extension that `service.extensions`
+/// starts (the Collector's rule).
+fn check_storage(
+    cfg: &Config,
+    used: &mut BTreeSet<(&'static str, ComponentId)>,
+    diag: &mut Diagnostics,
+) {
+    for (id, e) in &cfg.exporters {
+        let Some(storage) = e.queue().and_then(|q| q.storage.as_deref()) else {
+            continue;
+        };
+        let path = format!("exporters.{id}.sending_queue.storage");
+        let sid = match ComponentId::parse(storage) {
+            Ok(sid) => sid,
+            Err(err) => {
+                diag.error(path, err);
+                continue;
+            }
+        };
+        match cfg.extensions.get(&sid) {
+            None => diag.error(
+                path,
+                format!("extension {storage:?} is not defined under extensions"),
+            ),
+            Some(ExtensionConfig::FileStorage(_)) => {
+                if !cfg
+                    .service
+                    .extensions
+                    .iter()
+                    .any(|x| ComponentId::parse(x).is_ok_and(|x| x == sid))
+                {
+                    diag.error(
+                        path,
+                        format!("extension {storage:?} must also be listed in service.extensions"),
+                    );
+                }
+                used.insert(("extension", sid));
+            }
+            Some(_) => diag.error(
+                path,
+                format!("extension {storage:?} is not a file_storage extension"),
+            ),
+        }
+    }
+}
+
+/// Checks one list of component references in a pipeline.
+struct Refs<'a> {
+    diag: &'a mut Diagnostics,
+    used: &'a mut BTreeSet<(&'static str, ComponentId)>,
+    broken: &'a BTreeSet<String>,
+    signal: Signal,
+}
+
+impl Refs<'_> {
+    fn check(
+        &mut self,
+        refs: &[String],
+        path: &str,
+        kind: &'static str,
+        lookup: impl Fn(&ComponentId) -> Option<bool>,
+    ) -> Vec<ComponentId> {
+        let mut seen = BTreeSet::new();
+        let mut ids = Vec::with_capacity(refs.len());
+        for (i, r) in refs.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let id = match ComponentId::parse(r) {
+                Ok(id) => id,
+                Err(e) => {
+                    self.diag.error(p, e);
+                    continue;
+                }
+            };
+            if !seen.insert(id.clone()) {
+                self.diag
+                    .error(p.clone(), format!("{kind} {r:?} is listed twice"));
+            }
+            match lookup(&id) {
+                None if self.broken.contains(r) => {}
+                None => self
+                    .diag
+                    .error(p, format!("{kind} {r:?} is not defined under {kind}s")),
+                Some(false) => self
+                    .diag
+                    .error(p, format!("{kind} {r:?} does not support {}", self.signal)),
+                Some(true) => {
+                    self.used.insert((kind, id.clone()));
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+}
+
+/// Resolves `host:port` to a socket address for clash checks (`localhost` → 127.0.0.1).
+pub fn parse_listen_addr(endpoint: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = endpoint.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let (host, port) = endpoint
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid listen address {endpoint:?}: expected host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("invalid listen address {endpoint:?}: bad port {port:?}"))?;
+    if host.is_empty() {
+        return Ok(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port));
+    }
+    if host == "localhost" {
+        return Ok(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("invalid listen address {endpoint:?}: cannot resolve host {host:?}"))
+}
+
+fn check_listeners(
+    cfg: &Config,
+    used: &BTreeSet<(&'static str, ComponentId)>,
+    diag: &mut Diagnostics,
+) {
+    let mut listeners: Vec<(String, SocketAddr)> = Vec::new();
+    let mut add =
+        |path: String, endpoint: &str, diag: &mut Diagnostics| match parse_listen_addr(endpoint) {
+            Ok(a) => listeners.push((path, a)),
+            Err(e) => diag.error(path, e),
+        };
+    for (id, r) in &cfg.receivers {
+        if used.contains(&("receiver", id.clone())) {
+            for (suffix, ep) in r.listeners() {
+                add(format!("receivers.{id}.{suffix}"), ep, diag);
+            }
+        }
+    }
+    for (id, e) in &cfg.exporters {
+        if used.contains(&("exporter", id.clone())) {
+            for (suffix, ep) in e.listeners() {
+                add(format!("exporters.{id}.{suffix}"), ep, diag);
+            }
+        }
+    }
+    for (id, e) in &cfg.extensions {
+        if used.contains(&("extension", id.clone())) {
+            for (suffix, ep) in e.listeners() {
+                add(format!("extensions.{id}.{suffix}"), ep, diag);
+            }
+        }
+    }
+    if cfg.service.telemetry.metrics.level != "none" {
+        add(
+            "service.telemetry.metrics.address".into(),
+            &cfg.service.telemetry.metrics.address,
+            diag,
+        );
+    }
+    for i in 0..listeners.len() {
+        for j in i + 1..listeners.len() {
+            let (pa, a) = &listeners[i];
+            let (pb, b) = &listeners[j];
+            let overlap = a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified();
+            if a.port() != 0 && a.port() == b.port() && overlap {
+                diag.error(
+                    pb.clone(),
+                    format!("listens on {b}, which {pa} already uses ({a})"),
+                );
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@
 //! for every listener.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -21,8 +21,29 @@ use tokio::net::TcpListener;
 
 use crate::component::BuildError;
 
-/// Resolves `host:port` (`localhost` → 127.0.0.1) as the config's listener checks do.
-pub use crate::config::parse_listen_addr;
+/// Resolves `host:port` to a socket address for clash checks (`localhost` → 127.0.0.1).
+pub fn parse_listen_addr(endpoint: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = endpoint.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let (host, port) = endpoint
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid listen address {endpoint:?}: expected host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("invalid listen address {endpoint:?}: bad port {port:?}"))?;
+    if host.is_empty() {
+        return Ok(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port));
+    }
+    if host == "localhost" {
+        return Ok(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("invalid listen address {endpoint:?}: cannot resolve host {host:?}"))
+}
 
 /// Binds a listener on a configured endpoint. Must run inside the tokio runtime.
 pub fn bind(endpoint: &str) -> Result<TcpListener, BuildError> {

@@ -1,7 +1,8 @@
 //! What every component shares, at the bottom of the import graph (the Collector's `component`
 //! package): component and pipeline ids, the [`Diagnostics`] that validation collects problems
 //! into, [`BuildError`] for starting a component, the typed-config helper every component's
-//! `from_value` uses, and the config value types ([`units`]: durations, byte sizes).
+//! `from_value` uses, the config value types ([`units`]: durations, byte sizes), and the three
+//! OTLP [`Signal`]s.
 //!
 //! Components import this module, never the config loader ([`crate::config`]), which imports
 //! them.
@@ -14,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_norway::Value;
 
-use crate::data::Signal;
+use serde::Deserialize;
 
 /// One problem found in a config, with the path it is at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,4 +158,69 @@ pub fn typed<T: DeserializeOwned + Default>(
 /// Serializes a component config for `print-config`.
 pub fn to_value<T: Serialize>(c: &T) -> Value {
     serde_norway::to_value(c).unwrap_or(Value::Null)
+}
+
+/// The three OTLP signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
+    /// The item noun the Collector uses in its self-metric names
+    /// (`otelcol_receiver_accepted_spans`, `…_metric_points`, `…_log_records`).
+    pub fn item_noun(self) -> &'static str {
+        match self {
+            Signal::Traces => "spans",
+            Signal::Metrics => "metric_points",
+            Signal::Logs => "log_records",
+        }
+    }
+
+    /// Parses the signal part of a pipeline id (`traces`, `metrics/internal`).
+    pub fn parse(s: &str) -> Option<Signal> {
+        match s {
+            "traces" => Some(Signal::Traces),
+            "metrics" => Some(Signal::Metrics),
+            "logs" => Some(Signal::Logs),
+            _ => None,
+        }
+    }
+
+    /// The OTLP/HTTP path suffix for this signal (`v1/traces`).
+    pub fn http_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+            Signal::Logs => "/v1/logs",
+        }
+    }
+
+    /// The gRPC method path for this signal's Export call.
+    pub fn grpc_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

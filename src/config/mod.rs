@@ -8,7 +8,6 @@
 pub mod env;
 mod validate;
 
-pub use validate::parse_listen_addr;
 use validate::validate;
 
 pub use crate::component::{

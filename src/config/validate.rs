@@ -5,12 +5,13 @@
 //! Every problem is collected into [`Diagnostics`] with its path.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use super::{Config, PipelineSpec};
 use crate::component::{ComponentId, Diagnostics, PipelineId};
 use crate::data::Signal;
 use crate::extensions::ExtensionConfig;
+use crate::net::parse_listen_addr;
 
 /// Cross-component validation: references, signals, listeners, and each component's own rules.
 pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut Diagnostics) {
@@ -214,30 +215,6 @@ impl Refs<'_> {
         }
         ids
     }
-}
-
-/// Resolves `host:port` to a socket address for clash checks (`localhost` → 127.0.0.1).
-pub fn parse_listen_addr(endpoint: &str) -> Result<SocketAddr, String> {
-    if let Ok(a) = endpoint.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let (host, port) = endpoint
-        .rsplit_once(':')
-        .ok_or_else(|| format!("invalid listen address {endpoint:?}: expected host:port"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("invalid listen address {endpoint:?}: bad port {port:?}"))?;
-    if host.is_empty() {
-        return Ok(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port));
-    }
-    if host == "localhost" {
-        return Ok(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port));
-    }
-    (host, port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| format!("invalid listen address {endpoint:?}: cannot resolve host {host:?}"))
 }
 
 fn check_listeners(

@@ -9,7 +9,6 @@
 
 pub mod split;
 
-use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -20,74 +19,10 @@ use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-use serde::{Deserialize, Serialize};
 
 use crate::admission::{Cost, Reservation};
 
-/// The three OTLP signals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Signal {
-    Traces,
-    Metrics,
-    Logs,
-}
-
-impl Signal {
-    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Metrics => "metrics",
-            Signal::Logs => "logs",
-        }
-    }
-
-    /// The item noun the Collector uses in its self-metric names
-    /// (`otelcol_receiver_accepted_spans`, `…_metric_points`, `…_log_records`).
-    pub fn item_noun(self) -> &'static str {
-        match self {
-            Signal::Traces => "spans",
-            Signal::Metrics => "metric_points",
-            Signal::Logs => "log_records",
-        }
-    }
-
-    /// Parses the signal part of a pipeline id (`traces`, `metrics/internal`).
-    pub fn parse(s: &str) -> Option<Signal> {
-        match s {
-            "traces" => Some(Signal::Traces),
-            "metrics" => Some(Signal::Metrics),
-            "logs" => Some(Signal::Logs),
-            _ => None,
-        }
-    }
-
-    /// The OTLP/HTTP path suffix for this signal (`v1/traces`).
-    pub fn http_path(self) -> &'static str {
-        match self {
-            Signal::Traces => "/v1/traces",
-            Signal::Metrics => "/v1/metrics",
-            Signal::Logs => "/v1/logs",
-        }
-    }
-
-    /// The gRPC method path for this signal's Export call.
-    pub fn grpc_path(self) -> &'static str {
-        match self {
-            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-        }
-    }
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::component::Signal;
 
 /// One OTLP export request of one signal.
 #[derive(Debug, Clone, PartialEq)]

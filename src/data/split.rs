@@ -196,7 +196,7 @@ pub fn merge(into: &mut Telemetry, more: Telemetry) -> Result<(), Telemetry> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::data::Signal;
+    use crate::component::Signal;
     use crate::testdata;
     use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
     use opentelemetry_proto::tonic::resource::v1::Resource;

@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use serde::{Deserialize, Serialize};
 
 use super::{ExportError, ExportOutcome, Exporter};
-use crate::config::ComponentId;
+use crate::component::ComponentId;
 use crate::data::{hex, Outgoing, Telemetry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

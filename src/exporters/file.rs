@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
 use super::{BuildError, ExportError, ExportOutcome, Exporter};
-use crate::config::Diagnostics;
+use crate::component::Diagnostics;
 use crate::data::Outgoing;
 
 /// `exporters.file`.

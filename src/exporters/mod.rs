@@ -21,8 +21,8 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
-use crate::config::units::Duration;
-use crate::config::{typed, ComponentId, Diagnostics};
+use crate::component::units::Duration;
+use crate::component::{typed, ComponentId, Diagnostics};
 use crate::data::{Outgoing, Signal};
 pub use retry::{ExportError, RetryConfig};
 
@@ -143,12 +143,12 @@ impl ExporterConfig {
 
     pub fn to_value(&self) -> Value {
         match self {
-            ExporterConfig::OtlpGrpc(c) => crate::config::to_value(c),
-            ExporterConfig::OtlpHttp(c) => crate::config::to_value(c),
-            ExporterConfig::Debug(c) => crate::config::to_value(c),
-            ExporterConfig::File(c) => crate::config::to_value(c),
-            ExporterConfig::Prometheus(c) => crate::config::to_value(c),
-            ExporterConfig::Loki(c) => crate::config::to_value(c),
+            ExporterConfig::OtlpGrpc(c) => crate::component::to_value(c),
+            ExporterConfig::OtlpHttp(c) => crate::component::to_value(c),
+            ExporterConfig::Debug(c) => crate::component::to_value(c),
+            ExporterConfig::File(c) => crate::component::to_value(c),
+            ExporterConfig::Prometheus(c) => crate::component::to_value(c),
+            ExporterConfig::Loki(c) => crate::component::to_value(c),
         }
     }
 

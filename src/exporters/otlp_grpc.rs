@@ -22,8 +22,8 @@ use tonic::Status;
 use super::retry::{classify_grpc, ExportError, RetryConfig};
 use super::tls::{resolve_endpoint, TlsClientConfig};
 use super::{validate_headers, BuildError, Compression, ExportOutcome, Exporter, QueueConfig};
-use crate::config::units::Duration;
-use crate::config::Diagnostics;
+use crate::component::units::Duration;
+use crate::component::Diagnostics;
 use crate::data::{Outgoing, Signal};
 use crate::grpc::unary;
 

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use super::retry::{classify_http, parse_retry_after, ExportError, RetryConfig};
 use super::tls::TlsClientConfig;
 use super::{validate_headers, BuildError, Compression, ExportOutcome, Exporter, QueueConfig};
-use crate::config::units::Duration;
-use crate::config::Diagnostics;
+use crate::component::units::Duration;
+use crate::component::Diagnostics;
 use crate::data::{Outgoing, Signal};
 
 /// Body encoding.

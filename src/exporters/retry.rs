@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::units::Duration as CfgDuration;
-use crate::config::Diagnostics;
+use crate::component::units::Duration as CfgDuration;
+use crate::component::Diagnostics;
 
 /// Why an export failed, and whether trying again can help.
 #[derive(Debug, Clone, thiserror::Error)]

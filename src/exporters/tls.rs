@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Diagnostics;
+use crate::component::Diagnostics;
 
 /// `tls` on a client.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

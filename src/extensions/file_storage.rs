@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::units::{ByteSize, Duration};
-use crate::config::Diagnostics;
+use crate::component::units::{ByteSize, Duration};
+use crate::component::Diagnostics;
 use crate::exporters::persistent_queue::{Fsync, Options};
 
 /// When appended records are synced to disk.

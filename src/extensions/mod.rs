@@ -7,7 +7,8 @@ pub mod file_storage;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
-use crate::config::{parse_listen_addr, typed, ComponentId, Diagnostics};
+use crate::component::{typed, ComponentId, Diagnostics};
+use crate::net::parse_listen_addr;
 
 #[derive(Debug, Clone)]
 pub enum ExtensionConfig {
@@ -63,8 +64,8 @@ impl ExtensionConfig {
 
     pub fn to_value(&self) -> Value {
         match self {
-            ExtensionConfig::HealthCheck(c) => crate::config::to_value(c),
-            ExtensionConfig::FileStorage(c) => crate::config::to_value(c),
+            ExtensionConfig::HealthCheck(c) => crate::component::to_value(c),
+            ExtensionConfig::FileStorage(c) => crate::component::to_value(c),
         }
     }
 }

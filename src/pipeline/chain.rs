@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::batch::BatchHandle;
 use crate::admission::{Cost, MemoryGate};
-use crate::config::PipelineId;
+use crate::component::PipelineId;
 use crate::consumer::{ConsumeError, Rejections};
 use crate::data::{Encoded, Payload, RequestMeta};
 use crate::exporters::sending_queue::ExporterHandle;

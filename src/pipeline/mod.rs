@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admission::MemoryGate;
-use crate::config::{ComponentId, Config, PipelineId};
-use crate::data::Signal;
+use crate::component::Signal;
+use crate::component::{ComponentId, PipelineId};
+use crate::config::Config;
 use crate::exporters::sending_queue::{local_queue, local_retry, ExporterHandle, RunningExporter};
 use crate::exporters::BuildError;
 use crate::extensions::ExtensionConfig;

@@ -20,8 +20,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::units::Duration;
-use crate::config::Diagnostics;
+use crate::component::units::Duration;
+use crate::component::Diagnostics;
 
 /// `processors.batch`, with the Collector's keys and defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]

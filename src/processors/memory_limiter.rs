@@ -12,8 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::units::Duration;
-use crate::config::Diagnostics;
+use crate::component::units::Duration;
+use crate::component::Diagnostics;
 
 /// `processors.memory_limiter`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
-use crate::config::{typed, ComponentId, Diagnostics};
+use crate::component::{typed, ComponentId, Diagnostics};
 use crate::data::{RequestMeta, Signal, Telemetry};
 
 pub use crate::consumer::Rejections;
@@ -118,12 +118,12 @@ impl ProcessorConfig {
 
     pub fn to_value(&self) -> Value {
         match self {
-            ProcessorConfig::Attributes(c) => crate::config::to_value(c),
-            ProcessorConfig::Batch(c) => crate::config::to_value(c),
-            ProcessorConfig::CardinalityLimit(c) => crate::config::to_value(c),
-            ProcessorConfig::MemoryLimiter(c) => crate::config::to_value(c),
-            ProcessorConfig::Resource(c) => crate::config::to_value(c),
-            ProcessorConfig::Noop(c) => crate::config::to_value(c),
+            ProcessorConfig::Attributes(c) => crate::component::to_value(c),
+            ProcessorConfig::Batch(c) => crate::component::to_value(c),
+            ProcessorConfig::CardinalityLimit(c) => crate::component::to_value(c),
+            ProcessorConfig::MemoryLimiter(c) => crate::component::to_value(c),
+            ProcessorConfig::Resource(c) => crate::component::to_value(c),
+            ProcessorConfig::Noop(c) => crate::component::to_value(c),
         }
     }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::actions::{apply, compile_all, Action, ActionConfig};
 use super::{Processor, Rejections};
-use crate::config::Diagnostics;
+use crate::component::Diagnostics;
 use crate::data::{RequestMeta, Telemetry};
 
 /// `processors.resource`.

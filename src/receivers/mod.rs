@@ -13,12 +13,13 @@ pub mod otlp_http;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_norway::Value;
 
-use crate::config::units::ByteSize;
-use crate::config::{parse_listen_addr, typed, ComponentId, Diagnostics};
+use crate::component::units::ByteSize;
+use crate::component::{typed, ComponentId, Diagnostics};
+use crate::net::parse_listen_addr;
 use std::sync::Arc;
 
 use crate::admission::MemoryGate;
-use crate::data::Signal;
+use crate::component::Signal;
 use crate::pipeline::Fanout;
 use crate::telemetry::metrics::Registry;
 
@@ -101,7 +102,7 @@ impl ReceiverConfig {
 
     pub fn to_value(&self) -> Value {
         match self {
-            ReceiverConfig::Otlp(c) => crate::config::to_value(c),
+            ReceiverConfig::Otlp(c) => crate::component::to_value(c),
         }
     }
 }

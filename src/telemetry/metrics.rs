@@ -13,11 +13,11 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::data::Signal;
+use crate::component::Signal;
 
 /// Every self-metric name, in one place (tests may spell names out to check what is exposed).
 pub mod names {
-    use crate::data::Signal;
+    use crate::component::Signal;
 
     pub fn receiver_accepted(s: Signal) -> String {
         format!("otelcol_receiver_accepted_{}", s.item_noun())

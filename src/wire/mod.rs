@@ -58,7 +58,7 @@
 //! fields): `is_ok` must agree, and when both succeed `items` and `bad_ids` must equal what
 //! otelgw computes from the decoded request.
 
-use crate::data::Signal;
+use crate::component::Signal;
 
 /// What [`scan`] found in a request it accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -67,7 +67,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::data::Signal;
+use crate::component::Signal;
 use crate::telemetry::metrics::{Counter, Gauge};
 
 pub use record::MAX_RECORD;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::record::{untag, valid_at, PAYLOAD_HEADER, RECORD_HEADER};
 use super::{PersistentQueue, Record, RecordId};
-use crate::data::Signal;
+use crate::component::Signal;
 
 /// Records read back from disk by one blocking task at most.
 const READ_AHEAD: usize = 256;

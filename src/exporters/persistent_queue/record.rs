@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::Signal;
+use crate::component::Signal;
 
 pub(super) const MAGIC: &[u8; 8] = b"OGWWAL01";
 pub(super) const SEGMENT_HEADER: u64 = MAGIC.len() as u64;

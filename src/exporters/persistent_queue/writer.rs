@@ -17,7 +17,7 @@ use super::record::{
     ack_path, seg_path, tag, MAGIC, MAX_RECORD, PAYLOAD_HEADER, RECORD_HEADER, SEGMENT_HEADER,
 };
 use super::{io_err, Fsync, PersistentQueue, QueueError, RecordId, Segment};
-use crate::data::Signal;
+use crate::component::Signal;
 
 /// Appends written by one write(2) / fsync at most.
 const MAX_GROUP: usize = 4096;

@@ -27,9 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use super::tls::TlsServerConfig;
 use super::{BuildError, ExportError, ExportOutcome, Exporter};
-use crate::config::units::Duration;
-use crate::config::{parse_listen_addr, Diagnostics};
+use crate::component::units::Duration;
+use crate::component::Diagnostics;
 use crate::data::{Outgoing, Telemetry};
+use crate::net::parse_listen_addr;
 use crate::telemetry::metrics::names;
 use crate::telemetry::metrics::Registry;
 use render::Format;

@@ -1,6 +1,6 @@
 //! The sending queue's self-metrics, per signal (the Collector's `otelcol_exporter_*` names).
 
-use crate::data::Signal;
+use crate::component::Signal;
 use crate::telemetry::metrics::{names, Counter, Gauge, Registry};
 
 pub(super) struct PerSignal {

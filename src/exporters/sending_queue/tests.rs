@@ -1,7 +1,7 @@
 //! The sending queue's unit tests: capacity, full-policies, retries, persistent delivery.
 
 use super::*;
-use crate::config::units::{ByteSize, Duration as CfgDuration};
+use crate::component::units::{ByteSize, Duration as CfgDuration};
 use crate::data::{RequestMeta, Telemetry};
 use crate::exporters::retry::ExportError;
 use crate::exporters::ExportOutcome;

@@ -6,7 +6,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Diagnostics;
+use crate::component::Diagnostics;
 use crate::processors::actions::any_to_string;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -24,7 +24,7 @@ use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use serde::{Deserialize, Serialize};
 
 use super::{Processor, Rejections};
-use crate::config::Diagnostics;
+use crate::component::Diagnostics;
 use crate::data::{RequestMeta, Telemetry};
 use matching::{Matcher, Subject};
 

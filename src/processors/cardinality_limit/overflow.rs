@@ -8,83 +8,10 @@ use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 
-use super::points::{Kind, Pt};
+use super::points::{Cum, Kind, Pt};
 use super::{CardinalityLimitProcessor, Ctx};
 use crate::cardinality::{Action, Reason, OVERFLOW_KEY};
 use crate::processors::Rejections;
-
-/// A cumulative value as the side table keeps it.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Cum {
-    Sum(f64),
-    Hist(HistCum),
-}
-
-/// A cumulative explicit-bucket histogram.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct HistCum {
-    pub(super) bounds: Vec<f64>,
-    pub(super) counts: Vec<u64>,
-    pub(super) count: u64,
-    pub(super) sum: f64,
-}
-
-impl HistCum {
-    fn same_layout(&self, o: &HistCum) -> bool {
-        self.bounds == o.bounds && self.counts.len() == o.counts.len()
-    }
-}
-
-impl Cum {
-    /// `self − prev`, or `None` when `self` is not a continuation (a reset or a new layout).
-    fn minus(&self, prev: &Cum) -> Option<Cum> {
-        match (self, prev) {
-            (Cum::Sum(a), Cum::Sum(b)) if a >= b => Some(Cum::Sum(a - b)),
-            (Cum::Hist(a), Cum::Hist(b))
-                if a.same_layout(b)
-                    && a.count >= b.count
-                    && a.counts.iter().zip(&b.counts).all(|(x, y)| x >= y) =>
-            {
-                Some(Cum::Hist(HistCum {
-                    bounds: a.bounds.clone(),
-                    counts: a.counts.iter().zip(&b.counts).map(|(x, y)| x - y).collect(),
-                    count: a.count - b.count,
-                    sum: a.sum - b.sum,
-                }))
-            }
-            _ => None,
-        }
-    }
-
-    /// Adds `d` in place; false when the layouts differ.
-    fn add(&mut self, d: &Cum) -> bool {
-        match (self, d) {
-            (Cum::Sum(a), Cum::Sum(b)) => *a += b,
-            (Cum::Hist(a), Cum::Hist(b)) if a.same_layout(b) => {
-                for (x, y) in a.counts.iter_mut().zip(&b.counts) {
-                    *x += y;
-                }
-                a.count += b.count;
-                a.sum += b.sum;
-            }
-            _ => return false,
-        }
-        true
-    }
-
-    /// Zero with the same layout.
-    fn zero_like(&self) -> Cum {
-        match self {
-            Cum::Sum(_) => Cum::Sum(0.0),
-            Cum::Hist(h) => Cum::Hist(HistCum {
-                bounds: h.bounds.clone(),
-                counts: vec![0; h.counts.len()],
-                count: 0,
-                sum: 0.0,
-            }),
-        }
-    }
-}
 
 struct Source {
     last_seen: u32,

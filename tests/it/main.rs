@@ -14,6 +14,7 @@ mod exporter_faults;
 mod exporter_tls;
 mod loki;
 mod memory_limiter;
+mod module_graph;
 mod otlp_export;
 mod pass_through;
 mod persistent_queue;

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cardinality::report::Board;
 use crate::config::{self, Config, ConfigError};
 use crate::exporters::BuildError;
 use crate::extensions::ExtensionConfig;
@@ -65,6 +66,7 @@ impl Running {
         cfg: &Config,
         registry: &Arc<Registry>,
         health: &Arc<Health>,
+        board: &Arc<Board>,
     ) -> Result<Running, BuildError> {
         let (ext_stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut ext_tasks = Vec::new();
@@ -75,6 +77,7 @@ impl Running {
                     tracing::info!(extension = %id, address = %h.endpoint, "health check listening");
                     let routes = Routes {
                         registry: None,
+                        cardinality: None,
                         health: health.clone(),
                         live_path: Some(h.path.clone()),
                     };
@@ -89,7 +92,7 @@ impl Running {
                 ExtensionConfig::FileStorage(_) => {}
             }
         }
-        match Graph::start(cfg, registry).await {
+        match Graph::start(cfg, registry, board).await {
             Ok(graph) => {
                 health.set_gate(graph.gate());
                 Ok(Running {
@@ -128,6 +131,9 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
     use tokio::signal::unix::{signal, SignalKind};
     let registry = Registry::new();
     let health = Arc::new(Health::default());
+    // every running cardinality tracker, for /debug/cardinality (survives reloads; a graph's
+    // trackers leave it when the graph is dropped)
+    let board = Arc::new(Board::default());
     crate::telemetry::logging::init(&initial.service.telemetry.logs);
     log_warnings(&initial);
     registry
@@ -153,6 +159,7 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
             listener,
             Routes {
                 registry: Some(registry.clone()),
+                cardinality: Some(board.clone()),
                 health: health.clone(),
                 live_path: None,
             },
@@ -163,7 +170,7 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
     };
 
     let mut current = initial;
-    let mut running = Running::start(&current, &registry, &health).await?;
+    let mut running = Running::start(&current, &registry, &health, &board).await?;
     health.set_running(true);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "otelgw started");
 
@@ -204,7 +211,7 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
                 }
                 health.set_running(false);
                 running.stop(current.service.shutdown_timeout.get()).await;
-                match Running::start(&next, &registry, &health).await {
+                match Running::start(&next, &registry, &health, &board).await {
                     Ok(r) => {
                         running = r;
                         current = next;
@@ -214,7 +221,7 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
                     Err(e) => {
                         reloads_bad.inc();
                         tracing::error!(error = %e, "new config could not start; restarting the previous one");
-                        running = Running::start(&current, &registry, &health).await?;
+                        running = Running::start(&current, &registry, &health, &board).await?;
                     }
                 }
                 health.set_running(true);

@@ -13,8 +13,10 @@
 //!   one shard's write lock. There is no global lock and no `len()` scan. First-seen series win:
 //!   once admitted a series stays until it is idle for `series_ttl`.
 //! - Memory is bounded by the configured limits and reported ([`tracker::Tracker::memory_bytes`]).
-//! - Every tracker registers itself on a [`report::Board`] that the admin listener renders as
-//!   `GET /debug/cardinality` (shaped like Prometheus' `/api/v1/status/tsdb`).
+//! - A component that keeps a tracker exposes it (`Processor::cardinality_tracker`,
+//!   `Exporter::cardinality_tracker`); the graph lists it on the app's [`report::Board`], which
+//!   the admin listener renders as `GET /debug/cardinality` (shaped like Prometheus'
+//!   `/api/v1/status/tsdb`). The self-metrics registry does not hold trackers.
 
 pub mod report;
 pub mod table;

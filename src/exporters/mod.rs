@@ -56,6 +56,12 @@ pub trait Exporter: Send + Sync + 'static {
         true
     }
 
+    /// The cardinality tracker the exporter keeps, if any (the graph lists it on the
+    /// `/debug/cardinality` board).
+    fn cardinality_tracker(&self) -> Option<std::sync::Arc<crate::cardinality::tracker::Tracker>> {
+        None
+    }
+
     /// Flushes buffers at shutdown.
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admission::MemoryGate;
+use crate::cardinality::report::Board;
 use crate::component::Signal;
 use crate::component::{ComponentId, PipelineId};
 use crate::config::Config;
@@ -46,7 +47,12 @@ pub struct Graph {
 
 impl Graph {
     /// Builds and starts everything the config's pipelines use.
-    pub async fn start(cfg: &Config, registry: &Arc<Registry>) -> Result<Graph, BuildError> {
+    /// Every cardinality tracker a component keeps is listed on `board` (`/debug/cardinality`).
+    pub async fn start(
+        cfg: &Config,
+        registry: &Arc<Registry>,
+        board: &Board,
+    ) -> Result<Graph, BuildError> {
         check_references(cfg)?;
         // The admission gate: the smallest memory limiter any pipeline names.
         let gate = memory_gate(cfg, registry);
@@ -61,7 +67,12 @@ impl Graph {
                 continue;
             }
             let exporter = match ecfg.build(id, registry) {
-                Ok(e) => e,
+                Ok(e) => {
+                    if let Some(t) = e.cardinality_tracker() {
+                        board.register(&t);
+                    }
+                    e
+                }
                 Err(e) => {
                     drain_all(exporters, Instant::now()).await;
                     return Err(BuildError::Other(format!("exporter {id}: {e}")));
@@ -116,7 +127,12 @@ impl Graph {
                     continue; // checked above
                 };
                 match pc.build(id, registry) {
-                    Built::Inline(p) => inline.insert(0, p),
+                    Built::Inline(p) => {
+                        if let Some(t) = p.cardinality_tracker() {
+                            board.register(&t);
+                        }
+                        inline.insert(0, p)
+                    }
                     Built::Nothing => {}
                     Built::Batch(bcfg) => {
                         let tail = Chain {

@@ -35,6 +35,12 @@ pub trait Processor: Send + Sync + 'static {
         true
     }
 
+    /// The cardinality tracker the processor keeps, if any (the graph lists it on the
+    /// `/debug/cardinality` board).
+    fn cardinality_tracker(&self) -> Option<Arc<crate::cardinality::tracker::Tracker>> {
+        None
+    }
+
     /// Edits one resource (only called when [`Processor::reads_items`] is false).
     fn edit_resource(&self, _resource: &mut Option<Resource>, _meta: &RequestMeta) {}
 }

@@ -20,6 +20,8 @@ use super::Health;
 pub struct Routes {
     /// Serve `/metrics` from this registry.
     pub registry: Option<Arc<Registry>>,
+    /// Serve `/debug/cardinality` from these trackers (the app's board).
+    pub cardinality: Option<Arc<crate::cardinality::report::Board>>,
     pub health: Arc<Health>,
     /// An extra liveness path (the health_check extension's `path`).
     pub live_path: Option<String>,
@@ -59,9 +61,9 @@ fn route(req: &Request<hyper::body::Incoming>, routes: &Routes) -> Response<Full
                 .unwrap_or(10)
                 .clamp(1, 10_000);
             let body = routes
-                .registry
+                .cardinality
                 .as_ref()
-                .map(|r| r.cardinality.render(limit).to_string())
+                .map(|b| b.render(limit).to_string())
                 .unwrap_or_default();
             text(StatusCode::OK, "application/json", body)
         }

@@ -194,8 +194,6 @@ impl Gauge {
 #[derive(Default)]
 pub struct Registry {
     families: Mutex<BTreeMap<String, Family>>,
-    /// Cardinality trackers, for `GET /debug/cardinality` on the admin listener.
-    pub cardinality: crate::cardinality::report::Board,
 }
 
 impl Registry {

@@ -250,6 +250,9 @@ fn scrape(
 }
 
 impl Exporter for PrometheusExporter {
+    fn cardinality_tracker(&self) -> Option<Arc<crate::cardinality::tracker::Tracker>> {
+        Some(self.store.tracker().clone())
+    }
     fn export<'a>(
         &'a self,
         batch: &'a Outgoing,

@@ -225,7 +225,6 @@ impl CardinalityLimitConfig {
             },
             reg,
         ));
-        reg.cardinality.register(&tracker);
         let overflow = Arc::new(Mutex::new(Overflow::default()));
         spawn_sweeper(&tracker, &overflow, self.series_ttl.get());
         CardinalityLimitProcessor {
@@ -287,6 +286,10 @@ struct Ctx<'a> {
 }
 
 impl Processor for CardinalityLimitProcessor {
+    fn cardinality_tracker(&self) -> Option<Arc<Tracker>> {
+        Some(self.tracker.clone())
+    }
+
     fn process(&self, data: &mut Telemetry, _meta: &RequestMeta, rejected: &mut Rejections) {
         let Telemetry::Metrics(req) = data else {
             return;

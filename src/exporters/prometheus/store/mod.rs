@@ -220,6 +220,11 @@ fn series_id(name: &str, labels: &LabelSet) -> u64 {
 }
 
 impl Store {
+    /// The tracker that admits new series (`max_series`), for `/debug/cardinality`.
+    pub fn tracker(&self) -> &Arc<Tracker> {
+        &self.limiter
+    }
+
     pub fn new(opts: Options, reg: &Registry, exporter: &str) -> Store {
         let l = |reason: &str| {
             reg.counter(
@@ -245,7 +250,6 @@ impl Store {
             },
             reg,
         ));
-        reg.cardinality.register(&limiter);
         Store {
             limiter,
             opts,

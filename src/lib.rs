@@ -1,20 +1,28 @@
 //! # otelgw — an OpenTelemetry-native telemetry gateway
 //!
 //! Follow one request from socket to backend by reading the modules in the order data visits
-//! them:
+//! them (ARCHITECTURE.md walks a traces and a metrics request file by file, with a vocabulary
+//! table):
 //!
 //! 1. [`config`] — Collector-shaped YAML → typed, validated [`config::Config`].
-//! 2. [`receivers`] — OTLP over gRPC ([`receivers::otlp_grpc`]) and HTTP
-//!    ([`receivers::otlp_http`]): limits, decompression and decoding ([`receivers::decode`]),
-//!    then the shared request path ([`receivers::handle`]).
-//! 3. [`pipeline`] — fan-out to pipelines, processors in order ([`processors`]), fan-in to
-//!    exporters.
-//! 4. [`exporters`] — bounded sending queue, retries, and the exporters themselves
-//!    ([`exporters::sending_queue`], [`exporters::otlp_grpc`], [`exporters::otlp_http`], …).
-//! 5. [`telemetry`] — self-metrics with Collector-compatible names, health, logging.
-//! 6. [`app`] — process lifecycle: start, SIGHUP reload, SIGTERM drain.
+//! 2. [`net`] — every listener's bind and accept loop; [`admission`] — the memory gate a
+//!    request passes before it is read.
+//! 3. [`receivers`] — OTLP over gRPC ([`receivers::otlp_grpc`]) and HTTP
+//!    ([`receivers::otlp_http`]): limits, decompression, [`receivers::decode::check_or_decode`],
+//!    then a receiver's entry into its pipelines ([`receivers::intake`]).
+//! 4. [`pipeline`] — fan-out to pipelines, processors in order ([`processors`]), batch stages,
+//!    fan-in to exporters ([`pipeline::chain`], [`pipeline::batch`]); the [`pipeline::Graph`]
+//!    assembles and drains everything.
+//! 5. [`exporters`] — the sending queue ([`exporters::sending_queue`]: bounded queue, consumers,
+//!    retries) and the exporters themselves ([`exporters::otlp_grpc`], [`exporters::otlp_http`],
+//!    [`exporters::prometheus`], [`exporters::loki`], …).
+//! 6. [`telemetry`] — self-metrics with Collector-compatible names, health, logging.
+//! 7. [`app`] — process lifecycle: start, SIGHUP reload, SIGTERM drain.
 //!
-//! The data model is the `opentelemetry-proto` prost structs, end to end ([`data`]).
+//! At the bottom of the import graph: [`component`] (ids, signals, diagnostics, build errors),
+//! [`consumer`] (the consume contract), [`data`] (the data model: `opentelemetry-proto`'s prost
+//! structs end to end, as [`data::Payload`] on the way and [`data::Outgoing`] in exporter
+//! queues), [`grpc`] (status, codec, zero-copy unary call).
 
 pub mod admission;
 pub mod allocator;

@@ -156,50 +156,42 @@ impl OtlpGrpcExporter {
         })
     }
 
-    async fn send(&self, batch: &Outgoing) -> Result<ExportOutcome, ExportError> {
-        let path = PathAndQuery::from_static(batch.signal().grpc_path());
-        let bytes = batch.encoded().clone();
-        let (channel, headers, timeout, compression) = (
+    /// One Export call of `signal` carrying `bytes` as they are.
+    async fn call<R: prost::Message + Default>(
+        &self,
+        signal: Signal,
+        bytes: bytes::Bytes,
+    ) -> Result<R, Status> {
+        unary::call(
             self.channel.clone(),
+            PathAndQuery::from_static(signal.grpc_path()),
             &self.headers,
             self.timeout,
             self.compression,
-        );
+            bytes,
+        )
+        .await
+    }
+
+    async fn send(&self, batch: &Outgoing) -> Result<ExportOutcome, ExportError> {
+        let bytes = batch.encoded().clone();
         let call = async {
             Ok::<_, Status>(match batch.signal() {
-                Signal::Traces => unary::call::<ExportTraceServiceResponse>(
-                    channel,
-                    path,
-                    headers,
-                    timeout,
-                    compression,
-                    bytes,
-                )
-                .await?
-                .partial_success
-                .map(|p| (p.rejected_spans, p.error_message)),
-                Signal::Metrics => unary::call::<ExportMetricsServiceResponse>(
-                    channel,
-                    path,
-                    headers,
-                    timeout,
-                    compression,
-                    bytes,
-                )
-                .await?
-                .partial_success
-                .map(|p| (p.rejected_data_points, p.error_message)),
-                Signal::Logs => unary::call::<ExportLogsServiceResponse>(
-                    channel,
-                    path,
-                    headers,
-                    timeout,
-                    compression,
-                    bytes,
-                )
-                .await?
-                .partial_success
-                .map(|p| (p.rejected_log_records, p.error_message)),
+                Signal::Traces => self
+                    .call::<ExportTraceServiceResponse>(Signal::Traces, bytes)
+                    .await?
+                    .partial_success
+                    .map(|p| (p.rejected_spans, p.error_message)),
+                Signal::Metrics => self
+                    .call::<ExportMetricsServiceResponse>(Signal::Metrics, bytes)
+                    .await?
+                    .partial_success
+                    .map(|p| (p.rejected_data_points, p.error_message)),
+                Signal::Logs => self
+                    .call::<ExportLogsServiceResponse>(Signal::Logs, bytes)
+                    .await?
+                    .partial_success
+                    .map(|p| (p.rejected_log_records, p.error_message)),
             })
         };
         match tokio::time::timeout(self.timeout, call).await {

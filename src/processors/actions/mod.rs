@@ -410,4 +410,4 @@ pub fn apply(actions: &[Action], attrs: &mut Vec<KeyValue>, meta: &RequestMeta) 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -22,13 +22,13 @@ fn attrs() -> Vec<KeyValue> {
     ]
 }
 
-fn get(a: &[KeyValue], k: &str) -> Option<Value> {
+pub(crate) fn get(a: &[KeyValue], k: &str) -> Option<Value> {
     a.iter()
         .find(|kv| kv.key == k)
         .and_then(|kv| kv.value.clone()?.value)
 }
 
-fn meta() -> RequestMeta {
+pub(crate) fn meta() -> RequestMeta {
     RequestMeta {
         client_address: Some("10.1.2.3:5555".parse().unwrap()),
         headers: vec![("x-tenant".into(), "acme".into())],

@@ -2,25 +2,12 @@
 //! `attributes` runs as is. (The actions themselves are tested in `processors::actions`.)
 
 use super::*;
+use crate::processors::actions::tests::{get, meta};
 use crate::testdata::{kv, s};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-
-fn get(a: &[KeyValue], k: &str) -> Option<Value> {
-    a.iter()
-        .find(|kv| kv.key == k)
-        .and_then(|kv| kv.value.clone()?.value)
-}
-
-fn meta() -> RequestMeta {
-    RequestMeta {
-        client_address: Some("10.1.2.3:5555".parse().unwrap()),
-        headers: vec![("x-tenant".into(), "acme".into())],
-        wire_size: 0,
-    }
-}
 
 fn traces() -> Telemetry {
     let span = |name: &str, attrs: Vec<KeyValue>| Span {

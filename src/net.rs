@@ -45,6 +45,45 @@ pub fn parse_listen_addr(endpoint: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("invalid listen address {endpoint:?}: cannot resolve host {host:?}"))
 }
 
+/// Checks a listen endpoint's form (`host:port`, `[v6]:port`, `:port`) without resolving the
+/// host: a name that does not resolve here (a compose service name) is valid config, and
+/// resolution failures belong to `run`.
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let (host, port) = endpoint
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{endpoint:?} is not host:port"))?;
+    port.parse::<u16>()
+        .map_err(|_| format!("{endpoint:?}: the port must be a number from 0 to 65535"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(format!(
+            "{endpoint:?}: {host:?} is not a host name or address"
+        ));
+    }
+    Ok(())
+}
+
+/// The address an endpoint listens on when that is known without resolving a name: an IP
+/// literal, `localhost` (127.0.0.1) or an empty host (all interfaces). Used to find listener
+/// clashes at validation.
+pub fn literal_addr(endpoint: &str) -> Option<SocketAddr> {
+    if let Ok(a) = endpoint.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let (host, port) = endpoint.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let ip: IpAddr = match host {
+        "" | "0.0.0.0" => IpAddr::from([0, 0, 0, 0]),
+        "localhost" => IpAddr::from([127, 0, 0, 1]),
+        h => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
 /// Binds a listener on a configured endpoint. Must run inside the tokio runtime.
 pub fn bind(endpoint: &str) -> Result<TcpListener, BuildError> {
     let err = |reason: String| BuildError::Listen {

@@ -79,9 +79,13 @@ impl ComponentId {
                 "invalid component id {s:?}: the type must be [a-zA-Z0-9_.-]+"
             ));
         }
+        // as the Collector: the name is everything after the first '/', '/' included
+        // (`transform/otlp/copy_service_resource_labels`)
         if let Some(n) = name {
-            if n.is_empty() || n.contains('/') {
-                return Err(format!("invalid component id {s:?}: the name after '/' must be non-empty and contain no '/'"));
+            if n.is_empty() || n.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(format!(
+                    "invalid component id {s:?}: the name after '/' must be non-empty, without spaces"
+                ));
             }
         }
         Ok(ComponentId {

@@ -324,12 +324,11 @@ fn from_value(root: Value, diag: &mut Diagnostics) -> Option<Config> {
         &mut broken,
         ExtensionConfig::from_value,
     );
-    let service: ServiceConfig = typed(
-        "service",
+    let service = service_section(
         root.remove("service").unwrap_or(Value::Null),
         diag,
-    )
-    .unwrap_or_default();
+        &mut broken,
+    );
     let _ = root.remove("connectors").map(|v| {
         if !v.is_null() {
             diag.error("connectors", "connectors are not supported yet");
@@ -356,6 +355,106 @@ fn from_value(root: Value, diag: &mut Diagnostics) -> Option<Config> {
     };
     validate(&mut cfg, &broken, diag);
     Some(cfg)
+}
+
+/// `service`, typed key by key (and `service.telemetry` and each pipeline on their own), so
+/// one unknown or bad key is reported at its path and everything else is still checked.
+/// A pipeline whose body does not parse goes into `broken` as `service.pipelines.<id>`, so it
+/// is neither checked further nor reported as missing.
+fn service_section(
+    v: Value,
+    diag: &mut Diagnostics,
+    broken: &mut BTreeSet<String>,
+) -> ServiceConfig {
+    let mut out = ServiceConfig::default();
+    let map = match v {
+        Value::Null => return out,
+        Value::Mapping(m) => m,
+        _ => {
+            diag.error("service", "must be a mapping");
+            return out;
+        }
+    };
+    for (k, v) in map {
+        let key = k
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{k:?}"));
+        let path = format!("service.{key}");
+        match key.as_str() {
+            "extensions" => {
+                if let Some(e) = typed(&path, v, diag) {
+                    out.extensions = e;
+                }
+            }
+            "shutdown_timeout" => {
+                if let Some(d) = typed(&path, v, diag) {
+                    out.shutdown_timeout = d;
+                }
+            }
+            "pipelines" => match v {
+                Value::Null => {}
+                Value::Mapping(pipelines) => {
+                    for (id, p) in pipelines {
+                        let id = id
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("{id:?}"));
+                        let ppath = format!("{path}.{id}");
+                        match typed(&ppath, p, diag) {
+                            Some(parsed) => {
+                                out.pipelines.insert(id, parsed);
+                            }
+                            None => {
+                                broken.insert(ppath);
+                            }
+                        }
+                    }
+                }
+                _ => diag.error(path, "must be a mapping of pipeline id to pipeline"),
+            },
+            "telemetry" => out.telemetry = telemetry_section(&path, v, diag),
+            _ => diag.error(
+                path,
+                "unknown key (expected extensions, pipelines, telemetry, shutdown_timeout)",
+            ),
+        }
+    }
+    out
+}
+
+/// `service.telemetry`, each block on its own.
+fn telemetry_section(path: &str, v: Value, diag: &mut Diagnostics) -> TelemetryConfig {
+    let mut out = TelemetryConfig::default();
+    let map = match v {
+        Value::Null => return out,
+        Value::Mapping(m) => m,
+        _ => {
+            diag.error(path, "must be a mapping");
+            return out;
+        }
+    };
+    for (k, v) in map {
+        let key = k
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{k:?}"));
+        let p = format!("{path}.{key}");
+        match key.as_str() {
+            "logs" => {
+                if let Some(l) = typed(&p, v, diag) {
+                    out.logs = l;
+                }
+            }
+            "metrics" => {
+                if let Some(m) = typed(&p, v, diag) {
+                    out.metrics = m;
+                }
+            }
+            _ => diag.error(p, "not supported by otelgw (supported: logs, metrics)"),
+        }
+    }
+    out
 }
 
 fn typed_section<T>(

@@ -323,3 +323,105 @@ service:
     let q = cfg.exporters.values().next().unwrap().queue().unwrap();
     assert_eq!(q.storage.as_deref(), Some("file_storage/ok"));
 }
+
+/// Issue 14's validation bugs, one test each.
+mod collector_configs {
+    use super::*;
+
+    const BASE: &str = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: 127.0.0.1:14317}
+exporters:
+  debug: {}
+"#;
+
+    #[test]
+    fn one_unknown_telemetry_key_is_reported_alone_and_the_rest_is_still_checked() {
+        let e = load(&format!(
+            "{BASE}service:\n  telemetry:\n    traces: {{level: basic}}\n    logs: {{level: debug}}\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [debug]}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            messages(&e),
+            vec!["service.telemetry.traces: not supported by otelgw (supported: logs, metrics)"]
+        );
+        assert!(e.warnings.is_empty(), "{:?}", e.warnings);
+        // and a bad key in one pipeline keeps the others
+        let e = load(&format!(
+            "{BASE}service:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [debug], typo: 1}}\n    logs: {{receivers: [otlp], exporters: [nope]}}\n"
+        ))
+        .unwrap_err();
+        let m = messages(&e);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(
+            m[0].starts_with("service.pipelines.traces.typo")
+                || m[0].starts_with("service.pipelines.traces: unknown field"),
+            "{m:?}"
+        );
+        assert!(
+            m[1].starts_with("service.pipelines.logs.exporters[0]"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn validate_never_resolves_listen_addresses_and_reports_a_bad_one_once() {
+        let c = load(
+            "receivers:\n  otlp:\n    protocols:\n      grpc: {endpoint: otel-collector.invalid:4317}\nexporters:\n  debug: {}\nservice:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [debug]}\n",
+        );
+        assert!(c.is_ok(), "{:?}", c.err().map(|e| messages(&e)));
+        let e = load(
+            "receivers:\n  otlp:\n    protocols:\n      grpc: {endpoint: \"collector:port\"}\nexporters:\n  debug: {}\nservice:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [debug]}\n",
+        )
+        .unwrap_err();
+        assert_eq!(messages(&e).len(), 1, "{:?}", messages(&e));
+        assert!(messages(&e)[0].starts_with("receivers.otlp.protocols.grpc.endpoint"));
+    }
+
+    #[test]
+    fn component_names_may_contain_slashes() {
+        let c = load(&format!(
+            "{BASE}processors:\n  batch/otlp/copy_service: {{}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], processors: [batch/otlp/copy_service], exporters: [debug]}}\n"
+        ))
+        .unwrap();
+        let id = ComponentId::parse("batch/otlp/copy_service").unwrap();
+        assert_eq!(id.kind, "batch");
+        assert_eq!(id.name.as_deref(), Some("otlp/copy_service"));
+        assert_eq!(id.to_string(), "batch/otlp/copy_service");
+        assert!(c.processors.contains_key(&id));
+        assert!(ComponentId::parse("batch/").is_err());
+        assert!(ComponentId::parse("batch/a b").is_err());
+    }
+
+    #[test]
+    fn a_broken_component_does_not_hide_a_listener_clash() {
+        let e = load(
+            "receivers:\n  otlp/a:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:14317}\n  otlp/b:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:14317}\n  otlp/typo:\n    protocols:\n      grpc: {endpont: 127.0.0.1:1}\nexporters:\n  debug: {}\nservice:\n  pipelines:\n    traces: {receivers: [otlp/a, otlp/b, otlp/typo], exporters: [debug]}\n",
+        )
+        .unwrap_err();
+        let m = messages(&e);
+        assert!(m.iter().any(|x| x.contains("endpont")), "{m:?}");
+        assert!(
+            m.iter().any(|x| x.starts_with(
+                "receivers.otlp/b.protocols.grpc.endpoint: listens on 127.0.0.1:14317"
+            )),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn an_extension_not_in_service_extensions_is_named_as_such() {
+        let c = load(&format!(
+            "{BASE}extensions:\n  health_check: {{}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [debug]}}\n"
+        ))
+        .unwrap();
+        assert!(
+            c.warnings.iter().any(|w| w.to_string()
+                == "extensions.health_check: extension is defined but not enabled in service.extensions; it will not start"),
+            "{:?}",
+            c.warnings
+        );
+    }
+}

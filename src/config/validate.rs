@@ -11,7 +11,7 @@ use super::{Config, PipelineSpec};
 use crate::component::{ComponentId, Diagnostics, PipelineId};
 use crate::data::Signal;
 use crate::extensions::ExtensionConfig;
-use crate::net::parse_listen_addr;
+use crate::net::{check_endpoint, literal_addr};
 
 /// Cross-component validation: references, signals, listeners, and each component's own rules.
 pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut Diagnostics) {
@@ -29,7 +29,8 @@ pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut D
     }
 
     let mut used = BTreeSet::new();
-    if cfg.service.pipelines.is_empty() {
+    let unparsed_pipelines = broken.iter().any(|b| b.starts_with("service.pipelines."));
+    if cfg.service.pipelines.is_empty() && !unparsed_pipelines {
         diag.error("service.pipelines", "at least one pipeline is required");
     }
     for (pid, p) in &cfg.service.pipelines {
@@ -112,9 +113,13 @@ pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut D
     ] {
         for id in ids {
             if !used.contains(&(kind, id.clone())) {
+                let why = match kind {
+                    "extension" => "is defined but not enabled in service.extensions",
+                    _ => "is defined but not used by any pipeline",
+                };
                 diag.warn(
                     format!("{kind}s.{id}"),
-                    format!("{kind} is defined but not used by any pipeline; it will not start"),
+                    format!("{kind} {why}; it will not start"),
                 );
             }
         }
@@ -222,12 +227,14 @@ fn check_listeners(
     used: &BTreeSet<(&'static str, ComponentId)>,
     diag: &mut Diagnostics,
 ) {
+    // Endpoints are checked for form by their components; here only those whose address is
+    // known without resolving a name (validation never resolves) are compared.
     let mut listeners: Vec<(String, SocketAddr)> = Vec::new();
-    let mut add =
-        |path: String, endpoint: &str, diag: &mut Diagnostics| match parse_listen_addr(endpoint) {
-            Ok(a) => listeners.push((path, a)),
-            Err(e) => diag.error(path, e),
-        };
+    let mut add = |path: String, endpoint: &str, _: &mut Diagnostics| {
+        if let Some(a) = literal_addr(endpoint) {
+            listeners.push((path, a));
+        }
+    };
     for (id, r) in &cfg.receivers {
         if used.contains(&("receiver", id.clone())) {
             for (suffix, ep) in r.listeners() {
@@ -250,6 +257,9 @@ fn check_listeners(
         }
     }
     if cfg.service.telemetry.metrics.level != "none" {
+        if let Err(e) = check_endpoint(&cfg.service.telemetry.metrics.address) {
+            diag.error("service.telemetry.metrics.address", e);
+        }
         add(
             "service.telemetry.metrics.address".into(),
             &cfg.service.telemetry.metrics.address,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
 use crate::component::{typed, ComponentId, Diagnostics};
-use crate::net::parse_listen_addr;
+use crate::net::check_endpoint;
 
 #[derive(Debug, Clone)]
 pub enum ExtensionConfig {
@@ -44,7 +44,7 @@ impl ExtensionConfig {
     pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
         match self {
             ExtensionConfig::HealthCheck(c) => {
-                if let Err(e) = parse_listen_addr(&c.endpoint) {
+                if let Err(e) = check_endpoint(&c.endpoint) {
                     diag.error(format!("{path}.endpoint"), e);
                 }
                 if !c.path.starts_with('/') {

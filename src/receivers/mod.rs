@@ -15,7 +15,7 @@ use serde_norway::Value;
 
 use crate::component::units::ByteSize;
 use crate::component::{typed, ComponentId, Diagnostics};
-use crate::net::parse_listen_addr;
+use crate::net::check_endpoint;
 use std::sync::Arc;
 
 use crate::admission::MemoryGate;
@@ -206,7 +206,7 @@ impl OtlpReceiverConfig {
             );
         }
         if let Some(g) = &self.protocols.grpc {
-            if let Err(e) = parse_listen_addr(&g.endpoint) {
+            if let Err(e) = check_endpoint(&g.endpoint) {
                 diag.error(format!("{path}.protocols.grpc.endpoint"), e);
             }
             if g.max_recv_msg_size_mib == 0 {
@@ -217,7 +217,7 @@ impl OtlpReceiverConfig {
             }
         }
         if let Some(h) = &self.protocols.http {
-            if let Err(e) = parse_listen_addr(&h.endpoint) {
+            if let Err(e) = check_endpoint(&h.endpoint) {
                 diag.error(format!("{path}.protocols.http.endpoint"), e);
             }
             if h.max_request_body_size.bytes() == 0 {

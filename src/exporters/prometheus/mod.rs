@@ -30,7 +30,7 @@ use super::{BuildError, ExportError, ExportOutcome, Exporter};
 use crate::component::units::Duration;
 use crate::component::Diagnostics;
 use crate::data::{Outgoing, Telemetry};
-use crate::net::parse_listen_addr;
+use crate::net::check_endpoint;
 use crate::telemetry::metrics::names;
 use crate::telemetry::metrics::Registry;
 use render::Format;
@@ -89,7 +89,7 @@ impl Default for PrometheusConfig {
 
 impl PrometheusConfig {
     pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
-        if let Err(e) = parse_listen_addr(&self.endpoint) {
+        if let Err(e) = check_endpoint(&self.endpoint) {
             diag.error(format!("{path}.endpoint"), e);
         }
         if let Some(t) = &self.tls {

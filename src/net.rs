@@ -49,16 +49,15 @@ pub fn parse_listen_addr(endpoint: &str) -> Result<SocketAddr, String> {
 /// host: a name that does not resolve here (a compose service name) is valid config, and
 /// resolution failures belong to `run`.
 pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let bad = |why: String| format!("invalid listen address {endpoint:?}: {why}");
     let (host, port) = endpoint
         .rsplit_once(':')
-        .ok_or_else(|| format!("{endpoint:?} is not host:port"))?;
+        .ok_or_else(|| bad("expected host:port".into()))?;
     port.parse::<u16>()
-        .map_err(|_| format!("{endpoint:?}: the port must be a number from 0 to 65535"))?;
+        .map_err(|_| bad(format!("bad port {port:?}")))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.chars().any(|c| c.is_whitespace() || c == '/') {
-        return Err(format!(
-            "{endpoint:?}: {host:?} is not a host name or address"
-        ));
+        return Err(bad(format!("{host:?} is not a host name or address")));
     }
     Ok(())
 }

@@ -72,7 +72,7 @@ pub struct PipelineConfig {
     pub exporters: Vec<String>,
 }
 
-/// `service.telemetry.logs`.
+/// `service.telemetry.logs`, with the Collector's keys.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogsTelemetry {
@@ -80,6 +80,23 @@ pub struct LogsTelemetry {
     pub level: String,
     /// `console` (human text) or `json`.
     pub encoding: LogEncoding,
+    /// Where logs go: `stderr` (default) or `stdout` (one of them; the Collector's file paths
+    /// are not supported).
+    pub output_paths: Vec<String>,
+    /// The Collector's zap settings, accepted so its configs validate; they have no effect in
+    /// otelgw (validation warns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_output_paths: Option<serde_norway::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<serde_norway::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_fields: Option<serde_norway::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub development: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_caller: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_stacktrace: Option<bool>,
 }
 
 impl Default for LogsTelemetry {
@@ -87,6 +104,46 @@ impl Default for LogsTelemetry {
         LogsTelemetry {
             level: "info".into(),
             encoding: LogEncoding::Console,
+            output_paths: vec!["stderr".into()],
+            error_output_paths: None,
+            sampling: None,
+            initial_fields: None,
+            development: None,
+            disable_caller: None,
+            disable_stacktrace: None,
+        }
+    }
+}
+
+impl LogsTelemetry {
+    /// True when logs go to stdout (`output_paths: [stdout]`), else stderr.
+    pub fn to_stdout(&self) -> bool {
+        self.output_paths.first().is_some_and(|p| p == "stdout")
+    }
+
+    fn validate(&self, path: &str, diag: &mut Diagnostics) {
+        match self.output_paths.as_slice() {
+            [p] if p == "stderr" || p == "stdout" => {}
+            [] => diag.error(format!("{path}.output_paths"), "name stderr or stdout"),
+            _ => diag.error(
+                format!("{path}.output_paths"),
+                "otelgw writes logs to one of stderr or stdout (file paths are not supported)",
+            ),
+        }
+        for (key, set) in [
+            ("error_output_paths", self.error_output_paths.is_some()),
+            ("sampling", self.sampling.is_some()),
+            ("initial_fields", self.initial_fields.is_some()),
+            ("development", self.development.is_some()),
+            ("disable_caller", self.disable_caller.is_some()),
+            ("disable_stacktrace", self.disable_stacktrace.is_some()),
+        ] {
+            if set {
+                diag.warn(
+                    format!("{path}.{key}"),
+                    "accepted for compatibility; no effect in otelgw",
+                );
+            }
         }
     }
 }
@@ -102,10 +159,15 @@ pub enum LogEncoding {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsTelemetry {
-    /// Admin listener address; `/metrics`, `/healthz`, `/readyz` are served here.
+    /// Admin listener address; `/metrics`, `/healthz`, `/readyz` are served here (the
+    /// Collector's older key; a `pull` reader below sets it too).
     pub address: String,
     /// `none` turns the admin listener off; `basic`, `normal`, `detailed` all serve every metric.
     pub level: String,
+    /// The Collector's metric readers. A `pull` reader with a `prometheus` exporter (the form
+    /// the otelcol-contrib image ships) serves `/metrics` on its `host:port`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub readers: Vec<MetricReader>,
 }
 
 impl Default for MetricsTelemetry {
@@ -113,6 +175,99 @@ impl Default for MetricsTelemetry {
         MetricsTelemetry {
             address: "127.0.0.1:8888".into(),
             level: "normal".into(),
+            readers: vec![],
+        }
+    }
+}
+
+/// One entry of `service.telemetry.metrics.readers`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricReader {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullReader>,
+    /// A push reader (`interval`, `exporter.otlp`): not supported yet (validation says so).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub periodic: Option<serde_norway::Value>,
+}
+
+/// `readers[].pull`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PullReader {
+    pub exporter: PullExporter,
+}
+
+/// `readers[].pull.exporter`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PullExporter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusReader>,
+}
+
+/// `readers[].pull.exporter.prometheus`, the Collector's keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusReader {
+    pub host: String,
+    pub port: u16,
+    /// Accepted; otelgw's self-metric names carry no unit suffixes anyway.
+    pub without_units: bool,
+    /// Accepted; no effect (names are the Collector's, as documented).
+    pub without_type_suffix: bool,
+    /// Accepted; no effect (self-metrics carry no scope labels).
+    pub without_scope_info: bool,
+    /// Accepted; no effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub with_resource_constant_labels: Option<serde_norway::Value>,
+}
+
+impl Default for PrometheusReader {
+    fn default() -> Self {
+        PrometheusReader {
+            host: "127.0.0.1".into(),
+            port: 8888,
+            without_units: false,
+            without_type_suffix: false,
+            without_scope_info: false,
+            with_resource_constant_labels: None,
+        }
+    }
+}
+
+impl MetricsTelemetry {
+    /// Applies the readers: a `pull` Prometheus reader sets the listen address.
+    fn apply_readers(&mut self, path: &str, diag: &mut Diagnostics) {
+        let mut pulls = 0;
+        for (i, r) in self.readers.iter().enumerate() {
+            let p = format!("{path}.readers[{i}]");
+            match (&r.pull, &r.periodic) {
+                (Some(pull), None) => match &pull.exporter.prometheus {
+                    Some(prom) => {
+                        pulls += 1;
+                        if pulls > 1 {
+                            diag.error(p, "otelgw serves its metrics on one pull reader");
+                            continue;
+                        }
+                        let host = if prom.host.contains(':') {
+                            format!("[{}]", prom.host)
+                        } else {
+                            prom.host.clone()
+                        };
+                        self.address = format!("{host}:{}", prom.port);
+                    }
+                    None => diag.error(
+                        format!("{p}.pull.exporter"),
+                        "set prometheus (the only pull exporter)",
+                    ),
+                },
+                (None, Some(_)) => diag.error(
+                    format!("{p}.periodic"),
+                    "pushing self-metrics (a periodic reader) is not supported yet; use a pull reader",
+                ),
+                _ => diag.error(p, "set exactly one of pull or periodic"),
+            }
         }
     }
 }
@@ -122,6 +277,10 @@ impl Default for MetricsTelemetry {
 pub struct TelemetryConfig {
     pub logs: LogsTelemetry,
     pub metrics: MetricsTelemetry,
+    /// Resource attributes for self-telemetry (the Collector's key). Accepted; otelgw's
+    /// self-metrics are Prometheus text without a resource, so this has no effect yet.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource: BTreeMap<String, serde_norway::Value>,
 }
 
 /// `service`.
@@ -442,16 +601,29 @@ fn telemetry_section(path: &str, v: Value, diag: &mut Diagnostics) -> TelemetryC
         let p = format!("{path}.{key}");
         match key.as_str() {
             "logs" => {
-                if let Some(l) = typed(&p, v, diag) {
+                if let Some(l) = typed::<LogsTelemetry>(&p, v, diag) {
+                    l.validate(&p, diag);
                     out.logs = l;
                 }
             }
             "metrics" => {
-                if let Some(m) = typed(&p, v, diag) {
+                if let Some(mut m) = typed::<MetricsTelemetry>(&p, v, diag) {
+                    m.apply_readers(&p, diag);
                     out.metrics = m;
                 }
             }
-            _ => diag.error(p, "not supported by otelgw (supported: logs, metrics)"),
+            "resource" => {
+                if let Some(r) = typed::<BTreeMap<String, Value>>(&p, v, diag) {
+                    if !r.is_empty() {
+                        diag.warn(&p, "accepted for compatibility; no effect in otelgw yet");
+                    }
+                    out.resource = r;
+                }
+            }
+            _ => diag.error(
+                p,
+                "not supported by otelgw (supported: logs, metrics, resource)",
+            ),
         }
     }
     out

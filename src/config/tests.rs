@@ -345,7 +345,7 @@ exporters:
         .unwrap_err();
         assert_eq!(
             messages(&e),
-            vec!["service.telemetry.traces: not supported by otelgw (supported: logs, metrics)"]
+            vec!["service.telemetry.traces: not supported by otelgw (supported: logs, metrics, resource)"]
         );
         assert!(e.warnings.is_empty(), "{:?}", e.warnings);
         // and a bad key in one pipeline keeps the others
@@ -423,5 +423,72 @@ exporters:
             "{:?}",
             c.warnings
         );
+    }
+}
+
+/// `service.telemetry` in the shapes the Collector documents today.
+mod telemetry {
+    use super::*;
+
+    const PIPE: &str = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: 127.0.0.1:14317}
+exporters:
+  debug: {}
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [debug]}
+"#;
+
+    #[test]
+    fn a_pull_prometheus_reader_sets_the_metrics_address() {
+        let c = load(&format!(
+            "{PIPE}  telemetry:\n    metrics:\n      level: detailed\n      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: 0.0.0.0\n                port: 18899\n                without_units: true\n    resource:\n      service.name: gw\n"
+        ))
+        .unwrap();
+        assert_eq!(c.service.telemetry.metrics.address, "0.0.0.0:18899");
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.path == "service.telemetry.resource"));
+    }
+
+    #[test]
+    fn a_periodic_reader_and_a_file_log_path_are_named_at_their_paths() {
+        let e = load(&format!(
+            "{PIPE}  telemetry:\n    logs:\n      output_paths: [/var/log/otel.log]\n      sampling: {{enabled: true}}\n    metrics:\n      readers:\n        - periodic:\n            exporter: {{otlp: {{protocol: grpc, endpoint: http://x:4317}}}}\n"
+        ))
+        .unwrap_err();
+        let m = messages(&e);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(
+            m.iter()
+                .any(|x| x.starts_with("service.telemetry.logs.output_paths:")),
+            "{m:?}"
+        );
+        assert!(
+            m.iter()
+                .any(|x| x.starts_with("service.telemetry.metrics.readers[0].periodic:")),
+            "{m:?}"
+        );
+        assert!(e
+            .warnings
+            .iter()
+            .any(|w| w.path == "service.telemetry.logs.sampling"));
+    }
+
+    #[test]
+    fn logs_to_stdout_with_zap_keys_validate() {
+        let c = load(&format!(
+            "{PIPE}  telemetry:\n    logs:\n      level: debug\n      encoding: json\n      output_paths: [stdout]\n      initial_fields: {{service: gw}}\n"
+        ))
+        .unwrap();
+        assert!(c.service.telemetry.logs.to_stdout());
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.path == "service.telemetry.logs.initial_fields"));
     }
 }

@@ -1,5 +1,9 @@
-//! `tracing` setup from `service.telemetry.logs`: level (or a full filter directive) and
-//! encoding (`console` or `json`), to stderr. `RUST_LOG`, when set, wins over the config.
+//! `tracing` setup from `service.telemetry.logs`: level (or a full filter directive), encoding
+//! (`console` or `json`) and output (`stderr`, or `stdout`). `RUST_LOG`, when set, wins over the
+//! config. Console logs are coloured only when they go to a terminal: a file or a pipe gets
+//! plain text.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -12,10 +16,17 @@ pub fn init(cfg: &LogsTelemetry) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
         .with_target(false);
-    let _ = match cfg.encoding {
-        LogEncoding::Json => builder.json().try_init(),
-        LogEncoding::Console => builder.try_init(),
+    let _ = match (cfg.encoding, cfg.to_stdout()) {
+        (LogEncoding::Json, false) => builder.json().with_writer(std::io::stderr).try_init(),
+        (LogEncoding::Json, true) => builder.json().with_writer(std::io::stdout).try_init(),
+        (LogEncoding::Console, false) => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init(),
+        (LogEncoding::Console, true) => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_writer(std::io::stdout)
+            .try_init(),
     };
 }

@@ -161,6 +161,8 @@ async fn sigterm_drains_accepted_data_to_a_backend_that_comes_back() {
         status.1
     );
     assert!(status.1.contains("draining"), "{}", status.1);
+    // the log went to a file: plain text, no ANSI colour codes
+    assert!(!status.1.contains('\u{1b}'), "{}", status.1);
     assert_eq!(count_items(&read_file_export(&out), Signal::Traces), 200);
 }
 

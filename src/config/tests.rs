@@ -492,3 +492,49 @@ service:
             .any(|w| w.path == "service.telemetry.logs.initial_fields"));
     }
 }
+
+/// Keys the Collector's components have that otelgw accepts (honoured, or warned about).
+#[test]
+fn collector_exporter_keys_are_accepted_and_the_inert_ones_warned_about() {
+    let c = load(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: 127.0.0.1:14317}
+exporters:
+  debug:
+    verbosity: detailed
+    sampling_initial: 5
+    sampling_thereafter: 200
+  otlp/tempo:
+    endpoint: tempo:4317
+    balancer_name: round_robin
+    keepalive: {time: 20s, timeout: 5s, permit_without_stream: true}
+    compression_params: {level: 3}
+    tls: {insecure_skip_verify: true}
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [debug, otlp/tempo]}
+"#,
+    )
+    .unwrap();
+    let warned: Vec<String> = c.warnings.iter().map(|w| w.path.clone()).collect();
+    for p in [
+        "exporters.debug.sampling_initial",
+        "exporters.debug.sampling_thereafter",
+        "exporters.otlp/tempo.balancer_name",
+        "exporters.otlp/tempo.compression_params",
+        "exporters.otlp/tempo.tls.insecure_skip_verify",
+    ] {
+        assert!(
+            warned.iter().any(|w| w == p),
+            "no warning at {p}: {warned:?}"
+        );
+    }
+    // keepalive is honoured, so it is not warned about
+    assert!(
+        !warned.iter().any(|w| w.contains("keepalive")),
+        "{warned:?}"
+    );
+}

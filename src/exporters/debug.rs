@@ -26,6 +26,32 @@ pub enum Verbosity {
 pub struct DebugConfig {
     /// `basic` (default), `normal`, or `detailed`.
     pub verbosity: Verbosity,
+    /// The Collector's log sampling (`sampling_initial`, `sampling_thereafter`) and
+    /// `use_internal_logger`: accepted so its configs validate; otelgw logs every batch through
+    /// its own logger (validation warns when they are set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling_initial: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling_thereafter: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_internal_logger: Option<bool>,
+}
+
+impl DebugConfig {
+    pub fn validate(&self, path: &str, diag: &mut crate::component::Diagnostics) {
+        for (key, set) in [
+            ("sampling_initial", self.sampling_initial.is_some()),
+            ("sampling_thereafter", self.sampling_thereafter.is_some()),
+            ("use_internal_logger", self.use_internal_logger.is_some()),
+        ] {
+            if set {
+                diag.warn(
+                    format!("{path}.{key}"),
+                    "accepted for compatibility; no effect in otelgw",
+                );
+            }
+        }
+    }
 }
 
 pub struct DebugExporter {

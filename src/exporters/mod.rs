@@ -119,7 +119,7 @@ impl ExporterConfig {
         match self {
             ExporterConfig::OtlpGrpc(c) => c.validate(path, diag),
             ExporterConfig::OtlpHttp(c) => c.validate(path, diag),
-            ExporterConfig::Debug(_) => {}
+            ExporterConfig::Debug(c) => c.validate(path, diag),
             ExporterConfig::File(c) => c.validate(path, diag),
             ExporterConfig::Prometheus(c) => c.validate(path, diag),
             ExporterConfig::Loki(c) => c.validate(path, diag),

@@ -42,6 +42,37 @@ pub struct OtlpGrpcConfig {
     pub timeout: Duration,
     pub retry_on_failure: RetryConfig,
     pub sending_queue: QueueConfig,
+    /// HTTP/2 keepalive pings to the peer (the Collector's `keepalive`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keepalive: Option<KeepaliveConfig>,
+    /// Accepted for compatibility (gRPC-Go's balancer); no effect in otelgw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balancer_name: Option<String>,
+    /// Accepted for compatibility (`level`); no effect in otelgw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression_params: Option<serde_norway::Value>,
+}
+
+/// `keepalive` of a gRPC client, with the Collector's keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeepaliveConfig {
+    /// Ping the peer after this long without activity.
+    pub time: Duration,
+    /// Close the connection when a ping is not answered within this long.
+    pub timeout: Duration,
+    /// Ping even when no call is in flight.
+    pub permit_without_stream: bool,
+}
+
+impl Default for KeepaliveConfig {
+    fn default() -> Self {
+        KeepaliveConfig {
+            time: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+            permit_without_stream: false,
+        }
+    }
 }
 
 impl Default for OtlpGrpcConfig {
@@ -53,6 +84,9 @@ impl Default for OtlpGrpcConfig {
             compression: Compression::Gzip,
             timeout: Duration::from_secs(5),
             retry_on_failure: RetryConfig::default(),
+            keepalive: None,
+            balancer_name: None,
+            compression_params: None,
             sending_queue: QueueConfig::default(),
         }
     }
@@ -82,9 +116,23 @@ impl OtlpGrpcConfig {
             diag.error(format!("{path}.timeout"), "must be greater than 0");
         }
         if self.tls.insecure_skip_verify {
-            diag.error(
+            // refusing it would break real configs; ignoring it silently would surprise
+            diag.warn(
                 format!("{path}.tls.insecure_skip_verify"),
-                "not supported by the grpc exporter; trust the server's CA with ca_file instead",
+                "IGNORED by the grpc exporter: the server's certificate is still verified \
+                 (trust its CA with tls.ca_file, or use otlp_http, which honours this key)",
+            );
+        }
+        if self.balancer_name.is_some() {
+            diag.warn(
+                format!("{path}.balancer_name"),
+                "accepted for compatibility; otelgw keeps one connection per endpoint",
+            );
+        }
+        if self.compression_params.is_some() {
+            diag.warn(
+                format!("{path}.compression_params"),
+                "accepted for compatibility; otelgw uses each codec's fast level",
             );
         }
         self.tls.validate(path, diag);
@@ -119,6 +167,12 @@ impl OtlpGrpcExporter {
             .connect_timeout(cfg.timeout.get())
             .tcp_nodelay(true)
             .http2_adaptive_window(true);
+        if let Some(k) = &cfg.keepalive {
+            ep = ep
+                .http2_keep_alive_interval(k.time.get())
+                .keep_alive_timeout(k.timeout.get())
+                .keep_alive_while_idle(k.permit_without_stream);
+        }
         if use_tls {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some(ca) = TlsClientConfig::read(&cfg.tls.ca_file)? {

@@ -513,9 +513,14 @@ exporters:
     keepalive: {time: 20s, timeout: 5s, permit_without_stream: true}
     compression_params: {level: 3}
     tls: {insecure_skip_verify: true}
+    sending_queue: {batch: {flush_timeout: 200ms, min_size: 1000}}
+  loki:
+    endpoint: http://loki:3100/loki/api/v1/push
+    default_labels_enabled: {exporter: false, job: true}
 service:
   pipelines:
     traces: {receivers: [otlp], exporters: [debug, otlp/tempo]}
+    logs: {receivers: [otlp], exporters: [loki]}
 "#,
     )
     .unwrap();
@@ -526,6 +531,8 @@ service:
         "exporters.otlp/tempo.balancer_name",
         "exporters.otlp/tempo.compression_params",
         "exporters.otlp/tempo.tls.insecure_skip_verify",
+        "exporters.otlp/tempo.sending_queue.batch",
+        "exporters.loki.default_labels_enabled",
     ] {
         assert!(
             warned.iter().any(|w| w == p),

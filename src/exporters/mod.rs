@@ -253,6 +253,11 @@ pub struct QueueConfig {
     /// and crashes. The extension must also be listed in `service.extensions`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<String>,
+    /// The Collector's exporter-side batching (`flush_timeout`, `min_size`, `max_size`,
+    /// `sizer`): accepted so its configs validate, not applied yet — use the `batch`
+    /// processor (validation warns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<serde_norway::Value>,
 }
 
 impl Default for QueueConfig {
@@ -265,6 +270,7 @@ impl Default for QueueConfig {
             block_timeout: Duration::from_secs(5),
             sizer: Sizer::Requests,
             storage: None,
+            batch: None,
         }
     }
 }
@@ -284,6 +290,12 @@ impl QueueConfig {
         }
         if self.enabled && self.num_consumers == 0 {
             diag.error(format!("{path}.num_consumers"), "must be at least 1");
+        }
+        if self.batch.is_some() {
+            diag.warn(
+                format!("{path}.batch"),
+                "exporter-side batching is not applied yet; put a batch processor in the pipeline",
+            );
         }
         if !self.enabled && self.storage.is_some() {
             diag.error(

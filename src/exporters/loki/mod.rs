@@ -160,6 +160,10 @@ pub struct LokiConfig {
     pub tls: TlsClientConfig,
     pub retry_on_failure: RetryConfig,
     pub sending_queue: QueueConfig,
+    /// The Collector's (deprecated) `default_labels_enabled` switches: accepted so its configs
+    /// validate; otelgw's labels come from `labels` (validation warns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_labels_enabled: Option<BTreeMap<String, bool>>,
 }
 
 impl Default for LokiConfig {
@@ -184,12 +188,19 @@ impl Default for LokiConfig {
             tls: TlsClientConfig::default(),
             retry_on_failure: RetryConfig::default(),
             sending_queue: QueueConfig::default(),
+            default_labels_enabled: None,
         }
     }
 }
 
 impl LokiConfig {
     pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
+        if self.default_labels_enabled.is_some() {
+            diag.warn(
+                format!("{path}.default_labels_enabled"),
+                "accepted for compatibility; otelgw's stream labels come from `labels`",
+            );
+        }
         match self.endpoint.parse::<http::Uri>() {
             Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
             _ => diag.error(

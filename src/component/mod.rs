@@ -48,6 +48,19 @@ impl Diagnostics {
             message: message.into(),
         });
     }
+    /// Warns at `path.key` for every key that is set but has no effect in otelgw (accepted so
+    /// that Collector configs validate).
+    pub fn warn_inert(&mut self, path: &str, keys: &[(&str, bool)]) {
+        for (key, set) in keys {
+            if *set {
+                self.warn(
+                    format!("{path}.{key}"),
+                    "accepted for compatibility; no effect in otelgw",
+                );
+            }
+        }
+    }
+
     pub fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.warnings.push(Issue {
             path: path.into(),

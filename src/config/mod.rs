@@ -130,21 +130,17 @@ impl LogsTelemetry {
                 "otelgw writes logs to one of stderr or stdout (file paths are not supported)",
             ),
         }
-        for (key, set) in [
-            ("error_output_paths", self.error_output_paths.is_some()),
-            ("sampling", self.sampling.is_some()),
-            ("initial_fields", self.initial_fields.is_some()),
-            ("development", self.development.is_some()),
-            ("disable_caller", self.disable_caller.is_some()),
-            ("disable_stacktrace", self.disable_stacktrace.is_some()),
-        ] {
-            if set {
-                diag.warn(
-                    format!("{path}.{key}"),
-                    "accepted for compatibility; no effect in otelgw",
-                );
-            }
-        }
+        diag.warn_inert(
+            path,
+            &[
+                ("error_output_paths", self.error_output_paths.is_some()),
+                ("sampling", self.sampling.is_some()),
+                ("initial_fields", self.initial_fields.is_some()),
+                ("development", self.development.is_some()),
+                ("disable_caller", self.disable_caller.is_some()),
+                ("disable_stacktrace", self.disable_stacktrace.is_some()),
+            ],
+        );
     }
 }
 
@@ -425,20 +421,31 @@ pub fn deep_merge(base: &mut Value, over: Value) {
 }
 
 fn section(root: &mut Mapping, key: &str, diag: &mut Diagnostics) -> Vec<(String, Value)> {
-    match root.remove(key) {
-        None | Some(Value::Null) => vec![],
-        Some(Value::Mapping(m)) => m
+    entries(
+        key,
+        root.remove(key).unwrap_or(Value::Null),
+        "a mapping of component id to settings",
+        diag,
+    )
+}
+
+/// The entries of the mapping at `path` (none for null), keys as strings; anything else is
+/// reported at `path` as not being `what`.
+fn entries(path: &str, v: Value, what: &str, diag: &mut Diagnostics) -> Vec<(String, Value)> {
+    match v {
+        Value::Null => vec![],
+        Value::Mapping(m) => m
             .into_iter()
             .filter_map(|(k, v)| match k {
                 Value::String(s) => Some((s, v)),
                 other => {
-                    diag.error(key, format!("component ids must be strings, got {other:?}"));
+                    diag.error(path, format!("keys must be strings, got {other:?}"));
                     None
                 }
             })
             .collect(),
-        Some(_) => {
-            diag.error(key, "must be a mapping of component id to settings");
+        _ => {
+            diag.error(path, format!("must be {what}"));
             vec![]
         }
     }
@@ -526,19 +533,7 @@ fn service_section(
     broken: &mut BTreeSet<String>,
 ) -> ServiceConfig {
     let mut out = ServiceConfig::default();
-    let map = match v {
-        Value::Null => return out,
-        Value::Mapping(m) => m,
-        _ => {
-            diag.error("service", "must be a mapping");
-            return out;
-        }
-    };
-    for (k, v) in map {
-        let key = k
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{k:?}"));
+    for (key, v) in entries("service", v, "a mapping", diag) {
         let path = format!("service.{key}");
         match key.as_str() {
             "extensions" => {
@@ -551,27 +546,19 @@ fn service_section(
                     out.shutdown_timeout = d;
                 }
             }
-            "pipelines" => match v {
-                Value::Null => {}
-                Value::Mapping(pipelines) => {
-                    for (id, p) in pipelines {
-                        let id = id
-                            .as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| format!("{id:?}"));
-                        let ppath = format!("{path}.{id}");
-                        match typed(&ppath, p, diag) {
-                            Some(parsed) => {
-                                out.pipelines.insert(id, parsed);
-                            }
-                            None => {
-                                broken.insert(ppath);
-                            }
+            "pipelines" => {
+                for (id, p) in entries(&path, v, "a mapping of pipeline id to pipeline", diag) {
+                    let ppath = format!("{path}.{id}");
+                    match typed(&ppath, p, diag) {
+                        Some(parsed) => {
+                            out.pipelines.insert(id, parsed);
+                        }
+                        None => {
+                            broken.insert(ppath);
                         }
                     }
                 }
-                _ => diag.error(path, "must be a mapping of pipeline id to pipeline"),
-            },
+            }
             "telemetry" => out.telemetry = telemetry_section(&path, v, diag),
             _ => diag.error(
                 path,
@@ -585,19 +572,7 @@ fn service_section(
 /// `service.telemetry`, each block on its own.
 fn telemetry_section(path: &str, v: Value, diag: &mut Diagnostics) -> TelemetryConfig {
     let mut out = TelemetryConfig::default();
-    let map = match v {
-        Value::Null => return out,
-        Value::Mapping(m) => m,
-        _ => {
-            diag.error(path, "must be a mapping");
-            return out;
-        }
-    };
-    for (k, v) in map {
-        let key = k
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{k:?}"));
+    for (key, v) in entries(path, v, "a mapping", diag) {
         let p = format!("{path}.{key}");
         match key.as_str() {
             "logs" => {

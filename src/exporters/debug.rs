@@ -39,18 +39,14 @@ pub struct DebugConfig {
 
 impl DebugConfig {
     pub fn validate(&self, path: &str, diag: &mut crate::component::Diagnostics) {
-        for (key, set) in [
-            ("sampling_initial", self.sampling_initial.is_some()),
-            ("sampling_thereafter", self.sampling_thereafter.is_some()),
-            ("use_internal_logger", self.use_internal_logger.is_some()),
-        ] {
-            if set {
-                diag.warn(
-                    format!("{path}.{key}"),
-                    "accepted for compatibility; no effect in otelgw",
-                );
-            }
-        }
+        diag.warn_inert(
+            path,
+            &[
+                ("sampling_initial", self.sampling_initial.is_some()),
+                ("sampling_thereafter", self.sampling_thereafter.is_some()),
+                ("use_internal_logger", self.use_internal_logger.is_some()),
+            ],
+        );
     }
 }
 

@@ -31,8 +31,9 @@ pub const DECODED_FACTOR: u64 = 5;
 
 /// What the process really holds per byte accounted as [`Cost::Bytes`]: allocator size
 /// classes and page slack, buffers around the bytes. Measured in the flood scenario of
-/// `tests/it/memory_limiter.rs` (RSS growth over accounted bytes, 1.2–1.3×).
-pub const BYTES_OVERHEAD_PERCENT: u64 = 125;
+/// `tests/it/memory_limiter.rs` (RSS growth over accounted bytes, 1.2–1.3×), priced at the top
+/// of that range so the gate settles under the soft limit.
+pub const BYTES_OVERHEAD_PERCENT: u64 = 130;
 
 /// What a piece of a request costs in memory: the pricing rule, in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

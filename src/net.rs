@@ -97,6 +97,9 @@ pub fn bind(endpoint: &str) -> Result<TcpListener, BuildError> {
     TcpListener::from_std(std_listener).map_err(|e| err(e.to_string()))
 }
 
+/// How long a TLS client may take to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves HTTP on `listener` until `stop` fires, then finishes the requests in flight.
 /// `service` makes the service for one connection from the peer's address; `name` labels logs.
 pub fn serve<F, S, B>(
@@ -153,20 +156,30 @@ where
                 }
                 Some(acceptor) => {
                     let (acceptor, builder) = (acceptor.clone(), builder.clone());
-                    let watcher = graceful.watcher();
+                    let graceful_conn = graceful.watcher();
                     let name = name.clone();
                     tokio::spawn(async move {
-                        let stream = match acceptor.accept(stream).await {
-                            Ok(s) => s,
-                            Err(e) => {
+                        // a client that stalls its handshake is cut off, not kept forever
+                        let stream = match tokio::time::timeout(
+                            TLS_HANDSHAKE_TIMEOUT,
+                            acceptor.accept(stream),
+                        )
+                        .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
                                 tracing::debug!(listener = %name, error = %e, "tls handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(listener = %name, "tls handshake timed out");
                                 return;
                             }
                         };
                         let conn = builder
                             .serve_connection(TokioIo::new(stream), svc)
                             .into_owned();
-                        if let Err(e) = watcher.watch(conn).await {
+                        if let Err(e) = graceful_conn.watch(conn).await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
                     });

@@ -545,3 +545,17 @@ service:
         "{warned:?}"
     );
 }
+
+#[test]
+fn listener_clashes_respect_address_families() {
+    let cfg = |a: &str, b: &str| {
+        format!(
+            "receivers:\n  otlp/a:\n    protocols:\n      grpc: {{endpoint: \"{a}\"}}\n  otlp/b:\n    protocols:\n      grpc: {{endpoint: \"{b}\"}}\nexporters:\n  debug: {{}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp/a, otlp/b], exporters: [debug]}}\n"
+        )
+    };
+    // an IPv4 wildcard and an IPv6 address share a port on Linux
+    assert!(load(&cfg("0.0.0.0:14400", "[::1]:14400")).is_ok());
+    // the IPv4 wildcard covers 127.0.0.1; the dual-stack wildcard covers both families
+    assert!(load(&cfg("0.0.0.0:14400", "127.0.0.1:14400")).is_err());
+    assert!(load(&cfg("[::]:14400", "127.0.0.1:14400")).is_err());
+}

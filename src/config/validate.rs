@@ -270,7 +270,11 @@ fn check_listeners(
         for j in i + 1..listeners.len() {
             let (pa, a) = &listeners[i];
             let (pb, b) = &listeners[j];
-            let overlap = a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified();
+            // an unspecified address overlaps its own family; `::` (dual-stack) overlaps both
+            let covers = |u: &SocketAddr, o: &SocketAddr| {
+                u.ip().is_unspecified() && (u.is_ipv6() || o.is_ipv4())
+            };
+            let overlap = a.ip() == b.ip() || covers(a, b) || covers(b, a);
             if a.port() != 0 && a.port() == b.port() && overlap {
                 diag.error(
                     pb.clone(),

@@ -54,7 +54,7 @@ pub async fn call<R: prost::Message + Default>(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!("{}m", timeout.as_millis().max(1))) {
+    if let Ok(v) = HeaderValue::from_str(&grpc_timeout(timeout)) {
         headers.insert("grpc-timeout", v);
     }
     if let Some(c) = compression {
@@ -76,7 +76,11 @@ pub async fn call<R: prost::Message + Default>(
     if parts.status != http::StatusCode::OK {
         return Err(from_http_status(parts.status));
     }
-    let collected = body.collect().await?;
+    // answers are small: cap them as tonic does; a reset mid-answer is worth a retry
+    let collected = http_body_util::Limited::new(body, MAX_ANSWER + 5)
+        .collect()
+        .await
+        .map_err(|e| Status::unavailable(format!("reading the answer failed: {e}")))?;
     let trailers = collected.trailers().cloned();
     let mut data = collected.to_bytes();
     match trailers.as_ref().and_then(Status::from_header_map) {
@@ -88,10 +92,20 @@ pub async fn call<R: prost::Message + Default>(
     if data.len() < 5 {
         return Err(Status::internal("the answer carried no message"));
     }
-    let compressed = data.get_u8() == 1;
+    let compressed = match data.get_u8() {
+        0 => false,
+        1 => true,
+        f => {
+            return Err(Status::internal(format!(
+                "bad compressed flag {f} in the answer"
+            )))
+        }
+    };
     let n = data.get_u32() as usize;
-    if data.len() < n {
-        return Err(Status::internal("the answer's message is cut short"));
+    if data.len() != n {
+        return Err(Status::internal(
+            "the answer is not exactly one length-prefixed message",
+        ));
     }
     let msg = data.split_to(n);
     let msg = if compressed {
@@ -133,10 +147,27 @@ fn compress(c: CompressionEncoding, b: &[u8]) -> Result<Bytes, Status> {
     }))
 }
 
-/// Inflates a compressed answer (answers are small: no cap beyond the 4 MiB tonic also uses).
+/// The largest answer read (tonic's default cap for decoded messages).
+const MAX_ANSWER: usize = 4 << 20;
+
+/// `grpc-timeout`: at most 8 digits, in the finest unit that fits.
+fn grpc_timeout(t: Duration) -> String {
+    let ms = t.as_millis().max(1);
+    if ms <= 99_999_999 {
+        return format!("{ms}m");
+    }
+    let s = t.as_secs();
+    if s <= 99_999_999 {
+        format!("{s}S")
+    } else {
+        format!("{}H", (s / 3600).min(99_999_999))
+    }
+}
+
+/// Inflates a compressed answer, refusing one that inflates past [`MAX_ANSWER`].
 fn decompress(encoding: &str, b: &[u8]) -> Result<Bytes, Status> {
     use std::io::Read;
-    const MAX: u64 = 4 << 20;
+    const MAX: u64 = MAX_ANSWER as u64 + 1;
     let fail = |e: std::io::Error| Status::internal(format!("cannot inflate the answer: {e}"));
     let mut out = Vec::new();
     match encoding {
@@ -159,6 +190,9 @@ fn decompress(encoding: &str, b: &[u8]) -> Result<Bytes, Status> {
             )))
         }
     };
+    if out.len() > MAX_ANSWER {
+        return Err(Status::internal("the answer inflates past 4 MiB"));
+    }
     Ok(Bytes::from(out))
 }
 
@@ -173,4 +207,33 @@ fn from_http_status(s: http::StatusCode) -> Status {
         _ => Code::Unknown,
     };
     Status::new(code, format!("http status {s}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_fits_eight_digits() {
+        assert_eq!(grpc_timeout(Duration::from_millis(1500)), "1500m");
+        assert_eq!(grpc_timeout(Duration::ZERO), "1m");
+        assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
+        let far = grpc_timeout(Duration::from_secs(u64::MAX / 2));
+        assert!(far.ends_with('H') && far.len() <= 9, "{far}");
+    }
+
+    #[test]
+    fn an_answer_that_inflates_past_the_cap_is_refused() {
+        use std::io::Write;
+        let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        w.write_all(&vec![0u8; MAX_ANSWER + 10]).unwrap();
+        let gz = w.finish().unwrap();
+        assert!(decompress("gzip", &gz).is_err());
+        let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        w.write_all(b"small").unwrap();
+        assert_eq!(
+            &decompress("gzip", &w.finish().unwrap()).unwrap()[..],
+            b"small"
+        );
+    }
 }

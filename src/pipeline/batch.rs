@@ -305,8 +305,13 @@ async fn flush(down: &Chain, p: Pending, max: u64, m: &Metrics) {
             for piece in pieces(parts, max) {
                 match piece {
                     Piece::Whole(parts) => {
+                        // priced by its own size, not the whole batch's
+                        let piece = Arc::new(RequestMeta {
+                            wire_size: parts.iter().map(|e| e.bytes.len() as u64).sum(),
+                            ..(*meta).clone()
+                        });
                         let whole = Held::Encoded { signal, parts };
-                        send(down, whole.finish(), meta.clone(), m).await;
+                        send(down, whole.finish(), piece, m).await;
                     }
                     Piece::Cut(e) => {
                         let items = e.items;

@@ -224,12 +224,22 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // a body declared over the cap is a 413 whatever the memory: retrying will not help
+    let cap = state.cap;
+    if declared.is_some_and(|n| n > cap as u64) {
+        intake.count_bad_request();
+        discard(body, LINGER_LIMIT);
+        return decode_error_response(&DecodeError::TooLarge { limit: cap }, enc);
+    }
     // Admission before reading: under memory pressure the body is never read into memory. The
-    // ticket holds the request's expected size (declared, or as recent requests inflated)
-    // until it is answered.
+    // ticket holds the request's expected size (declared, or as recent requests inflated,
+    // never more than the cap) until it is answered.
     let mut _ticket = None;
     if let Some(gate) = &state.gate {
-        let expected = declared.unwrap_or(0).max(gate.expected_request());
+        let expected = declared
+            .unwrap_or(0)
+            .max(gate.expected_request())
+            .min(cap as u64);
         match gate.admit(expected) {
             Ok(t) => _ticket = Some(t),
             Err(retry_after) => {
@@ -257,12 +267,6 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             return decode_error_response(&e, enc);
         }
     };
-    let cap = state.cap;
-    if declared.is_some_and(|n| n > cap as u64) {
-        intake.count_bad_request();
-        discard(body, LINGER_LIMIT);
-        return decode_error_response(&DecodeError::TooLarge { limit: cap }, enc);
-    }
     let mut meta = request_meta(Some(peer), state.include_metadata.then_some(&parts.headers));
     let body = match read_capped(body, cap, declared).await {
         Ok(b) => b,

@@ -45,6 +45,13 @@ pub enum Cost {
 }
 
 impl Cost {
+    /// The protobuf (or raw) size the cost is priced from.
+    pub fn wire_bytes(self) -> u64 {
+        match self {
+            Cost::Bytes(n) | Cost::Decoded(n) => n,
+        }
+    }
+
     /// The bytes this costs.
     pub fn bytes(self) -> u64 {
         match self {

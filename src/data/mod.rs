@@ -391,15 +391,6 @@ impl Outgoing {
         Some(gate.hold(Cost::Bytes(size)))
     }
 
-    /// The length of the bytes the batch was made from, when it was made from bytes and has
-    /// not been decoded yet.
-    pub fn encoded_input(&self) -> Option<u64> {
-        match (self.data.get(), self.encoded.get()) {
-            (None, Some(b)) => Some(b.len() as u64),
-            _ => None,
-        }
-    }
-
     pub fn signal(&self) -> Signal {
         self.signal
     }

@@ -1,9 +1,9 @@
 //! Exporters: where data leaves. One closed enum of types, matched here, and the machinery every
 //! exporter shares: a bounded sending queue with a named full-policy, consumers, retries with
-//! one classifier ([`retry`]), self-metrics, and drain on shutdown ([`runner`]).
+//! one classifier ([`retry`]), self-metrics, and drain on shutdown ([`sending_queue`]).
 //!
 //! The contract of an [`Exporter`]: `export` sends one [`Outgoing`] once and says how it went; it
-//! never retries by itself (the runner does) and never drops silently (every item ends up
+//! never retries by itself (the sending queue does) and never drops silently (every item ends up
 //! counted as sent, send-failed, or enqueue-failed).
 
 pub mod debug;

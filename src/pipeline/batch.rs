@@ -17,7 +17,7 @@ use std::time::Duration as StdDuration;
 use tokio::time::Instant;
 
 use super::Chain;
-use crate::admission::{Cost, Reservation};
+use crate::admission::Reservation;
 use crate::consumer::ConsumeError;
 use crate::data::split::{merge, split_front};
 use crate::data::{Encoded, Payload, RequestMeta, Signal, Telemetry};
@@ -102,6 +102,8 @@ impl Held {
 struct Item {
     data: Payload,
     meta: Arc<RequestMeta>,
+    /// Its protobuf size as received (what its batch is priced from).
+    wire: u64,
     /// The request's memory on the admission gate's account, held until its batch is handed on.
     memory: Option<Reservation>,
 }
@@ -202,12 +204,14 @@ impl BatchHandle {
 
     /// Hands a request to the stage (waits while its input queue is full). A request that
     /// would open a metadata combination past `metadata_cardinality_limit` is refused.
-    /// `memory` is what the request holds on the admission gate's account; the stage keeps it
-    /// until the batch the request joins has been handed on.
+    /// `wire` is the request's protobuf size as received; `memory` is what it holds on the
+    /// admission gate's account, which the stage keeps until the batch the request joins has
+    /// been handed on.
     pub async fn consume(
         &self,
         data: Payload,
         meta: Arc<RequestMeta>,
+        wire: u64,
         memory: Option<Reservation>,
     ) -> Result<(), ConsumeError> {
         if !self.keys.is_empty() {
@@ -227,7 +231,12 @@ impl BatchHandle {
             }
         }
         self.tx
-            .send(Item { data, meta, memory })
+            .send(Item {
+                data,
+                meta,
+                wire,
+                memory,
+            })
             .await
             .map_err(|_| ConsumeError::ShuttingDown)
     }
@@ -432,7 +441,13 @@ async fn run(
                 continue;
             }
         };
-        let Ok(Item { data, meta, memory }) = item else {
+        let Ok(Item {
+            data,
+            meta,
+            wire,
+            memory,
+        }) = item
+        else {
             // closed and empty: flush everything and stop
             for (_, p) in pending.drain() {
                 flush(&down, p, max, &m).await;
@@ -441,9 +456,6 @@ async fn run(
         };
         let key = key_of(&keys, &meta);
         let items = data.item_count();
-        let wire = match data.cost(meta.wire_size) {
-            Cost::Bytes(n) | Cost::Decoded(n) => n,
-        };
         let signal = data.signal();
         let p = pending.entry(key.clone()).or_insert_with(|| Pending {
             data: Held::Encoded {

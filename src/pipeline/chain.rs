@@ -99,14 +99,15 @@ impl Chain {
         if data.is_empty() {
             return Ok(rejected);
         }
+        // priced once (a decoded request without a known size costs a walk), and only when a
+        // memory limiter keeps the account
+        let cost = self.gate.as_ref().map(|_| data.cost(meta.wire_size));
         match &self.next {
             Next::Batch(b) => {
                 // held until the batch it joins has been handed on
-                let held = self
-                    .gate
-                    .as_ref()
-                    .map(|g| g.hold(data.cost(meta.wire_size)));
-                b.consume(data, meta, held).await?
+                let held = self.gate.as_ref().zip(cost).map(|(g, c)| g.hold(c));
+                let wire = cost.map_or(meta.wire_size, Cost::wire_bytes);
+                b.consume(data, meta, wire, held).await?
             }
             Next::Exporters(exporters) => {
                 let n = exporters.len();
@@ -119,9 +120,8 @@ impl Chain {
                         data.clone()
                     };
                     let Some(d) = d else { break };
-                    let cost = d.cost(meta.wire_size);
                     let mut batch = d.into_outgoing(meta.clone());
-                    if let Some(g) = &self.gate {
+                    if let Some((g, cost)) = self.gate.as_ref().zip(cost) {
                         batch = match cost {
                             // one buffer however many exporters share it; an exporter that
                             // reads the items decodes its own copy, kept with its batch
@@ -136,9 +136,7 @@ impl Chain {
                             }
                             Cost::Decoded(_) => batch.with_memory(Some(Arc::new(g.hold(cost)))),
                         }
-                        .with_wire_size(match cost {
-                            Cost::Bytes(n) | Cost::Decoded(n) => n,
-                        });
+                        .with_wire_size(cost.wire_bytes());
                     }
                     e.consume(batch).await?;
                 }

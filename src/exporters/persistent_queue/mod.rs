@@ -1,7 +1,7 @@
 //! The persistent sending queue: a segmented, checksummed write-ahead log on local disk.
 //!
 //! **What comes in**: records (a signal tag, an item count and the batch's protobuf encoding)
-//! appended by [`ExporterHandle::consume`](super::runner::ExporterHandle::consume).
+//! appended by [`ExporterHandle::consume`](super::sending_queue::ExporterHandle::consume).
 //! **What goes out**: the same records, oldest first, to the exporter's consumers; a record is
 //! removed only when a consumer [`acks`](PersistentQueue::ack) it (the backend accepted it, or
 //! it failed permanently and was counted).

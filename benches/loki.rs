@@ -25,7 +25,7 @@ fn bench(c: &mut Criterion) {
         endpoint: "http://127.0.0.1:3100/loki/api/v1/push".into(),
         ..Default::default()
     };
-    let Ok(ex) = LokiExporter::new("loki", &cfg, &Registry::new()) else {
+    let Ok(ex) = LokiExporter::new("loki", &cfg, &Registry::new(), None) else {
         return;
     };
     let (pushes, _) = ex.build(&req);

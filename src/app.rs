@@ -73,6 +73,8 @@ impl Running {
         for (id, ext) in cfg.started_extensions() {
             match ext {
                 ExtensionConfig::HealthCheck(h) => {
+                    let tls = h.tls.as_ref().map(|t| t.server()).transpose()?;
+                    let edge = crate::net::Edge::new(id.to_string(), Some(registry)).with_tls(tls);
                     let listener = crate::net::bind(&h.endpoint)?;
                     tracing::info!(extension = %id, address = %h.endpoint, "health check listening");
                     let routes = Routes {
@@ -81,15 +83,13 @@ impl Running {
                         health: health.clone(),
                         live_path: Some(h.path.clone()),
                     };
-                    ext_tasks.push(admin::serve(
-                        &id.to_string(),
-                        listener,
-                        routes,
-                        stop_rx.clone(),
-                    ));
+                    ext_tasks.push(admin::serve(edge, listener, routes, stop_rx.clone()));
                 }
-                // Nothing to run: exporters open their queues in its directory.
-                ExtensionConfig::FileStorage(_) => {}
+                // Nothing to run: exporters open their queues in its directory; authenticators
+                // are built with the pipelines that use them.
+                ExtensionConfig::FileStorage(_)
+                | ExtensionConfig::BearerTokenAuth(_)
+                | ExtensionConfig::BasicAuth(_) => {}
             }
         }
         match Graph::start(cfg, registry, board).await {
@@ -155,7 +155,7 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
         let listener = crate::net::bind(addr)?;
         tracing::info!(address = %addr, "admin listener: /metrics /healthz /readyz");
         Some(admin::serve(
-            "admin",
+            crate::net::Edge::new("admin", Some(&registry)),
             listener,
             Routes {
                 registry: Some(registry.clone()),

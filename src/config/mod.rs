@@ -639,6 +639,8 @@ const SECRET_KEYS: &[&str] = &[
     "apikey",
     "key_pem",
     "bearer",
+    // htpasswd lines (basicauth)
+    "inline",
 ];
 
 /// Replaces secret values in a serialized config with `[REDACTED]`.
@@ -653,6 +655,13 @@ pub fn redact(v: &mut Value) {
                     && !matches!(val, Value::Mapping(_) | Value::Sequence(_))
                 {
                     *val = Value::String("[REDACTED]".into());
+                } else if let (true, Value::Sequence(items)) = (secret, &mut *val) {
+                    // a list of secrets (`tokens`)
+                    for item in items.iter_mut() {
+                        if !matches!(item, Value::Mapping(_) | Value::Sequence(_)) {
+                            *item = Value::String("[REDACTED]".into());
+                        }
+                    }
                 } else if key == "headers" {
                     if let Value::Mapping(h) = val {
                         for (hk, hv) in h.iter_mut() {

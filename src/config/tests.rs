@@ -252,6 +252,46 @@ fn print_config_fills_defaults_and_redacts_secrets() {
 }
 
 #[test]
+fn print_config_redacts_every_authenticator_secret() {
+    let c = load(
+        r#"
+extensions:
+  bearertokenauth/a: {token: tok-one-secret}
+  bearertokenauth/b: {tokens: [tok-two-secret, tok-three-secret]}
+  basicauth/c:
+    htpasswd: {inline: "u:pw-in-htpasswd"}
+    client_auth: {username: svc, password: client-pw-secret}
+receivers:
+  otlp:
+    protocols:
+      http:
+        tls: {cert_pem: "-----BEGIN CERTIFICATE-----", key_pem: "private-key-secret"}
+        auth: {authenticator: bearertokenauth/a}
+exporters:
+  otlp: {endpoint: "x:4317", auth: {authenticator: bearertokenauth/b}}
+service:
+  extensions: [bearertokenauth/a, bearertokenauth/b, basicauth/c]
+  pipelines:
+    traces: {receivers: [otlp], exporters: [otlp]}
+"#,
+    )
+    .unwrap();
+    let y = c.to_redacted_yaml();
+    for secret in [
+        "tok-one-secret",
+        "tok-two-secret",
+        "tok-three-secret",
+        "pw-in-htpasswd",
+        "client-pw-secret",
+        "private-key-secret",
+    ] {
+        assert!(!y.contains(secret), "{secret} printed:\n{y}");
+    }
+    assert!(y.contains("username: svc"), "{y}");
+    assert!(y.contains("authenticator: bearertokenauth/b"), "{y}");
+}
+
+#[test]
 fn the_embedded_quickstart_config_is_valid() {
     let c = load_sources(
         &[Source {

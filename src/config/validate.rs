@@ -105,6 +105,7 @@ pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut D
         }
     }
     check_storage(cfg, &mut used, diag);
+    check_authenticators(cfg, &mut used, diag);
     for (kind, ids) in [
         ("receiver", cfg.receivers.keys().collect::<Vec<_>>()),
         ("processor", cfg.processors.keys().collect()),
@@ -169,6 +170,71 @@ fn check_storage(
                 path,
                 format!("extension {storage:?} is not a file_storage extension"),
             ),
+        }
+    }
+}
+
+/// `auth.authenticator` (on a server or an exporter) must name a `bearertokenauth` or
+/// `basicauth` extension that `service.extensions` starts (the Collector finds authenticators
+/// among started extensions); an exporter's `basicauth` needs `client_auth`.
+fn check_authenticators(
+    cfg: &Config,
+    used: &mut BTreeSet<(&'static str, ComponentId)>,
+    diag: &mut Diagnostics,
+) {
+    let refs = cfg
+        .receivers
+        .iter()
+        .flat_map(|(id, r)| {
+            r.authenticators()
+                .into_iter()
+                .map(move |(key, name)| (format!("receivers.{id}.{key}"), name, false))
+        })
+        .chain(cfg.exporters.iter().filter_map(|(id, e)| {
+            e.authenticator()
+                .map(|(key, name)| (format!("exporters.{id}.{key}"), name, true))
+        }));
+    for (path, name, client) in refs {
+        {
+            let aid = match ComponentId::parse(name) {
+                Ok(a) => a,
+                Err(err) => {
+                    diag.error(path, err);
+                    continue;
+                }
+            };
+            match cfg.extensions.get(&aid) {
+                None => diag.error(
+                    path,
+                    format!("extension {name:?} is not defined under extensions"),
+                ),
+                Some(ExtensionConfig::BasicAuth(b)) if client && b.client_auth.is_none() => {
+                    diag.error(
+                        path,
+                        format!("extension {name:?} has no client_auth to send"),
+                    );
+                }
+                Some(ExtensionConfig::BearerTokenAuth(_) | ExtensionConfig::BasicAuth(_)) => {
+                    if !cfg
+                        .service
+                        .extensions
+                        .iter()
+                        .any(|x| ComponentId::parse(x).is_ok_and(|x| x == aid))
+                    {
+                        diag.error(
+                            path,
+                            format!("extension {name:?} must also be listed in service.extensions"),
+                        );
+                    }
+                    used.insert(("extension", aid));
+                }
+                Some(_) => diag.error(
+                    path,
+                    format!(
+                        "extension {name:?} is not an authenticator (bearertokenauth or basicauth)"
+                    ),
+                ),
+            }
         }
     }
 }

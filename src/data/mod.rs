@@ -299,6 +299,9 @@ pub struct RequestMeta {
     /// The request's protobuf (or uncompressed JSON) size as received, 0 when unknown: the
     /// memory gate's estimate for the pipeline's copies, so they need no `encoded_len` walk.
     pub wire_size: u64,
+    /// The identity the receiver's authenticator vouched for (basic-auth user, or the bearer
+    /// authenticator's id); `None` without `auth`.
+    pub auth: Option<Arc<str>>,
 }
 
 /// What travels through an exporter's sending queue: one request or one batch (whatever the

@@ -140,6 +140,17 @@ impl ExporterConfig {
         }
     }
 
+    /// The authenticator extension this exporter sends credentials from: `(path, id)`.
+    pub fn authenticator(&self) -> Option<(&'static str, &str)> {
+        let a = match self {
+            ExporterConfig::OtlpGrpc(c) => c.auth.as_ref(),
+            ExporterConfig::OtlpHttp(c) => c.auth.as_ref(),
+            ExporterConfig::Loki(c) => c.auth.as_ref(),
+            _ => None,
+        };
+        a.map(|a| ("auth.authenticator", a.authenticator.as_str()))
+    }
+
     pub fn listeners(&self) -> Vec<(&'static str, &str)> {
         match self {
             ExporterConfig::Prometheus(c) => vec![("endpoint", c.endpoint.as_str())],
@@ -182,18 +193,25 @@ impl ExporterConfig {
         &self,
         id: &ComponentId,
         reg: &crate::telemetry::metrics::Registry,
+        authenticators: &crate::extensions::Authenticators,
     ) -> Result<std::sync::Arc<dyn Exporter>, BuildError> {
+        let auth = match self.authenticator() {
+            None => None,
+            Some((_, name)) => Some(authenticators.get(name).cloned().ok_or_else(|| {
+                BuildError::Other(format!("authenticator {name:?} is not a started extension"))
+            })?),
+        };
         Ok(match self {
             ExporterConfig::OtlpGrpc(c) => {
-                std::sync::Arc::new(otlp_grpc::OtlpGrpcExporter::new(c)?)
+                std::sync::Arc::new(otlp_grpc::OtlpGrpcExporter::new(c, auth)?)
             }
             ExporterConfig::OtlpHttp(c) => {
-                std::sync::Arc::new(otlp_http::OtlpHttpExporter::new(c)?)
+                std::sync::Arc::new(otlp_http::OtlpHttpExporter::new(c, auth)?)
             }
             ExporterConfig::Debug(c) => std::sync::Arc::new(debug::DebugExporter::new(id, c)),
             ExporterConfig::File(c) => std::sync::Arc::new(file::FileExporter::new(c)?),
             ExporterConfig::Loki(c) => {
-                std::sync::Arc::new(loki::LokiExporter::new(&id.to_string(), c, reg)?)
+                std::sync::Arc::new(loki::LokiExporter::new(&id.to_string(), c, reg, auth)?)
             }
             ExporterConfig::Prometheus(c) => std::sync::Arc::new(
                 prometheus::PrometheusExporter::new(&id.to_string(), c, reg)?,

@@ -6,6 +6,7 @@
 //! peer's `partial_success` is counted, not retried. Errors go through [`classify_grpc`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use futures_util::future::BoxFuture;
@@ -26,6 +27,7 @@ use crate::component::units::Duration;
 use crate::component::Diagnostics;
 use crate::data::{Outgoing, Signal};
 use crate::grpc::unary;
+use crate::net::auth::{Authenticator, ClientAuthConfig};
 
 /// `exporters.otlp_grpc`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +38,10 @@ pub struct OtlpGrpcConfig {
     pub tls: TlsClientConfig,
     /// Extra request metadata (e.g. `X-Scope-OrgID`, `authorization`).
     pub headers: BTreeMap<String, String>,
+    /// Credentials from an authenticator extension (`bearertokenauth`, or `basicauth` with
+    /// `client_auth`), sent with every request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ClientAuthConfig>,
     /// `gzip` (default), `zstd`, or `none`.
     pub compression: Compression,
     /// Deadline for one export attempt.
@@ -81,6 +87,7 @@ impl Default for OtlpGrpcConfig {
             endpoint: String::new(),
             tls: TlsClientConfig::default(),
             headers: BTreeMap::new(),
+            auth: None,
             compression: Compression::Gzip,
             timeout: Duration::from_secs(5),
             retry_on_failure: RetryConfig::default(),
@@ -151,12 +158,16 @@ impl OtlpGrpcConfig {
 pub struct OtlpGrpcExporter {
     channel: Channel,
     headers: MetadataMap,
+    auth: Option<Arc<Authenticator>>,
     compression: Option<CompressionEncoding>,
     timeout: StdDuration,
 }
 
 impl OtlpGrpcExporter {
-    pub fn new(cfg: &OtlpGrpcConfig) -> Result<OtlpGrpcExporter, BuildError> {
+    pub fn new(
+        cfg: &OtlpGrpcConfig,
+        auth: Option<Arc<Authenticator>>,
+    ) -> Result<OtlpGrpcExporter, BuildError> {
         let (use_tls, uri) = resolve_endpoint(&cfg.endpoint, &cfg.tls);
         let bad = |reason: String| BuildError::Endpoint {
             endpoint: cfg.endpoint.clone(),
@@ -201,6 +212,7 @@ impl OtlpGrpcExporter {
         Ok(OtlpGrpcExporter {
             channel: ep.connect_lazy(),
             headers,
+            auth,
             compression: match cfg.compression {
                 Compression::Gzip => Some(CompressionEncoding::Gzip),
                 Compression::Zstd => Some(CompressionEncoding::Zstd),
@@ -216,10 +228,21 @@ impl OtlpGrpcExporter {
         signal: Signal,
         bytes: bytes::Bytes,
     ) -> Result<R, Status> {
+        // the authenticator's header is read per call (a token file may have changed)
+        let with_auth;
+        let headers = match self.auth.as_ref().and_then(|a| a.client_header()) {
+            None => &self.headers,
+            Some((k, v)) => {
+                let mut h = self.headers.clone().into_headers();
+                h.insert(k, v);
+                with_auth = MetadataMap::from_headers(h);
+                &with_auth
+            }
+        };
         unary::call(
             self.channel.clone(),
             PathAndQuery::from_static(signal.grpc_path()),
-            &self.headers,
+            headers,
             self.timeout,
             self.compression,
             bytes,

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use bytes::Bytes;
@@ -24,6 +25,7 @@ use super::{validate_headers, BuildError, Compression, ExportOutcome, Exporter, 
 use crate::component::units::Duration;
 use crate::component::Diagnostics;
 use crate::data::{Outgoing, Signal};
+use crate::net::auth::{Authenticator, ClientAuthConfig};
 
 /// Body encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -54,6 +56,10 @@ pub struct OtlpHttpConfig {
     /// `gzip` (default), `zstd`, or `none`.
     pub compression: Compression,
     pub headers: BTreeMap<String, String>,
+    /// Credentials from an authenticator extension (`bearertokenauth`, or `basicauth` with
+    /// `client_auth`), sent with every request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ClientAuthConfig>,
     /// Deadline for one export attempt.
     pub timeout: Duration,
     pub tls: TlsClientConfig,
@@ -71,6 +77,7 @@ impl Default for OtlpHttpConfig {
             encoding: HttpEncoding::Proto,
             compression: Compression::Gzip,
             headers: BTreeMap::new(),
+            auth: None,
             timeout: Duration::from_secs(30),
             tls: TlsClientConfig::default(),
             retry_on_failure: RetryConfig::default(),
@@ -150,6 +157,7 @@ pub struct OtlpHttpExporter {
     encoding: HttpEncoding,
     compression: Compression,
     headers: reqwest::header::HeaderMap,
+    auth: Option<Arc<Authenticator>>,
     timeout: StdDuration,
 }
 
@@ -162,7 +170,10 @@ fn url_index(s: Signal) -> usize {
 }
 
 impl OtlpHttpExporter {
-    pub fn new(cfg: &OtlpHttpConfig) -> Result<OtlpHttpExporter, BuildError> {
+    pub fn new(
+        cfg: &OtlpHttpConfig,
+        auth: Option<Arc<Authenticator>>,
+    ) -> Result<OtlpHttpExporter, BuildError> {
         let client = cfg.tls.http_client(cfg.timeout.get())?;
         let mut headers = reqwest::header::HeaderMap::new();
         for (k, v) in &cfg.headers {
@@ -182,6 +193,7 @@ impl OtlpHttpExporter {
             encoding: cfg.encoding,
             compression: cfg.compression,
             headers,
+            auth,
             timeout: cfg.timeout.get(),
         })
     }
@@ -223,6 +235,9 @@ impl OtlpHttpExporter {
             .header(reqwest::header::CONTENT_TYPE, ct)
             .timeout(self.timeout)
             .body(body);
+        if let Some((k, v)) = self.auth.as_ref().and_then(|a| a.client_header()) {
+            req = req.header(k, v);
+        }
         match self.compression {
             Compression::Gzip => req = req.header(reqwest::header::CONTENT_ENCODING, "gzip"),
             Compression::Zstd => req = req.header(reqwest::header::CONTENT_ENCODING, "zstd"),

@@ -1,22 +1,60 @@
 //! Extensions: components outside the data path. `health_check` serves liveness and readiness
 //! on its own endpoint (the Collector's default `:13133`), from the same health state as the
 //! admin listener. `file_storage` ([`file_storage`]) is where persistent sending queues live.
+//! `bearertokenauth` ([`bearertokenauth`]) and `basicauth` ([`basicauth`]) are authenticators:
+//! servers check requests with them and exporters send their credentials
+//! ([`authenticators`] builds them once for everything that references them).
 
+pub mod basicauth;
+pub mod bearertokenauth;
 pub mod file_storage;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
-use crate::component::{typed, ComponentId, Diagnostics};
+use crate::component::{typed, BuildError, ComponentId, Diagnostics};
+use crate::net::auth::Authenticator;
 use crate::net::check_endpoint;
+use crate::net::tls::TlsServerConfig;
 
 #[derive(Debug, Clone)]
 pub enum ExtensionConfig {
     HealthCheck(HealthCheckConfig),
     FileStorage(file_storage::FileStorageConfig),
+    BearerTokenAuth(bearertokenauth::BearerTokenAuthConfig),
+    BasicAuth(basicauth::BasicAuthConfig),
 }
 
-pub const EXTENSION_TYPES: &[&str] = &["health_check", "file_storage"];
+pub const EXTENSION_TYPES: &[&str] = &[
+    "health_check",
+    "file_storage",
+    "bearertokenauth",
+    "basicauth",
+];
+
+/// The authenticators of the started extensions, by extension id.
+pub type Authenticators = HashMap<String, Arc<Authenticator>>;
+
+/// Builds every started authenticator extension once (token files and htpasswd files are read
+/// here).
+pub fn authenticators<'a>(
+    started: impl IntoIterator<Item = (&'a ComponentId, &'a ExtensionConfig)>,
+) -> Result<Authenticators, BuildError> {
+    let mut out = HashMap::new();
+    for (id, ext) in started {
+        let id = id.to_string();
+        let a = match ext {
+            ExtensionConfig::BearerTokenAuth(c) => c.build(&id)?,
+            ExtensionConfig::BasicAuth(c) => c.build(&id)?,
+            _ => continue,
+        };
+        out.insert(id, Arc::new(a));
+    }
+    Ok(out)
+}
 
 impl ExtensionConfig {
     pub fn from_value(
@@ -28,6 +66,8 @@ impl ExtensionConfig {
         match id.kind.as_str() {
             "health_check" => typed(path, v, diag).map(ExtensionConfig::HealthCheck),
             "file_storage" => typed(path, v, diag).map(ExtensionConfig::FileStorage),
+            "bearertokenauth" => typed(path, v, diag).map(ExtensionConfig::BearerTokenAuth),
+            "basicauth" => typed(path, v, diag).map(ExtensionConfig::BasicAuth),
             other => {
                 diag.error(
                     path,
@@ -50,15 +90,22 @@ impl ExtensionConfig {
                 if !c.path.starts_with('/') {
                     diag.error(format!("{path}.path"), "must start with '/'");
                 }
+                if let Some(t) = &c.tls {
+                    t.validate(path, diag);
+                }
             }
             ExtensionConfig::FileStorage(c) => c.validate(path, diag),
+            ExtensionConfig::BearerTokenAuth(c) => c.validate(path, diag),
+            ExtensionConfig::BasicAuth(c) => c.validate(path, diag),
         }
     }
 
     pub fn listeners(&self) -> Vec<(&'static str, &str)> {
         match self {
             ExtensionConfig::HealthCheck(c) => vec![("endpoint", c.endpoint.as_str())],
-            ExtensionConfig::FileStorage(_) => vec![],
+            ExtensionConfig::FileStorage(_)
+            | ExtensionConfig::BearerTokenAuth(_)
+            | ExtensionConfig::BasicAuth(_) => vec![],
         }
     }
 
@@ -66,6 +113,8 @@ impl ExtensionConfig {
         match self {
             ExtensionConfig::HealthCheck(c) => crate::component::to_value(c),
             ExtensionConfig::FileStorage(c) => crate::component::to_value(c),
+            ExtensionConfig::BearerTokenAuth(c) => crate::component::to_value(c),
+            ExtensionConfig::BasicAuth(c) => crate::component::to_value(c),
         }
     }
 }
@@ -78,6 +127,9 @@ pub struct HealthCheckConfig {
     pub endpoint: String,
     /// Liveness path besides `/healthz` (default `/`). `/readyz` is always served.
     pub path: String,
+    /// Serve over TLS (the Collector's `tls` keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Box<TlsServerConfig>>,
 }
 
 impl Default for HealthCheckConfig {
@@ -85,6 +137,7 @@ impl Default for HealthCheckConfig {
         HealthCheckConfig {
             endpoint: "127.0.0.1:13133".into(),
             path: "/".into(),
+            tls: None,
         }
     }
 }

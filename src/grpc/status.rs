@@ -29,6 +29,7 @@ pub const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
 /// gRPC codes used here (numeric values from `google.rpc.Code`).
 pub mod code {
     pub const INVALID_ARGUMENT: i32 = 3;
+    pub const DEADLINE_EXCEEDED: i32 = 4;
     pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const INTERNAL: i32 = 13;
     pub const UNAVAILABLE: i32 = 14;

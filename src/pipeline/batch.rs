@@ -256,6 +256,7 @@ impl BatchHandle {
 fn batch_meta(keys: &[String], key: &[Option<String>]) -> Arc<RequestMeta> {
     Arc::new(RequestMeta {
         client_address: None,
+        auth: None,
         wire_size: 0,
         headers: keys
             .iter()

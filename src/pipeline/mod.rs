@@ -54,6 +54,9 @@ impl Graph {
         board: &Board,
     ) -> Result<Graph, BuildError> {
         check_references(cfg)?;
+        // Authenticator extensions (token and htpasswd files are read here), for receivers
+        // and exporters alike.
+        let authenticators = Arc::new(crate::extensions::authenticators(cfg.started_extensions())?);
         // The admission gate: the smallest memory limiter any pipeline names.
         let gate = memory_gate(cfg, registry);
         let (gate_stop, gate_stop_rx) = tokio::sync::watch::channel(false);
@@ -66,7 +69,7 @@ impl Graph {
             if !used {
                 continue;
             }
-            let exporter = match ecfg.build(id, registry) {
+            let exporter = match ecfg.build(id, registry, &authenticators) {
                 Ok(e) => {
                     if let Some(t) = e.cardinality_tracker() {
                         board.register(&t);
@@ -176,6 +179,7 @@ impl Graph {
                 logs: Fanout::default(),
                 registry: registry.clone(),
                 gate: gate.clone(),
+                authenticators: authenticators.clone(),
             };
             for (pid, recv, p) in &pipelines {
                 if recv.contains(id) {

@@ -108,6 +108,7 @@ pub fn request_meta(
             })
             .unwrap_or_default(),
         wire_size: 0,
+        auth: None,
     }
 }
 

@@ -13,10 +13,19 @@ pub mod otlp_http;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_norway::Value;
 
-use crate::component::units::ByteSize;
-use crate::component::{typed, ComponentId, Diagnostics};
-use crate::net::check_endpoint;
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use crate::component::units::{ByteSize, Duration};
+use crate::component::{typed, ComponentId, Diagnostics};
+use crate::extensions::Authenticators;
+use crate::net::auth::ServerAuthConfig;
+use crate::net::cors::CorsConfig;
+use crate::net::tls::TlsServerConfig;
+use crate::net::{
+    check_endpoint, Limits, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_HEADER_TIMEOUT,
+};
 
 use crate::admission::MemoryGate;
 use crate::component::Signal;
@@ -33,6 +42,8 @@ pub struct ReceiverContext {
     pub registry: Arc<Registry>,
     /// The admission gate, when a memory limiter is configured.
     pub gate: Option<Arc<MemoryGate>>,
+    /// The started authenticator extensions (`auth.authenticator` names one).
+    pub authenticators: Arc<Authenticators>,
 }
 
 impl ReceiverContext {
@@ -105,6 +116,28 @@ impl ReceiverConfig {
             ReceiverConfig::Otlp(c) => crate::component::to_value(c),
         }
     }
+
+    /// The authenticator extensions this receiver references: `(path, extension id)`.
+    pub fn authenticators(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            ReceiverConfig::Otlp(c) => {
+                let mut out = vec![];
+                if let Some(a) = c.protocols.grpc.as_ref().and_then(|g| g.auth.as_ref()) {
+                    out.push((
+                        "protocols.grpc.auth.authenticator",
+                        a.authenticator.as_str(),
+                    ));
+                }
+                if let Some(a) = c.protocols.http.as_ref().and_then(|h| h.auth.as_ref()) {
+                    out.push((
+                        "protocols.http.auth.authenticator",
+                        a.authenticator.as_str(),
+                    ));
+                }
+                out
+            }
+        }
+    }
 }
 
 /// `receivers.otlp`.
@@ -140,12 +173,15 @@ where
     Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
 }
 
-/// `receivers.otlp.protocols.grpc`.
+/// `receivers.otlp.protocols.grpc`: the Collector's `configgrpc` server keys, plus
+/// otelgw's connection limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcServerConfig {
     /// `host:port` to listen on. Default `127.0.0.1:4317` (use `0.0.0.0:4317` in containers).
     pub endpoint: String,
+    /// Only `tcp`.
+    pub transport: String,
     /// Largest accepted message in MiB, after decompression (gzip bombs stop here).
     pub max_recv_msg_size_mib: u64,
     /// Make request metadata (gRPC headers) available to processors and batching keys.
@@ -153,20 +189,111 @@ pub struct GrpcServerConfig {
     /// Limit on concurrent HTTP/2 streams per connection (none when unset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrent_streams: Option<u32>,
+    /// Serve over TLS (`cert_file`, `key_file`, `client_ca_file` for mutual TLS, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsServerConfig>,
+    /// Check every call with an authenticator extension (`bearertokenauth`, `basicauth`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ServerAuthConfig>,
+    /// Connection keepalive and age (gRPC's server parameters).
+    pub keepalive: GrpcKeepalive,
+    /// Accepted for compatibility (hyper sizes its own buffers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_buffer_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_buffer_size: Option<u64>,
+    /// otelgw: most open connections; more are closed at accept (0: no cap).
+    pub max_connections: usize,
+    /// otelgw: time for a new connection to send its first bytes (and to finish TLS).
+    pub read_header_timeout: Duration,
+}
+
+/// `keepalive` on a gRPC server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcKeepalive {
+    pub server_parameters: GrpcServerParameters,
+    /// Accepted; HTTP/2 ping-rate enforcement is not configurable here (validation warns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcement_policy: Option<EnforcementPolicy>,
+}
+
+/// `keepalive.server_parameters` (0 = off, as in gRPC).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcServerParameters {
+    /// `GOAWAY` a connection with no call in flight for this long. otelgw default 5m (gRPC:
+    /// never), so vanished clients do not hold connections forever.
+    pub max_connection_idle: Duration,
+    /// `GOAWAY` a connection this old, so clients reconnect and rebalance across replicas.
+    pub max_connection_age: Duration,
+    /// After `max_connection_age`, time for calls in flight before the connection is closed.
+    pub max_connection_age_grace: Duration,
+    /// Ping an idle client after this long (0: no pings).
+    pub time: Duration,
+    /// Close the connection when a ping is not answered within this.
+    pub timeout: Duration,
+}
+
+impl Default for GrpcServerParameters {
+    fn default() -> Self {
+        GrpcServerParameters {
+            max_connection_idle: Duration::from_secs(300),
+            max_connection_age: Duration::default(),
+            max_connection_age_grace: Duration::from_secs(30),
+            time: Duration::default(),
+            timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// `keepalive.enforcement_policy`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnforcementPolicy {
+    pub min_time: Duration,
+    pub permit_without_stream: bool,
 }
 
 impl Default for GrpcServerConfig {
     fn default() -> Self {
         GrpcServerConfig {
             endpoint: "127.0.0.1:4317".into(),
+            transport: "tcp".into(),
             max_recv_msg_size_mib: 4,
             include_metadata: false,
             max_concurrent_streams: None,
+            tls: None,
+            auth: None,
+            keepalive: GrpcKeepalive::default(),
+            read_buffer_size: None,
+            write_buffer_size: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            read_header_timeout: Duration(DEFAULT_READ_HEADER_TIMEOUT),
         }
     }
 }
 
-/// `receivers.otlp.protocols.http`.
+impl GrpcServerConfig {
+    /// The connection limits this config asks for.
+    pub fn limits(&self) -> Limits {
+        let p = &self.keepalive.server_parameters;
+        let opt = |d: Duration| (!d.is_zero()).then(|| d.get());
+        Limits {
+            max_connections: self.max_connections,
+            read_header_timeout: self.read_header_timeout.get(),
+            idle_timeout: opt(p.max_connection_idle),
+            max_connection_age: opt(p.max_connection_age),
+            max_connection_age_grace: p.max_connection_age_grace.get(),
+            keepalive: opt(p.time).map(|t| (t, p.timeout.get())),
+            max_concurrent_streams: self.max_concurrent_streams,
+            ..Limits::default()
+        }
+    }
+}
+
+/// `receivers.otlp.protocols.http`: the Collector's `confighttp` server keys, plus otelgw's
+/// connection limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpServerConfig {
@@ -182,6 +309,38 @@ pub struct HttpServerConfig {
     pub metrics_url_path: String,
     /// Path for logs (default `/v1/logs`).
     pub logs_url_path: String,
+    /// Serve over TLS (`cert_file`, `key_file`, `client_ca_file` for mutual TLS, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsServerConfig>,
+    /// Check every request with an authenticator extension (`bearertokenauth`, `basicauth`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ServerAuthConfig>,
+    /// Browser clients (`allowed_origins`, `allowed_headers`, `max_age`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsConfig>,
+    /// Headers added to every answer.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub response_headers: BTreeMap<String, String>,
+    /// Time for a request head (and a TLS handshake). Default 5s (the Collector: 1m).
+    pub read_header_timeout: Duration,
+    /// Time to read a request body once its head arrived (0: no limit, the Collector's default).
+    pub read_timeout: Duration,
+    /// Accepted for compatibility (answers are small and written at once).
+    pub write_timeout: Duration,
+    /// Close a keep-alive connection idle this long. Default 1m (as the Collector).
+    pub idle_timeout: Duration,
+    /// HTTP/1 keep-alive (default on).
+    pub keepalives_enabled: bool,
+    /// Accepted for compatibility; every supported encoding is always accepted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub compression_algorithms: Vec<String>,
+    /// otelgw: most open connections; more are closed at accept (0: no cap).
+    pub max_connections: usize,
+    /// otelgw: answer with `Connection: close` (HTTP/1) or `GOAWAY` (HTTP/2) once a
+    /// connection is this old, so clients rebalance across replicas (0: never).
+    pub max_connection_age: Duration,
+    /// otelgw: time after `max_connection_age` before the connection is closed.
+    pub max_connection_age_grace: Duration,
 }
 
 impl Default for HttpServerConfig {
@@ -193,7 +352,49 @@ impl Default for HttpServerConfig {
             traces_url_path: "/v1/traces".into(),
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
+            tls: None,
+            auth: None,
+            cors: None,
+            response_headers: BTreeMap::new(),
+            read_header_timeout: Duration(DEFAULT_READ_HEADER_TIMEOUT),
+            read_timeout: Duration::default(),
+            write_timeout: Duration::from_secs(30),
+            idle_timeout: Duration(DEFAULT_IDLE_TIMEOUT),
+            keepalives_enabled: true,
+            compression_algorithms: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connection_age: Duration::default(),
+            max_connection_age_grace: Duration::from_secs(30),
         }
+    }
+}
+
+impl HttpServerConfig {
+    /// The connection limits this config asks for.
+    pub fn limits(&self) -> Limits {
+        let opt = |d: Duration| (!d.is_zero()).then(|| d.get());
+        Limits {
+            max_connections: self.max_connections,
+            read_header_timeout: self.read_header_timeout.get(),
+            idle_timeout: opt(self.idle_timeout),
+            max_connection_age: opt(self.max_connection_age),
+            max_connection_age_grace: self.max_connection_age_grace.get(),
+            keep_alive: self.keepalives_enabled,
+            ..Limits::default()
+        }
+    }
+
+    /// `response_headers` as header values (validated).
+    pub fn response_header_values(&self) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        self.response_headers
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    http::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                    http::HeaderValue::from_str(v).ok()?,
+                ))
+            })
+            .collect()
     }
 }
 
@@ -214,6 +415,28 @@ impl OtlpReceiverConfig {
                     format!("{path}.protocols.grpc.max_recv_msg_size_mib"),
                     "must be at least 1",
                 );
+            }
+            let gp = format!("{path}.protocols.grpc");
+            if g.transport != "tcp" {
+                diag.error(
+                    format!("{gp}.transport"),
+                    format!("unsupported transport {:?} (only tcp)", g.transport),
+                );
+            }
+            if let Some(t) = &g.tls {
+                t.validate(&gp, diag);
+            }
+            if g.read_header_timeout.is_zero() {
+                diag.error(
+                    format!("{gp}.read_header_timeout"),
+                    "must be greater than 0",
+                );
+            }
+            if g.keepalive.enforcement_policy.is_some() {
+                diag.warn(format!("{gp}.keepalive.enforcement_policy"), "accepted for compatibility, no effect in otelgw: HTTP/2 ping-rate enforcement is not configurable");
+            }
+            if g.read_buffer_size.is_some() || g.write_buffer_size.is_some() {
+                diag.warn(&gp, "accepted for compatibility, no effect in otelgw: read_buffer_size and write_buffer_size are sized by hyper");
             }
         }
         if let Some(h) = &self.protocols.http {
@@ -238,6 +461,32 @@ impl OtlpReceiverConfig {
                         format!("must start with '/', got {p:?}"),
                     );
                 }
+            }
+            let hp = format!("{path}.protocols.http");
+            if let Some(t) = &h.tls {
+                t.validate(&hp, diag);
+            }
+            if let Some(c) = &h.cors {
+                c.validate(&hp, diag);
+            }
+            if h.read_header_timeout.is_zero() {
+                diag.error(
+                    format!("{hp}.read_header_timeout"),
+                    "must be greater than 0",
+                );
+            }
+            for (k, v) in &h.response_headers {
+                if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                    || http::HeaderValue::from_str(v).is_err()
+                {
+                    diag.error(
+                        format!("{hp}.response_headers.{k}"),
+                        "not a valid header name and value",
+                    );
+                }
+            }
+            if !h.compression_algorithms.is_empty() {
+                diag.warn(format!("{hp}.compression_algorithms"), "accepted for compatibility, no effect in otelgw: gzip, zstd, deflate and snappy are always accepted");
             }
             if h.traces_url_path == h.metrics_url_path
                 || h.traces_url_path == h.logs_url_path
@@ -269,6 +518,45 @@ impl RunningReceiver {
     }
 }
 
+/// The edge policy of one of the receiver's listeners: TLS, authentication, limits.
+fn edge(
+    ctx: &ReceiverContext,
+    transport: &'static str,
+    tls: &Option<TlsServerConfig>,
+    auth: &Option<ServerAuthConfig>,
+    limits: Limits,
+) -> Result<crate::net::Edge, crate::exporters::BuildError> {
+    let id = ctx.id.to_string();
+    let mut edge = crate::net::Edge::new(format!("{id}/{transport}"), Some(&ctx.registry))
+        .with_tls(tls.as_ref().map(|t| t.server()).transpose()?)
+        .with_limits(limits);
+    if let Some(a) = auth {
+        let authenticator = ctx
+            .authenticators
+            .get(&a.authenticator)
+            .cloned()
+            .ok_or_else(|| {
+                crate::exporters::BuildError::Other(format!(
+                    "receiver {id}: authenticator {:?} is not a started extension",
+                    a.authenticator
+                ))
+            })?;
+        edge.auth = Some(crate::net::EdgeAuth {
+            authenticator,
+            refused: ctx.registry.counter(
+                crate::telemetry::metrics::names::RECEIVER_REQUESTS,
+                "Requests received, by outcome.",
+                &[
+                    ("receiver", &id),
+                    ("transport", transport),
+                    ("outcome", "unauthenticated"),
+                ],
+            ),
+        });
+    }
+    Ok(edge)
+}
+
 /// Binds the receiver's listeners and starts serving.
 pub async fn start(
     cfg: &ReceiverConfig,
@@ -279,28 +567,37 @@ pub async fn start(
     let mut addresses = Vec::new();
     match cfg {
         ReceiverConfig::Otlp(c) => {
-            // Bind both before serving either, so a bind error leaves nothing running.
+            // Build the edges (certificates, authenticators) and bind both listeners before
+            // serving either, so an error leaves nothing running.
             let grpc = match &c.protocols.grpc {
-                Some(g) => Some((g, crate::net::bind(&g.endpoint)?)),
+                Some(g) => {
+                    let e = edge(&ctx, "grpc", &g.tls, &g.auth, g.limits())?;
+                    Some((g, e, crate::net::bind(&g.endpoint)?))
+                }
                 None => None,
             };
             let http = match &c.protocols.http {
-                Some(h) => Some((h, crate::net::bind(&h.endpoint)?)),
+                Some(h) => {
+                    let mut e = edge(&ctx, "http", &h.tls, &h.auth, h.limits())?;
+                    e.cors = h.cors.as_ref().map(crate::net::cors::Cors::new);
+                    e.response_headers = h.response_header_values();
+                    Some((h, e, crate::net::bind(&h.endpoint)?))
+                }
                 None => None,
             };
-            if let Some((g, l)) = grpc {
+            if let Some((g, e, l)) = grpc {
                 if let Ok(a) = l.local_addr() {
                     addresses.push((format!("{}/grpc", ctx.id), a));
-                    tracing::info!(receiver = %ctx.id, address = %a, "otlp grpc receiver listening");
+                    tracing::info!(receiver = %ctx.id, address = %a, tls = g.tls.is_some(), "otlp grpc receiver listening");
                 }
-                tasks.push(otlp_grpc::serve(g, &ctx, l, stop_rx.clone()));
+                tasks.push(otlp_grpc::serve(g, &ctx, e, l, stop_rx.clone()));
             }
-            if let Some((h, l)) = http {
+            if let Some((h, e, l)) = http {
                 if let Ok(a) = l.local_addr() {
                     addresses.push((format!("{}/http", ctx.id), a));
-                    tracing::info!(receiver = %ctx.id, address = %a, "otlp http receiver listening");
+                    tracing::info!(receiver = %ctx.id, address = %a, tls = h.tls.is_some(), "otlp http receiver listening");
                 }
-                tasks.push(otlp_http::serve(h, &ctx, l, stop_rx.clone()));
+                tasks.push(otlp_http::serve(h, &ctx, e, l, stop_rx.clone()));
             }
         }
     }

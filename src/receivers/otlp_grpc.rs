@@ -33,6 +33,7 @@ use crate::admission::{Cost, MemoryGate};
 use crate::data::{Payload, Signal};
 use crate::grpc::codec::{PassThrough, Proto, Raw};
 use crate::grpc::status::{code, grpc_status};
+use crate::net::{Edge, Peer};
 
 /// One signal's request path: the message's bytes → [`payload`] (kept encoded when the
 /// pipelines only forward it, decoded otherwise) → [`Intake::receive`] → a status.
@@ -47,7 +48,9 @@ impl SignalService {
         let headers = self
             .include_metadata
             .then(|| req.metadata().clone().into_headers());
-        let mut meta = request_meta(req.remote_addr(), headers.as_ref());
+        let peer = req.extensions().get::<Peer>().cloned();
+        let mut meta = request_meta(peer.as_ref().map(|p| p.addr), headers.as_ref());
+        meta.auth = peer.and_then(|p| p.identity);
         let bytes = req.into_inner();
         meta.wire_size = bytes.len() as u64;
         let reads_items = self.intake.reads_items();
@@ -336,13 +339,15 @@ where
     }
 }
 
-/// Starts the gRPC server on an already bound listener; resolves when `stop` fires and in-flight
-/// calls have finished.
+/// Starts the gRPC server on an already bound listener, behind the listener's [`Edge`] (TLS,
+/// authentication, connection limits); resolves when `stop` fires and in-flight calls have
+/// finished.
 pub fn serve(
     cfg: &GrpcServerConfig,
     ctx: &ReceiverContext,
+    edge: Edge,
     listener: TcpListener,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let id = ctx.id.to_string();
     let max_message = (cfg.max_recv_msg_size_mib as usize).saturating_mul(1024 * 1024);
@@ -363,38 +368,25 @@ pub fn serve(
             _kind: PhantomData,
         }
     }
-    let traces = svc(Signal::Traces).map(|s| server::<TraceExport>(s, max_message));
-    let metrics = svc(Signal::Metrics).map(|s| server::<MetricsExport>(s, max_message));
-    let logs = svc(Signal::Logs).map(|s| server::<LogsExport>(s, max_message));
-    let router = tonic::transport::Server::builder()
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(tower::util::MapResponseLayer::new(
-                    too_large_is_not_retryable,
-                ))
-                .layer(AdmissionLayer {
-                    gate: ctx.gate.clone(),
-                }),
-        )
-        .tcp_nodelay(true)
-        .max_concurrent_streams(cfg.max_concurrent_streams)
-        .add_optional_service(traces)
-        .add_optional_service(metrics)
-        .add_optional_service(logs);
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tokio::spawn(async move {
-        let shutdown = async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        if let Err(e) = router
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
-        {
-            tracing::error!(receiver = %id, error = %e, "grpc server stopped with an error");
-        }
+    let mut routes = tonic::service::Routes::builder();
+    if let Some(s) = svc(Signal::Traces) {
+        routes.add_service(server::<TraceExport>(s, max_message));
+    }
+    if let Some(s) = svc(Signal::Metrics) {
+        routes.add_service(server::<MetricsExport>(s, max_message));
+    }
+    if let Some(s) = svc(Signal::Logs) {
+        routes.add_service(server::<LogsExport>(s, max_message));
+    }
+    let service = tower::ServiceBuilder::new()
+        .layer(tower::util::MapResponseLayer::new(
+            too_large_is_not_retryable,
+        ))
+        .layer(AdmissionLayer {
+            gate: ctx.gate.clone(),
+        })
+        .service(routes.routes());
+    crate::net::serve(edge, listener, stop, move |_peer| {
+        hyper_util::service::TowerToHyperService::new(service.clone())
     })
 }

@@ -9,7 +9,6 @@
 //! 503); a stopping gateway answers 503 with `Retry-After`.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +35,7 @@ use super::ReceiverContext;
 use crate::admission::{Cost, MemoryGate};
 use crate::data::{Payload, Signal};
 use crate::grpc::status::{code, rpc_status, status_json};
+use crate::net::{Edge, Peer};
 
 struct State {
     gate: Option<Arc<MemoryGate>>,
@@ -44,6 +44,8 @@ struct State {
     unrouted: Vec<(String, Signal)>,
     cap: usize,
     include_metadata: bool,
+    /// `read_timeout`: time to read a body once its head arrived.
+    read_timeout: Option<Duration>,
 }
 
 type Body = Full<Bytes>;
@@ -162,8 +164,9 @@ fn discard(body: Incoming, limit: usize) {
 /// The largest body we read only to throw away before answering an error.
 const LINGER_LIMIT: usize = 64 << 20;
 
-async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> Response<Body> {
+async fn handle(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    let peer = parts.extensions.get::<Peer>().cloned();
     let path = parts.uri.path();
     let Some(intake) = state
         .routes
@@ -267,8 +270,29 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, peer: SocketAddr) -> 
             return decode_error_response(&e, enc);
         }
     };
-    let mut meta = request_meta(Some(peer), state.include_metadata.then_some(&parts.headers));
-    let body = match read_capped(body, cap, declared).await {
+    let mut meta = request_meta(
+        peer.as_ref().map(|p| p.addr),
+        state.include_metadata.then_some(&parts.headers),
+    );
+    meta.auth = peer.and_then(|p| p.identity);
+    let read = read_capped(body, cap, declared);
+    let read = match state.read_timeout {
+        None => read.await,
+        Some(t) => match tokio::time::timeout(t, read).await {
+            Ok(r) => r,
+            Err(_) => {
+                intake.count_bad_request();
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    enc,
+                    code::DEADLINE_EXCEEDED,
+                    "request body not received within read_timeout",
+                    None,
+                );
+            }
+        },
+    };
+    let body = match read {
         Ok(b) => b,
         Err(resp) => {
             intake.count_bad_request();
@@ -369,6 +393,7 @@ async fn read_capped(
 pub fn serve(
     cfg: &HttpServerConfig,
     ctx: &ReceiverContext,
+    edge: Edge,
     listener: TcpListener,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -396,12 +421,13 @@ pub fn serve(
         unrouted,
         cap: cfg.max_request_body_size.bytes().min(usize::MAX as u64) as usize,
         include_metadata: cfg.include_metadata,
+        read_timeout: (!cfg.read_timeout.is_zero()).then(|| cfg.read_timeout.get()),
     });
-    crate::net::serve(id, listener, None, stop, move |peer| {
+    crate::net::serve(edge, listener, stop, move |_peer| {
         let state = state.clone();
         hyper::service::service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(req, state, peer).await) }
+            async move { Ok::<_, Infallible>(handle(req, state).await) }
         })
     })
 }

@@ -102,14 +102,14 @@ fn route(req: &Request<hyper::body::Incoming>, routes: &Routes) -> Response<Full
     }
 }
 
-/// Serves `routes` on `listener` until `stop` fires.
+/// Serves `routes` on `listener`, behind `edge` (TLS, limits), until `stop` fires.
 pub fn serve(
-    name: &str,
+    edge: crate::net::Edge,
     listener: TcpListener,
     routes: Routes,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    crate::net::serve(name.to_string(), listener, None, stop, move |_| {
+    crate::net::serve(edge, listener, stop, move |_| {
         let routes = routes.clone();
         hyper::service::service_fn(move |req| {
             let r = route(&req, &routes);

@@ -59,6 +59,9 @@ pub mod names {
     pub const CARDINALITY_REJECTED_TOTAL: &str = "otelgw_cardinality_rejected_total";
     pub const CARDINALITY_SERIES_ACTIVE: &str = "otelgw_cardinality_series_active";
     pub const CARDINALITY_SERIES_LIMIT: &str = "otelgw_cardinality_series_limit";
+    pub const LISTENER_CONNECTIONS: &str = "otelgw_listener_connections";
+    pub const LISTENER_CONNECTIONS_ACCEPTED: &str = "otelgw_listener_connections_accepted_total";
+    pub const LISTENER_CONNECTIONS_CLOSED: &str = "otelgw_listener_connections_closed_total";
     pub const LOKI_ENTRIES_DROPPED_STREAM_LIMIT: &str =
         "otelgw_loki_entries_dropped_stream_limit_total";
     pub const LOKI_LABELS_DEMOTED: &str = "otelgw_loki_labels_demoted_total";

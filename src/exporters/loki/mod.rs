@@ -32,7 +32,7 @@ mod streams;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::future::BoxFuture;
@@ -44,6 +44,7 @@ use super::{validate_headers, BuildError, ExportOutcome, Exporter, QueueConfig};
 use crate::component::units::{ByteSize, Duration};
 use crate::component::Diagnostics;
 use crate::data::{Outgoing, Telemetry};
+use crate::net::auth::{Authenticator, ClientAuthConfig};
 use crate::telemetry::metrics::{names, Counter, Registry};
 use labels::valid_label_name;
 
@@ -152,6 +153,10 @@ pub struct LokiConfig {
     /// Distinct streams kept alive (idle ones are forgotten after an hour).
     pub max_active_streams: usize,
     pub headers: BTreeMap<String, String>,
+    /// Credentials from an authenticator extension (`bearertokenauth`, or `basicauth` with
+    /// `client_auth`), sent with every request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ClientAuthConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,6 +187,7 @@ impl Default for LokiConfig {
             max_streams_per_request: 1000,
             max_active_streams: 5000,
             headers: BTreeMap::new(),
+            auth: None,
             basic_auth: None,
             bearer_token: None,
             timeout: Duration::from_secs(10),
@@ -264,6 +270,7 @@ struct Counters {
 
 pub struct LokiExporter {
     cfg: LokiConfig,
+    auth: Option<Arc<Authenticator>>,
     client: reqwest::Client,
     c: Counters,
     active: Mutex<HashMap<(String, String), Instant>>,
@@ -271,11 +278,17 @@ pub struct LokiExporter {
 }
 
 impl LokiExporter {
-    pub fn new(id: &str, cfg: &LokiConfig, reg: &Registry) -> Result<LokiExporter, BuildError> {
+    pub fn new(
+        id: &str,
+        cfg: &LokiConfig,
+        reg: &Registry,
+        auth: Option<Arc<Authenticator>>,
+    ) -> Result<LokiExporter, BuildError> {
         let client = cfg.tls.http_client(cfg.timeout.get())?;
         let l = |name: &str, help: &'static str| reg.counter(name, help, &[("exporter", id)]);
         Ok(LokiExporter {
             cfg: cfg.clone(),
+            auth,
             client,
             c: Counters {
                 demoted_labels: l(

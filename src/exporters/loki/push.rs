@@ -81,6 +81,9 @@ impl LokiExporter {
         if let Some(t) = &self.cfg.bearer_token {
             req = req.bearer_auth(t);
         }
+        if let Some((k, v)) = self.auth.as_ref().and_then(|a| a.client_header()) {
+            req = req.header(k, v);
+        }
         let resp = req.send().await.map_err(|e| {
             let kind = if e.is_timeout() {
                 "timeout"

@@ -57,7 +57,7 @@ fn exporter(yaml: &str) -> LokiExporter {
     let mut d = Diagnostics::default();
     cfg.validate("exporters.loki", &mut d);
     assert!(d.errors.is_empty(), "{:?}", d.errors);
-    LokiExporter::new("loki", &cfg, &Registry::new()).unwrap()
+    LokiExporter::new("loki", &cfg, &Registry::new(), None).unwrap()
 }
 
 fn record(sev: i32, body: AV, attrs: Vec<KeyValue>, ts: u64) -> LogRecord {

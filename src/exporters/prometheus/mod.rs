@@ -25,12 +25,12 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde::{Deserialize, Serialize};
 
-use super::tls::TlsServerConfig;
 use super::{BuildError, ExportError, ExportOutcome, Exporter};
 use crate::component::units::Duration;
 use crate::component::Diagnostics;
 use crate::data::{Outgoing, Telemetry};
 use crate::net::check_endpoint;
+use crate::net::tls::TlsServerConfig;
 use crate::telemetry::metrics::names;
 use crate::telemetry::metrics::Registry;
 use render::Format;
@@ -140,7 +140,8 @@ impl PrometheusExporter {
             reg,
             id,
         ));
-        let tls = cfg.tls.as_ref().map(|t| t.acceptor()).transpose()?;
+        let tls = cfg.tls.as_ref().map(|t| t.server()).transpose()?;
+        let edge = crate::net::Edge::new(id, Some(reg)).with_tls(tls);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let scrapes = reg.counter(
             names::PROMETHEUS_SCRAPES,
@@ -149,7 +150,7 @@ impl PrometheusExporter {
         );
         tracing::info!(exporter = %id, address = %cfg.endpoint, "prometheus exporter listening on /metrics");
         let (om, ts, scrape_store) = (cfg.enable_open_metrics, cfg.send_timestamps, store.clone());
-        crate::net::serve(id.to_string(), listener, tls, stop_rx.clone(), move |_| {
+        crate::net::serve(edge, listener, stop_rx.clone(), move |_| {
             let (store, scrapes) = (scrape_store.clone(), scrapes.clone());
             hyper::service::service_fn(move |req| {
                 scrapes.inc();

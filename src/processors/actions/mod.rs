@@ -96,6 +96,8 @@ enum Source {
     Attribute(String),
     Metadata(String),
     ClientAddress,
+    /// `auth.username` / `auth.subject`: the identity the receiver's authenticator vouched for.
+    AuthIdentity,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -184,12 +186,13 @@ impl ActionConfig {
                 } else {
                     match self.from_context.as_deref() {
                         Some("client.address") => Source::ClientAddress,
+                        Some("auth.username" | "auth.subject") => Source::AuthIdentity,
                         Some(c) => match c.strip_prefix("metadata.") {
                             Some(h) if !h.is_empty() => Source::Metadata(h.to_ascii_lowercase()),
                             _ => {
                                 diag.error(
                                     format!("{path}.from_context"),
-                                    format!("unknown context {c:?} (use metadata.<header> or client.address)"),
+                                    format!("unknown context {c:?} (use metadata.<header>, client.address, auth.username or auth.subject)"),
                                 );
                                 Source::ClientAddress
                             }
@@ -341,6 +344,7 @@ pub fn apply(actions: &[Action], attrs: &mut Vec<KeyValue>, meta: &RequestMeta) 
                     Source::ClientAddress => meta
                         .client_address
                         .map(|a| string_value(a.ip().to_string())),
+                    Source::AuthIdentity => meta.auth.as_ref().map(|i| string_value(i.to_string())),
                 };
                 if let Some(v) = value {
                     set(attrs, key, v);

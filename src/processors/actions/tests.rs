@@ -33,6 +33,7 @@ pub(crate) fn meta() -> RequestMeta {
         client_address: Some("10.1.2.3:5555".parse().unwrap()),
         headers: vec![("x-tenant".into(), "acme".into())],
         wire_size: 0,
+        auth: None,
     }
 }
 

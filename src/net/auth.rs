@@ -1,0 +1,549 @@
+//! Request authentication for servers, and the credentials push exporters send.
+//!
+//! Contract:
+//! - an [`Authenticator`] is built from a `bearertokenauth` or `basicauth` extension
+//!   ([`crate::extensions`]) and referenced from a server as `auth: {authenticator: <id>}`;
+//! - [`Authenticator::check`] reads the request headers and answers the authenticated identity
+//!   (the user for basic auth, the authenticator's id for a bearer token) or a refusal that
+//!   carries no detail (the caller answers 401 / `UNAUTHENTICATED` and never says why);
+//! - secrets are compared in constant time: both sides are hashed (SHA-256) and the digests
+//!   compared with `subtle`, so neither content nor length leaks through timing;
+//! - a bearer token `filename` is re-read when the file changes (checked at most once a
+//!   second), so a rotated token takes effect without a restart;
+//! - htpasswd entries may be bcrypt (`$2a$`/`$2b$`/`$2y$`), `{SHA}`, `{SSHA}` or plain text, as
+//!   the Collector's `basicauth` accepts; MD5-crypt (`$apr1$`) and `crypt` are refused at
+//!   validation (re-hash with `htpasswd -B`). A verified bcrypt credential is remembered (its
+//!   SHA-256) for a minute, so a client does not pay a bcrypt per request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::component::BuildError;
+
+/// `auth` on a server: which authenticator extension checks its requests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerAuthConfig {
+    /// The id of a `bearertokenauth` or `basicauth` extension.
+    pub authenticator: String,
+}
+
+/// `auth` on a client (an exporter): which authenticator extension supplies its credentials.
+pub type ClientAuthConfig = ServerAuthConfig;
+
+fn digest(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    bool::from(digest(a).ct_eq(&digest(b)))
+}
+
+/// A hash from an htpasswd line.
+#[derive(Debug)]
+pub enum PasswordHash {
+    Bcrypt(String),
+    Sha1([u8; 20]),
+    Ssha { digest: [u8; 20], salt: Vec<u8> },
+    Plain(String),
+}
+
+impl PasswordHash {
+    /// Parses the hash part of an htpasswd line.
+    pub fn parse(h: &str) -> Result<PasswordHash, String> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        if h.starts_with("$2a$") || h.starts_with("$2b$") || h.starts_with("$2y$") {
+            return Ok(PasswordHash::Bcrypt(h.to_string()));
+        }
+        if let Some(rest) = h.strip_prefix("{SHA}") {
+            let raw = b64
+                .decode(rest)
+                .map_err(|_| "bad {SHA} hash (not base64)".to_string())?;
+            let d: [u8; 20] = raw
+                .try_into()
+                .map_err(|_| "bad {SHA} hash (not 20 bytes)".to_string())?;
+            return Ok(PasswordHash::Sha1(d));
+        }
+        if let Some(rest) = h.strip_prefix("{SSHA}") {
+            let raw = b64
+                .decode(rest)
+                .map_err(|_| "bad {SSHA} hash (not base64)".to_string())?;
+            if raw.len() <= 20 {
+                return Err("bad {SSHA} hash (too short)".into());
+            }
+            let mut d = [0u8; 20];
+            d.copy_from_slice(&raw[..20]);
+            return Ok(PasswordHash::Ssha {
+                digest: d,
+                salt: raw[20..].to_vec(),
+            });
+        }
+        if h.starts_with("$apr1$")
+            || h.starts_with("$1$")
+            || h.starts_with("$5$")
+            || h.starts_with("$6$")
+        {
+            return Err(
+                "crypt/MD5 hashes are not supported; re-hash with bcrypt (htpasswd -B)".into(),
+            );
+        }
+        Ok(PasswordHash::Plain(h.to_string()))
+    }
+
+    fn verify(&self, password: &str) -> bool {
+        use sha1::Digest as _;
+        match self {
+            PasswordHash::Bcrypt(h) => bcrypt::verify(password, h).unwrap_or(false),
+            PasswordHash::Sha1(d) => {
+                let got: [u8; 20] = sha1::Sha1::digest(password.as_bytes()).into();
+                bool::from(got.ct_eq(d))
+            }
+            PasswordHash::Ssha { digest, salt } => {
+                let mut h = sha1::Sha1::new();
+                h.update(password.as_bytes());
+                h.update(salt);
+                let got: [u8; 20] = h.finalize().into();
+                bool::from(got.ct_eq(digest))
+            }
+            PasswordHash::Plain(p) => same_secret(p.as_bytes(), password.as_bytes()),
+        }
+    }
+
+    fn is_slow(&self) -> bool {
+        matches!(self, PasswordHash::Bcrypt(_))
+    }
+}
+
+/// Parses htpasswd text (`user:hash` per line; blank lines and `#` comments skipped).
+pub fn parse_htpasswd(text: &str) -> Result<HashMap<String, PasswordHash>, String> {
+    let mut out = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (user, hash) = line
+            .split_once(':')
+            .ok_or_else(|| format!("line {}: expected user:password", i + 1))?;
+        if user.is_empty() {
+            return Err(format!("line {}: empty user name", i + 1));
+        }
+        let h = PasswordHash::parse(hash)
+            .map_err(|e| format!("line {} (user {user:?}): {e}", i + 1))?;
+        out.insert(user.to_string(), h);
+    }
+    Ok(out)
+}
+
+/// Where a bearer authenticator's accepted tokens come from.
+enum Tokens {
+    Fixed(Vec<String>),
+    /// A file holding one token (surrounding whitespace trimmed), re-read when it changes.
+    File {
+        path: String,
+        state: RwLock<(Option<SystemTime>, Vec<String>)>,
+        next_check: Mutex<Instant>,
+    },
+}
+
+impl Tokens {
+    fn read_file(path: &str) -> Result<(Option<SystemTime>, Vec<String>), String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let t = text.trim().to_string();
+        Ok((mtime, if t.is_empty() { vec![] } else { vec![t] }))
+    }
+
+    fn current(&self) -> Vec<String> {
+        match self {
+            Tokens::Fixed(t) => t.clone(),
+            Tokens::File {
+                path,
+                state,
+                next_check,
+            } => {
+                let due = next_check
+                    .lock()
+                    .map(|mut n| {
+                        let now = Instant::now();
+                        let due = now >= *n;
+                        if due {
+                            *n = now + Duration::from_secs(1);
+                        }
+                        due
+                    })
+                    .unwrap_or(false);
+                if due {
+                    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                    let changed = state.read().map(|s| s.0 != mtime).unwrap_or(true);
+                    if changed {
+                        match Tokens::read_file(path) {
+                            Ok(fresh) => {
+                                if let Ok(mut s) = state.write() {
+                                    *s = fresh;
+                                    tracing::info!(file = %path, "bearer token file reloaded");
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "bearer token file unreadable; keeping the previous token")
+                            }
+                        }
+                    }
+                }
+                state.read().map(|s| s.1.clone()).unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// The bearer-token authenticator (`bearertokenauth`).
+pub struct BearerAuth {
+    scheme: String,
+    header: HeaderName,
+    tokens: Tokens,
+}
+
+/// The basic-auth authenticator (`basicauth`).
+pub struct BasicAuth {
+    users: HashMap<String, PasswordHash>,
+    /// SHA-256 of recently verified `user:password` pairs (bcrypt ones), and when they expire.
+    verified: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Credentials this authenticator sends as a client (`client_auth`).
+    client: Option<(String, String)>,
+}
+
+enum Kind {
+    Bearer(BearerAuth),
+    Basic(BasicAuth),
+}
+
+/// One authenticator extension, shared by every server and exporter that references it.
+pub struct Authenticator {
+    id: String,
+    kind: Kind,
+}
+
+/// How long a verified bcrypt credential is remembered.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+/// Most remembered credentials (cleared when full).
+const VERIFIED_MAX: usize = 4096;
+
+impl Authenticator {
+    /// A bearer authenticator. `filename` (when given) wins over `tokens`.
+    pub fn bearer(
+        id: &str,
+        scheme: &str,
+        header: &str,
+        tokens: Vec<String>,
+        filename: Option<&str>,
+    ) -> Result<Authenticator, BuildError> {
+        let header = HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes())
+            .map_err(|e| BuildError::Other(format!("{id}: header {header:?}: {e}")))?;
+        let tokens = match filename {
+            Some(path) => {
+                let first = Tokens::read_file(path).map_err(|reason| BuildError::File {
+                    path: path.to_string(),
+                    reason,
+                })?;
+                Tokens::File {
+                    path: path.to_string(),
+                    state: RwLock::new(first),
+                    next_check: Mutex::new(Instant::now() + Duration::from_secs(1)),
+                }
+            }
+            None => Tokens::Fixed(tokens),
+        };
+        Ok(Authenticator {
+            id: id.to_string(),
+            kind: Kind::Bearer(BearerAuth {
+                scheme: scheme.to_string(),
+                header,
+                tokens,
+            }),
+        })
+    }
+
+    /// A basic-auth authenticator from htpasswd text, and the credentials it sends as a client.
+    pub fn basic(
+        id: &str,
+        htpasswd: &str,
+        client: Option<(String, String)>,
+    ) -> Result<Authenticator, BuildError> {
+        let users = parse_htpasswd(htpasswd)
+            .map_err(|e| BuildError::Other(format!("{id}: htpasswd: {e}")))?;
+        Ok(Authenticator {
+            id: id.to_string(),
+            kind: Kind::Basic(BasicAuth {
+                users,
+                verified: Mutex::new(HashMap::new()),
+                client,
+            }),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The `WWW-Authenticate` challenge for a 401.
+    pub fn challenge(&self) -> &'static str {
+        match self.kind {
+            Kind::Bearer(_) => "Bearer realm=\"otelgw\"",
+            Kind::Basic(_) => "Basic realm=\"otelgw\"",
+        }
+    }
+
+    /// Checks a request's credentials: `Some(identity)` when they are valid.
+    pub async fn check(&self, headers: &HeaderMap) -> Option<Arc<str>> {
+        match &self.kind {
+            Kind::Bearer(b) => {
+                let got = headers.get(&b.header)?.as_bytes();
+                let tokens = b.tokens.current();
+                let mut ok = false;
+                for t in &tokens {
+                    let expected = if b.scheme.is_empty() {
+                        t.clone()
+                    } else {
+                        format!("{} {t}", b.scheme)
+                    };
+                    // every token is compared, so the time does not tell which one matched
+                    ok |= same_secret(expected.as_bytes(), got);
+                }
+                ok.then(|| Arc::from(self.id.as_str()))
+            }
+            Kind::Basic(b) => {
+                let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+                let (scheme, rest) = v.split_once(' ')?;
+                if !scheme.eq_ignore_ascii_case("basic") {
+                    return None;
+                }
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(rest.trim())
+                    .ok()?;
+                let text = String::from_utf8(raw).ok()?;
+                let (user, password) = text.split_once(':')?;
+                let hash = b.users.get(user)?;
+                if !hash.is_slow() {
+                    return hash.verify(password).then(|| Arc::from(user));
+                }
+                let key = digest(text.as_bytes());
+                let now = Instant::now();
+                let remembered = b
+                    .verified
+                    .lock()
+                    .map(|m| m.get(&key).is_some_and(|exp| *exp > now))
+                    .unwrap_or(false);
+                if remembered {
+                    return Some(Arc::from(user));
+                }
+                // bcrypt takes tens of milliseconds: off the request threads
+                let (h, pw) = match hash {
+                    PasswordHash::Bcrypt(h) => (h.clone(), password.to_string()),
+                    _ => return None,
+                };
+                let ok =
+                    tokio::task::spawn_blocking(move || bcrypt::verify(pw, &h).unwrap_or(false))
+                        .await
+                        .unwrap_or(false);
+                if ok {
+                    if let Ok(mut m) = b.verified.lock() {
+                        if m.len() >= VERIFIED_MAX {
+                            m.clear();
+                        }
+                        m.insert(key, now + VERIFIED_TTL);
+                    }
+                }
+                ok.then(|| Arc::from(user))
+            }
+        }
+    }
+
+    /// The header a client using this authenticator sends, if it has client credentials.
+    pub fn client_header(&self) -> Option<(HeaderName, HeaderValue)> {
+        match &self.kind {
+            Kind::Bearer(b) => {
+                let token = b.tokens.current().into_iter().next()?;
+                let v = if b.scheme.is_empty() {
+                    token
+                } else {
+                    format!("{} {token}", b.scheme)
+                };
+                let mut v = HeaderValue::from_str(&v).ok()?;
+                v.set_sensitive(true);
+                Some((b.header.clone(), v))
+            }
+            Kind::Basic(b) => {
+                let (user, pw) = b.client.as_ref()?;
+                let enc = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"));
+                let mut v = HeaderValue::from_str(&format!("Basic {enc}")).ok()?;
+                v.set_sensitive(true);
+                Some((http::header::AUTHORIZATION, v))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never the secrets
+        f.debug_struct("Authenticator")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(k: &str, v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+        h
+    }
+
+    #[tokio::test]
+    async fn bearer_accepts_only_the_configured_tokens_with_the_scheme() {
+        let a = Authenticator::bearer(
+            "bearertokenauth",
+            "Bearer",
+            "Authorization",
+            vec!["s3cret".into(), "other".into()],
+            None,
+        )
+        .unwrap();
+        assert!(a
+            .check(&headers("authorization", "Bearer s3cret"))
+            .await
+            .is_some());
+        assert!(a
+            .check(&headers("authorization", "Bearer other"))
+            .await
+            .is_some());
+        assert!(a
+            .check(&headers("authorization", "Bearer s3cre"))
+            .await
+            .is_none());
+        assert!(a.check(&headers("authorization", "s3cret")).await.is_none());
+        assert!(a
+            .check(&headers("x-token", "Bearer s3cret"))
+            .await
+            .is_none());
+        assert!(a.check(&HeaderMap::new()).await.is_none());
+        let custom = Authenticator::bearer("b", "", "X-Token", vec!["t".into()], None).unwrap();
+        assert!(custom.check(&headers("x-token", "t")).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn bearer_file_is_reread_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, "first\n").unwrap();
+        let a = Authenticator::bearer("b", "Bearer", "authorization", vec![], p.to_str()).unwrap();
+        assert!(a
+            .check(&headers("authorization", "Bearer first"))
+            .await
+            .is_some());
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&p, "second").unwrap();
+        // make the change visible even on coarse mtime clocks
+        let later = SystemTime::now() + Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(a
+            .check(&headers("authorization", "Bearer second"))
+            .await
+            .is_some());
+        assert!(a
+            .check(&headers("authorization", "Bearer first"))
+            .await
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn basic_auth_verifies_bcrypt_sha_ssha_and_plain_entries() {
+        let bcrypt_hash = bcrypt::hash("pw-b", 4).unwrap();
+        let sha = format!(
+            "{{SHA}}{}",
+            base64::engine::general_purpose::STANDARD
+                .encode(<sha1::Sha1 as sha1::Digest>::digest(b"pw-s"))
+        );
+        let mut ssha_raw = <sha1::Sha1 as sha1::Digest>::digest(b"pw-xsalt").to_vec();
+        ssha_raw.extend_from_slice(b"salt");
+        let ssha = format!(
+            "{{SSHA}}{}",
+            base64::engine::general_purpose::STANDARD.encode(ssha_raw)
+        );
+        let text = format!("# users\nb:{bcrypt_hash}\ns:{sha}\nx:{ssha}\np:plainpw\n");
+        let a = Authenticator::basic("basicauth", &text, None).unwrap();
+        let basic = |u: &str, p: &str| {
+            headers(
+                "authorization",
+                &format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+                ),
+            )
+        };
+        for (u, p) in [
+            ("b", "pw-b"),
+            ("s", "pw-s"),
+            ("x", "pw-x"),
+            ("p", "plainpw"),
+        ] {
+            assert_eq!(a.check(&basic(u, p)).await.as_deref(), Some(u), "user {u}");
+            assert!(a.check(&basic(u, "wrong")).await.is_none(), "user {u}");
+        }
+        // remembered bcrypt credential still checks the password
+        assert!(a.check(&basic("b", "pw-b")).await.is_some());
+        assert!(a.check(&basic("b", "pw-c")).await.is_none());
+        assert!(a.check(&basic("nobody", "pw-b")).await.is_none());
+        assert!(a
+            .check(&headers("authorization", "Bearer x"))
+            .await
+            .is_none());
+        assert!(a
+            .check(&headers("authorization", "Basic !!!"))
+            .await
+            .is_none());
+    }
+
+    #[test]
+    fn htpasswd_refuses_unsupported_hashes_and_bad_lines() {
+        assert!(parse_htpasswd("u:$apr1$abc$def")
+            .unwrap_err()
+            .contains("bcrypt"));
+        assert!(parse_htpasswd("nocolon").unwrap_err().contains("line 1"));
+        assert!(parse_htpasswd(":pw").is_err());
+        assert!(parse_htpasswd("u:{SHA}notbase64!").is_err());
+    }
+
+    #[test]
+    fn client_headers_carry_the_credentials() {
+        let a = Authenticator::bearer("b", "Bearer", "Authorization", vec!["tok".into()], None)
+            .unwrap();
+        let (k, v) = a.client_header().unwrap();
+        assert_eq!(k, http::header::AUTHORIZATION);
+        assert_eq!(v.to_str().unwrap(), "Bearer tok");
+        assert!(v.is_sensitive());
+        let b = Authenticator::basic("basicauth", "", Some(("u".into(), "p".into()))).unwrap();
+        let (_, v) = b.client_header().unwrap();
+        assert_eq!(v.to_str().unwrap(), "Basic dTpw");
+        assert!(format!("{b:?}").contains("basicauth") && !format!("{a:?}").contains("tok"));
+    }
+}

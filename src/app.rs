@@ -89,7 +89,8 @@ impl Running {
                 // are built with the pipelines that use them.
                 ExtensionConfig::FileStorage(_)
                 | ExtensionConfig::BearerTokenAuth(_)
-                | ExtensionConfig::BasicAuth(_) => {}
+                | ExtensionConfig::BasicAuth(_)
+                | ExtensionConfig::HeadersSetter(_) => {}
             }
         }
         match Graph::start(cfg, registry, board).await {

@@ -208,13 +208,26 @@ fn check_authenticators(
                     path,
                     format!("extension {name:?} is not defined under extensions"),
                 ),
+                Some(ExtensionConfig::HeadersSetter(_)) if !client => {
+                    diag.error(
+                        path,
+                        format!("extension {name:?} sets headers on exporters; it cannot check requests"),
+                    );
+                }
+                Some(ExtensionConfig::BasicAuth(b)) if !client && b.htpasswd.is_none() => {
+                    diag.error(path, format!("extension {name:?} has no htpasswd to check"));
+                }
                 Some(ExtensionConfig::BasicAuth(b)) if client && b.client_auth.is_none() => {
                     diag.error(
                         path,
                         format!("extension {name:?} has no client_auth to send"),
                     );
                 }
-                Some(ExtensionConfig::BearerTokenAuth(_) | ExtensionConfig::BasicAuth(_)) => {
+                Some(
+                    ExtensionConfig::BearerTokenAuth(_)
+                    | ExtensionConfig::BasicAuth(_)
+                    | ExtensionConfig::HeadersSetter(_),
+                ) => {
                     if !cfg
                         .service
                         .extensions
@@ -231,7 +244,7 @@ fn check_authenticators(
                 Some(_) => diag.error(
                     path,
                     format!(
-                        "extension {name:?} is not an authenticator (bearertokenauth or basicauth)"
+                        "extension {name:?} is not an authenticator (bearertokenauth, basicauth or headers_setter)"
                     ),
                 ),
             }

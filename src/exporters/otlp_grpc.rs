@@ -25,7 +25,7 @@ use super::tls::{resolve_endpoint, TlsClientConfig};
 use super::{validate_headers, BuildError, Compression, ExportOutcome, Exporter, QueueConfig};
 use crate::component::units::Duration;
 use crate::component::Diagnostics;
-use crate::data::{Outgoing, Signal};
+use crate::data::{Outgoing, RequestMeta, Signal};
 use crate::grpc::unary;
 use crate::net::auth::{Authenticator, ClientAuthConfig};
 
@@ -227,14 +227,16 @@ impl OtlpGrpcExporter {
         &self,
         signal: Signal,
         bytes: bytes::Bytes,
+        meta: &RequestMeta,
     ) -> Result<R, Status> {
-        // the authenticator's header is read per call (a token file may have changed)
+        // the authenticator's headers are set per call (a token file may have changed, and
+        // headers_setter reads the batch's context)
         let with_auth;
-        let headers = match self.auth.as_ref().and_then(|a| a.client_header()) {
+        let headers = match &self.auth {
             None => &self.headers,
-            Some((k, v)) => {
+            Some(a) => {
                 let mut h = self.headers.clone().into_headers();
-                h.insert(k, v);
+                a.apply_client(&mut h, meta);
                 with_auth = MetadataMap::from_headers(h);
                 &with_auth
             }
@@ -255,17 +257,17 @@ impl OtlpGrpcExporter {
         let call = async {
             Ok::<_, Status>(match batch.signal() {
                 Signal::Traces => self
-                    .call::<ExportTraceServiceResponse>(Signal::Traces, bytes)
+                    .call::<ExportTraceServiceResponse>(Signal::Traces, bytes, &batch.meta)
                     .await?
                     .partial_success
                     .map(|p| (p.rejected_spans, p.error_message)),
                 Signal::Metrics => self
-                    .call::<ExportMetricsServiceResponse>(Signal::Metrics, bytes)
+                    .call::<ExportMetricsServiceResponse>(Signal::Metrics, bytes, &batch.meta)
                     .await?
                     .partial_success
                     .map(|p| (p.rejected_data_points, p.error_message)),
                 Signal::Logs => self
-                    .call::<ExportLogsServiceResponse>(Signal::Logs, bytes)
+                    .call::<ExportLogsServiceResponse>(Signal::Logs, bytes, &batch.meta)
                     .await?
                     .partial_success
                     .map(|p| (p.rejected_log_records, p.error_message)),

@@ -228,16 +228,17 @@ impl OtlpHttpExporter {
             HttpEncoding::Proto => "application/x-protobuf",
             HttpEncoding::Json => "application/json",
         };
+        let mut headers = self.headers.clone();
+        if let Some(a) = &self.auth {
+            a.apply_client(&mut headers, &batch.meta);
+        }
         let mut req = self
             .client
             .post(&self.urls[url_index(signal)])
-            .headers(self.headers.clone())
+            .headers(headers)
             .header(reqwest::header::CONTENT_TYPE, ct)
             .timeout(self.timeout)
             .body(body);
-        if let Some((k, v)) = self.auth.as_ref().and_then(|a| a.client_header()) {
-            req = req.header(k, v);
-        }
         match self.compression {
             Compression::Gzip => req = req.header(reqwest::header::CONTENT_ENCODING, "gzip"),
             Compression::Zstd => req = req.header(reqwest::header::CONTENT_ENCODING, "zstd"),

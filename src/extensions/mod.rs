@@ -8,6 +8,7 @@
 pub mod basicauth;
 pub mod bearertokenauth;
 pub mod file_storage;
+pub mod headers_setter;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub enum ExtensionConfig {
     FileStorage(file_storage::FileStorageConfig),
     BearerTokenAuth(bearertokenauth::BearerTokenAuthConfig),
     BasicAuth(basicauth::BasicAuthConfig),
+    HeadersSetter(headers_setter::HeadersSetterConfig),
 }
 
 pub const EXTENSION_TYPES: &[&str] = &[
@@ -33,6 +35,7 @@ pub const EXTENSION_TYPES: &[&str] = &[
     "file_storage",
     "bearertokenauth",
     "basicauth",
+    "headers_setter",
 ];
 
 /// The authenticators of the started extensions, by extension id.
@@ -49,6 +52,7 @@ pub fn authenticators<'a>(
         let a = match ext {
             ExtensionConfig::BearerTokenAuth(c) => c.build(&id)?,
             ExtensionConfig::BasicAuth(c) => c.build(&id)?,
+            ExtensionConfig::HeadersSetter(c) => c.build(&id),
             _ => continue,
         };
         out.insert(id, Arc::new(a));
@@ -68,6 +72,7 @@ impl ExtensionConfig {
             "file_storage" => typed(path, v, diag).map(ExtensionConfig::FileStorage),
             "bearertokenauth" => typed(path, v, diag).map(ExtensionConfig::BearerTokenAuth),
             "basicauth" => typed(path, v, diag).map(ExtensionConfig::BasicAuth),
+            "headers_setter" => typed(path, v, diag).map(ExtensionConfig::HeadersSetter),
             other => {
                 diag.error(
                     path,
@@ -97,6 +102,7 @@ impl ExtensionConfig {
             ExtensionConfig::FileStorage(c) => c.validate(path, diag),
             ExtensionConfig::BearerTokenAuth(c) => c.validate(path, diag),
             ExtensionConfig::BasicAuth(c) => c.validate(path, diag),
+            ExtensionConfig::HeadersSetter(c) => c.validate(path, diag),
         }
     }
 
@@ -105,7 +111,8 @@ impl ExtensionConfig {
             ExtensionConfig::HealthCheck(c) => vec![("endpoint", c.endpoint.as_str())],
             ExtensionConfig::FileStorage(_)
             | ExtensionConfig::BearerTokenAuth(_)
-            | ExtensionConfig::BasicAuth(_) => vec![],
+            | ExtensionConfig::BasicAuth(_)
+            | ExtensionConfig::HeadersSetter(_) => vec![],
         }
     }
 
@@ -115,6 +122,7 @@ impl ExtensionConfig {
             ExtensionConfig::FileStorage(c) => crate::component::to_value(c),
             ExtensionConfig::BearerTokenAuth(c) => crate::component::to_value(c),
             ExtensionConfig::BasicAuth(c) => crate::component::to_value(c),
+            ExtensionConfig::HeadersSetter(c) => crate::component::to_value(c),
         }
     }
 }

@@ -1,8 +1,13 @@
 //! Request authentication for servers, and the credentials push exporters send.
 //!
 //! Contract:
-//! - an [`Authenticator`] is built from a `bearertokenauth` or `basicauth` extension
-//!   ([`crate::extensions`]) and referenced from a server as `auth: {authenticator: <id>}`;
+//! - an [`Authenticator`] is built from a `bearertokenauth`, `basicauth` or `headers_setter`
+//!   extension ([`crate::extensions`]) and referenced from a server or an exporter as
+//!   `auth: {authenticator: <id>}` (`headers_setter` only from exporters);
+//! - as a client, [`Authenticator::apply_client`] sets the outgoing headers of one export:
+//!   the bearer token, the basic-auth credentials, or `headers_setter`'s rules, whose values may
+//!   come from the request that carried the data (`from_context`: a request header kept with
+//!   the receiver's `include_metadata`, or `auth.username` / `auth.subject`);
 //! - [`Authenticator::check`] reads the request headers and answers the authenticated identity
 //!   (the user for basic auth, the authenticator's id for a bearer token) or a refusal that
 //!   carries no detail (the caller answers 401 / `UNAUTHENTICATED` and never says why);
@@ -219,9 +224,44 @@ pub struct BasicAuth {
     client: Option<(String, String)>,
 }
 
+/// What a `headers_setter` rule does to its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderAction {
+    /// Set the header only when the request does not have it yet.
+    Insert,
+    /// Set the header only when the request has it already.
+    Update,
+    /// Set the header (the Collector's default).
+    #[default]
+    Upsert,
+    Delete,
+}
+
+/// Where a `headers_setter` rule's value comes from.
+#[derive(Debug, Clone)]
+pub enum HeaderSource {
+    Value(String),
+    /// A request metadata key (lowercase header name) or `auth.username` / `auth.subject`,
+    /// with the value used when the request has none.
+    Context {
+        key: String,
+        default: Option<String>,
+    },
+}
+
+/// One `headers_setter` rule.
+#[derive(Debug, Clone)]
+pub struct HeaderRule {
+    pub header: HeaderName,
+    pub action: HeaderAction,
+    pub source: HeaderSource,
+}
+
 enum Kind {
     Bearer(BearerAuth),
     Basic(BasicAuth),
+    Headers(Vec<HeaderRule>),
 }
 
 /// One authenticator extension, shared by every server and exporter that references it.
@@ -288,21 +328,35 @@ impl Authenticator {
         })
     }
 
+    /// The `headers_setter` authenticator (client side only).
+    pub fn headers_setter(id: &str, rules: Vec<HeaderRule>) -> Authenticator {
+        Authenticator {
+            id: id.to_string(),
+            kind: Kind::Headers(rules),
+        }
+    }
+
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Whether servers can check requests with it (`headers_setter` cannot).
+    pub fn is_server(&self) -> bool {
+        !matches!(self.kind, Kind::Headers(_))
     }
 
     /// The `WWW-Authenticate` challenge for a 401.
     pub fn challenge(&self) -> &'static str {
         match self.kind {
             Kind::Bearer(_) => "Bearer realm=\"otelgw\"",
-            Kind::Basic(_) => "Basic realm=\"otelgw\"",
+            Kind::Basic(_) | Kind::Headers(_) => "Basic realm=\"otelgw\"",
         }
     }
 
     /// Checks a request's credentials: `Some(identity)` when they are valid.
     pub async fn check(&self, headers: &HeaderMap) -> Option<Arc<str>> {
         match &self.kind {
+            Kind::Headers(_) => None,
             Kind::Bearer(b) => {
                 let got = headers.get(&b.header)?.as_bytes();
                 let tokens = b.tokens.current();
@@ -365,9 +419,41 @@ impl Authenticator {
         }
     }
 
+    /// Sets the headers of one outgoing export (`meta`: the context of the data it carries).
+    pub fn apply_client(&self, headers: &mut HeaderMap, meta: &crate::data::RequestMeta) {
+        if let Kind::Headers(rules) = &self.kind {
+            for r in rules {
+                let value = match &r.source {
+                    HeaderSource::Value(v) => Some(v.clone()),
+                    HeaderSource::Context { key, default } => context_value(meta, key)
+                        .map(str::to_string)
+                        .or_else(|| default.clone()),
+                };
+                let exists = headers.contains_key(&r.header);
+                match r.action {
+                    HeaderAction::Delete => {
+                        headers.remove(&r.header);
+                    }
+                    HeaderAction::Insert if exists => {}
+                    HeaderAction::Update if !exists => {}
+                    _ => {
+                        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                            headers.insert(r.header.clone(), v);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        if let Some((k, v)) = self.client_header() {
+            headers.insert(k, v);
+        }
+    }
+
     /// The header a client using this authenticator sends, if it has client credentials.
     pub fn client_header(&self) -> Option<(HeaderName, HeaderValue)> {
         match &self.kind {
+            Kind::Headers(_) => None,
             Kind::Bearer(b) => {
                 let token = b.tokens.current().into_iter().next()?;
                 let v = if b.scheme.is_empty() {
@@ -386,6 +472,20 @@ impl Authenticator {
                 v.set_sensitive(true);
                 Some((http::header::AUTHORIZATION, v))
             }
+        }
+    }
+}
+
+/// A `from_context` key's value in a request's context.
+fn context_value<'a>(meta: &'a crate::data::RequestMeta, key: &str) -> Option<&'a str> {
+    match key {
+        "auth.username" | "auth.subject" => meta.auth.as_deref(),
+        k => {
+            let k = k.strip_prefix("metadata.").unwrap_or(k);
+            meta.headers
+                .iter()
+                .find(|(h, _)| h.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.as_str())
         }
     }
 }
@@ -531,6 +631,70 @@ mod tests {
         assert!(parse_htpasswd("nocolon").unwrap_err().contains("line 1"));
         assert!(parse_htpasswd(":pw").is_err());
         assert!(parse_htpasswd("u:{SHA}notbase64!").is_err());
+    }
+
+    #[test]
+    fn headers_setter_applies_its_rules_from_values_and_context() {
+        let rule = |h: &str, action, source| HeaderRule {
+            header: HeaderName::from_bytes(h.as_bytes()).unwrap(),
+            action,
+            source,
+        };
+        let a = Authenticator::headers_setter(
+            "headers_setter",
+            vec![
+                rule(
+                    "x-scope-orgid",
+                    HeaderAction::Upsert,
+                    HeaderSource::Context {
+                        key: "tenant".into(),
+                        default: Some("anonymous".into()),
+                    },
+                ),
+                rule(
+                    "x-user",
+                    HeaderAction::Insert,
+                    HeaderSource::Context {
+                        key: "auth.username".into(),
+                        default: None,
+                    },
+                ),
+                rule(
+                    "x-static",
+                    HeaderAction::Update,
+                    HeaderSource::Value("v".into()),
+                ),
+                rule(
+                    "x-drop",
+                    HeaderAction::Delete,
+                    HeaderSource::Value(String::new()),
+                ),
+            ],
+        );
+        assert!(!a.is_server());
+        let mut meta = crate::data::RequestMeta {
+            client_address: None,
+            headers: vec![("tenant".into(), "acme".into())],
+            wire_size: 0,
+            auth: Some(Arc::from("alice")),
+        };
+        let mut h = headers("x-drop", "1");
+        a.apply_client(&mut h, &meta);
+        assert_eq!(h["x-scope-orgid"], "acme");
+        assert_eq!(h["x-user"], "alice");
+        assert!(
+            !h.contains_key("x-static"),
+            "update sets only an existing header"
+        );
+        assert!(!h.contains_key("x-drop"));
+        meta.headers.clear();
+        meta.auth = None;
+        let mut h = headers("x-static", "old");
+        h.insert("x-user", HeaderValue::from_static("kept"));
+        a.apply_client(&mut h, &meta);
+        assert_eq!(h["x-scope-orgid"], "anonymous");
+        assert_eq!(h["x-user"], "kept", "insert keeps an existing header");
+        assert_eq!(h["x-static"], "v");
     }
 
     #[test]

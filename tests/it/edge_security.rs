@@ -1089,3 +1089,63 @@ service:
     }
     assert!(!b.logs().contains(TOKEN) && !b.logs().contains("svc-pw"));
 }
+
+/// `headers_setter` passes each client's tenant on to the backend: the receiver keeps the
+/// request header (`include_metadata`), the batch processor keeps tenants apart
+/// (`metadata_keys`), and the exporter sets `X-Scope-OrgID` from it (with a default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_setter_sets_the_tenant_header_from_request_metadata() {
+    let backend = Backend::start(Script::always(Reply::otlp_ok())).await;
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"extensions:
+  headers_setter:
+    headers:
+      - {{key: X-Scope-OrgID, from_context: x-tenant, default_value: anonymous}}
+      - {{key: X-Fixed, value: gw-1, action: insert}}
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: "127.0.0.1:{http}", include_metadata: true}}
+processors:
+  batch: {{timeout: 100ms, metadata_keys: [x-tenant]}}
+exporters:
+  otlphttp: {{endpoint: "http://127.0.0.1:{backend}", auth: {{authenticator: headers_setter}}}}
+service:
+  extensions: [headers_setter]
+  pipelines:
+    traces: {{receivers: [otlp], processors: [batch], exporters: [otlphttp]}}
+{tel}"#,
+        http = ports.http,
+        backend = backend.port,
+        tel = ports.telemetry()
+    );
+    let gw = Gateway::start(ports, dir, &config);
+    let client = reqwest::Client::new();
+    for tenant in [Some("acme"), Some("globex"), None] {
+        let mut req = client
+            .post(format!("http://127.0.0.1:{}/v1/traces", gw.http_port))
+            .header("content-type", "application/x-protobuf")
+            .body(traces_body());
+        if let Some(t) = tenant {
+            req = req.header("x-tenant", t);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backend.count() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut tenants: Vec<String> = backend
+        .requests()
+        .iter()
+        .map(|r| r.header("x-scope-orgid").unwrap_or_default())
+        .collect();
+    tenants.sort();
+    assert_eq!(tenants, ["acme", "anonymous", "globex"]);
+    assert!(backend
+        .requests()
+        .iter()
+        .all(|r| r.header("x-fixed").as_deref() == Some("gw-1")));
+}

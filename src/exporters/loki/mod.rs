@@ -329,7 +329,7 @@ impl Exporter for LokiExporter {
             };
             let (pushes, dropped) = self.build(req);
             for (tenant, push) in &pushes {
-                self.send(tenant.as_deref(), push).await?;
+                self.send(tenant.as_deref(), push, &batch.meta).await?;
             }
             Ok(ExportOutcome {
                 rejected: dropped,

@@ -62,6 +62,7 @@ impl LokiExporter {
         &self,
         tenant: Option<&str>,
         push: &PushRequest,
+        meta: &crate::data::RequestMeta,
     ) -> Result<(), ExportError> {
         let (body, ct) = self.body(push)?;
         let mut req = self
@@ -81,8 +82,10 @@ impl LokiExporter {
         if let Some(t) = &self.cfg.bearer_token {
             req = req.bearer_auth(t);
         }
-        if let Some((k, v)) = self.auth.as_ref().and_then(|a| a.client_header()) {
-            req = req.header(k, v);
+        if let Some(a) = &self.auth {
+            let mut h = reqwest::header::HeaderMap::new();
+            a.apply_client(&mut h, meta);
+            req = req.headers(h);
         }
         let resp = req.send().await.map_err(|e| {
             let kind = if e.is_timeout() {

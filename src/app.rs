@@ -169,6 +169,24 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
     } else {
         None
     };
+    // periodic readers: self-metrics pushed by OTLP (admin_rx's sender stops them too)
+    let push_resource = crate::telemetry::push::resource(&initial.service.telemetry.resource);
+    let push_tasks: Vec<_> = initial
+        .service
+        .telemetry
+        .metrics
+        .readers
+        .iter()
+        .filter_map(|r| r.periodic.as_ref())
+        .filter_map(|p| {
+            crate::telemetry::push::spawn(
+                p,
+                registry.clone(),
+                push_resource.clone(),
+                admin_stop.subscribe(),
+            )
+        })
+        .collect();
 
     let mut current = initial;
     let mut running = Running::start(&current, &registry, &health, &board).await?;
@@ -233,6 +251,10 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
     running.stop(current.service.shutdown_timeout.get()).await;
     let _ = admin_stop.send(true);
     if let Some(t) = admin_task {
+        let _ = t.await;
+    }
+    for t in push_tasks {
+        // the last push is bounded by its own timeout
         let _ = t.await;
     }
     tracing::info!("otelgw stopped");

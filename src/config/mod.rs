@@ -182,9 +182,9 @@ impl Default for MetricsTelemetry {
 pub struct MetricReader {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pull: Option<PullReader>,
-    /// A push reader (`interval`, `exporter.otlp`): not supported yet (validation says so).
+    /// A push reader: otelgw sends its own metrics by OTLP every `interval`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub periodic: Option<serde_norway::Value>,
+    pub periodic: Option<crate::telemetry::push::PeriodicReader>,
 }
 
 /// `readers[].pull`.
@@ -258,10 +258,7 @@ impl MetricsTelemetry {
                         "set prometheus (the only pull exporter)",
                     ),
                 },
-                (None, Some(_)) => diag.error(
-                    format!("{p}.periodic"),
-                    "pushing self-metrics (a periodic reader) is not supported yet; use a pull reader",
-                ),
+                (None, Some(periodic)) => periodic.validate(&format!("{p}.periodic"), diag),
                 _ => diag.error(p, "set exactly one of pull or periodic"),
             }
         }
@@ -273,8 +270,8 @@ impl MetricsTelemetry {
 pub struct TelemetryConfig {
     pub logs: LogsTelemetry,
     pub metrics: MetricsTelemetry,
-    /// Resource attributes for self-telemetry (the Collector's key). Accepted; otelgw's
-    /// self-metrics are Prometheus text without a resource, so this has no effect yet.
+    /// Resource attributes for self-telemetry (the Collector's key): the resource of the
+    /// metrics a `periodic` reader pushes (`service.name` defaults to `otelgw`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub resource: BTreeMap<String, serde_norway::Value>,
 }
@@ -589,9 +586,6 @@ fn telemetry_section(path: &str, v: Value, diag: &mut Diagnostics) -> TelemetryC
             }
             "resource" => {
                 if let Some(r) = typed::<BTreeMap<String, Value>>(&p, v, diag) {
-                    if !r.is_empty() {
-                        diag.warn(&p, "accepted for compatibility; no effect in otelgw yet");
-                    }
                     out.resource = r;
                 }
             }

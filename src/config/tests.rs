@@ -489,16 +489,17 @@ service:
         ))
         .unwrap();
         assert_eq!(c.service.telemetry.metrics.address, "0.0.0.0:18899");
-        assert!(c
+        // the resource now applies (to pushed self-metrics): no warning
+        assert!(!c
             .warnings
             .iter()
             .any(|w| w.path == "service.telemetry.resource"));
     }
 
     #[test]
-    fn a_periodic_reader_and_a_file_log_path_are_named_at_their_paths() {
+    fn a_bad_periodic_reader_and_a_file_log_path_are_named_at_their_paths() {
         let e = load(&format!(
-            "{PIPE}  telemetry:\n    logs:\n      output_paths: [/var/log/otel.log]\n      sampling: {{enabled: true}}\n    metrics:\n      readers:\n        - periodic:\n            exporter: {{otlp: {{protocol: grpc, endpoint: http://x:4317}}}}\n"
+            "{PIPE}  telemetry:\n    logs:\n      output_paths: [/var/log/otel.log]\n      sampling: {{enabled: true}}\n    metrics:\n      readers:\n        - periodic:\n            exporter: {{otlp: {{protocol: http/json, endpoint: http://x:4317}}}}\n"
         ))
         .unwrap_err();
         let m = messages(&e);
@@ -509,8 +510,9 @@ service:
             "{m:?}"
         );
         assert!(
-            m.iter()
-                .any(|x| x.starts_with("service.telemetry.metrics.readers[0].periodic:")),
+            m.iter().any(|x| x.starts_with(
+                "service.telemetry.metrics.readers[0].periodic.exporter.otlp.protocol:"
+            )),
             "{m:?}"
         );
         assert!(e

@@ -300,6 +300,118 @@ impl Registry {
         })
     }
 
+    /// Every family as OTLP metrics (what a `periodic` reader pushes): counters as cumulative
+    /// monotonic sums, gauges as gauges, histograms as cumulative histograms; labels become
+    /// point attributes. `start` and `now` are Unix nanoseconds.
+    pub fn to_otlp(
+        &self,
+        resource: opentelemetry_proto::tonic::resource::v1::Resource,
+        start: u64,
+        now: u64,
+    ) -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{
+            any_value, AnyValue, InstrumentationScope, KeyValue,
+        };
+        use opentelemetry_proto::tonic::metrics::v1::{
+            metric, number_data_point, AggregationTemporality, Gauge, Histogram,
+            HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+        };
+        let attrs = |labels: &Labels| -> Vec<KeyValue> {
+            labels
+                .iter()
+                .map(|(k, v)| KeyValue {
+                    key: k.to_string(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(v.clone())),
+                    }),
+                    ..Default::default()
+                })
+                .collect()
+        };
+        let number = |labels: &Labels, v: i64| NumberDataPoint {
+            attributes: attrs(labels),
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            value: Some(number_data_point::Value::AsInt(v)),
+            ..Default::default()
+        };
+        let cumulative = AggregationTemporality::Cumulative as i32;
+        let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        let mut metrics = Vec::with_capacity(families.len());
+        for (name, family) in families.iter() {
+            let data = match family.kind {
+                Kind::Counter => metric::Data::Sum(Sum {
+                    data_points: family
+                        .series
+                        .iter()
+                        .filter_map(|(l, c)| match c {
+                            Cell::Counter(c) => Some(number(l, c.load(Ordering::Relaxed) as i64)),
+                            _ => None,
+                        })
+                        .collect(),
+                    aggregation_temporality: cumulative,
+                    is_monotonic: true,
+                }),
+                Kind::Gauge => metric::Data::Gauge(Gauge {
+                    data_points: family
+                        .series
+                        .iter()
+                        .filter_map(|(l, c)| match c {
+                            Cell::Gauge(g) => Some(number(l, g.load(Ordering::Relaxed))),
+                            _ => None,
+                        })
+                        .collect(),
+                }),
+                Kind::Histogram => metric::Data::Histogram(Histogram {
+                    data_points: family
+                        .series
+                        .iter()
+                        .filter_map(|(l, c)| match c {
+                            Cell::Histogram(h) => Some(HistogramDataPoint {
+                                attributes: attrs(l),
+                                start_time_unix_nano: start,
+                                time_unix_nano: now,
+                                count: h.count.load(Ordering::Relaxed),
+                                sum: Some(h.sum.load(Ordering::Relaxed) as f64),
+                                bucket_counts: h
+                                    .buckets
+                                    .iter()
+                                    .map(|b| b.load(Ordering::Relaxed))
+                                    .collect(),
+                                explicit_bounds: h.bounds.to_vec(),
+                                ..Default::default()
+                            }),
+                            _ => None,
+                        })
+                        .collect(),
+                    aggregation_temporality: cumulative,
+                }),
+            };
+            metrics.push(Metric {
+                name: name.clone(),
+                description: family.help.to_string(),
+                data: Some(data),
+                ..Default::default()
+            });
+        }
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(resource),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: "otelgw".into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        ..Default::default()
+                    }),
+                    metrics,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+
     /// Renders every family as Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
         let families = self.families.lock().unwrap_or_else(|p| p.into_inner());

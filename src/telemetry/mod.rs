@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod logging;
 pub mod metrics;
+pub mod push;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

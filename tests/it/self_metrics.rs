@@ -3,7 +3,13 @@
 //! send-failed, enqueue-failed, queue size and capacity), the batch processor, the memory
 //! limiter, the persistent queue, and the Prometheus and Loki exporters' own counters.
 
+use std::time::Duration;
+
 use crate::common::*;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point};
+use otelgw::data::Telemetry;
+use prost::Message;
 
 fn has_series(text: &str, name: &str, labels: &[(&str, &str)]) -> bool {
     text.lines().filter(|l| !l.starts_with('#')).any(|l| {
@@ -153,4 +159,82 @@ service:
         gw.metric("otelcol_exporter_queue_capacity", &[("exporter", "otlp")]),
         1000.0
     );
+}
+
+/// `service.telemetry.metrics.readers[].periodic`: a gateway pushes its own metrics by OTLP
+/// (one reader over gRPC, one over HTTP) to a second otelgw, which writes them to a file.
+#[test]
+fn periodic_readers_push_self_metrics_by_otlp_to_a_second_gateway() {
+    let (sink, out) = file_sink();
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"receivers:
+{recv}exporters:
+  debug: {{}}
+service:
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [debug]}}
+  telemetry:
+    resource: {{service.name: edge-gw, deployment.environment: test}}
+    metrics:
+      address: 127.0.0.1:{admin}
+      readers:
+        - periodic:
+            interval: 300
+            exporter: {{otlp: {{protocol: grpc, endpoint: "http://127.0.0.1:{grpc}"}}}}
+        - periodic:
+            interval: 300ms
+            exporter: {{otlp_http: {{endpoint: "http://127.0.0.1:{http}"}}}}
+"#,
+        recv = ports.otlp_receiver(),
+        admin = ports.admin,
+        grpc = sink.grpc_port,
+        http = sink.http_port,
+    );
+    let gw = Gateway::start(ports, dir, &config);
+    // some traffic, so the receiver's counters move
+    let status = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{}/v1/traces", gw.http_port))
+        .header("content-type", "application/x-protobuf")
+        .body(otelgw::testdata::traces(1, 1, 5).encode_to_vec())
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let mut seen = (false, false);
+    wait_until(
+        "pushed self-metrics with the accepted spans",
+        Duration::from_secs(10),
+        || {
+            let mut pushes = 0;
+            for t in read_file_export(&out) {
+                let Telemetry::Metrics(m) = t else { continue };
+                for rm in &m.resource_metrics {
+                    let svc = rm
+                        .resource
+                        .as_ref()
+                        .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+                        .and_then(|kv| kv.value.clone()?.value);
+                    if svc != Some(Value::StringValue("edge-gw".into())) {
+                        continue;
+                    }
+                    pushes += 1;
+                    for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                        if m.name == "otelcol_receiver_accepted_spans" {
+                            if let Some(Data::Sum(s)) = &m.data {
+                                seen.0 |= s.is_monotonic
+                                    && s.data_points.iter().any(|p| {
+                                        p.value == Some(number_data_point::Value::AsInt(5))
+                                    });
+                            }
+                        }
+                        seen.1 |= m.name == "otelcol_process_start_time_seconds";
+                    }
+                }
+            }
+            pushes >= 4 && seen.0 && seen.1
+        },
+    );
+    drop(gw);
 }

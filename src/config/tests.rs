@@ -601,3 +601,40 @@ fn listener_clashes_respect_address_families() {
     assert!(load(&cfg("0.0.0.0:14400", "127.0.0.1:14400")).is_err());
     assert!(load(&cfg("[::]:14400", "127.0.0.1:14400")).is_err());
 }
+
+#[test]
+fn probabilistic_sampler_runs_in_traces_and_logs_pipelines_only() {
+    let yaml = r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:14318
+processors:
+  probabilistic_sampler:
+    sampling_percentage: 15.3
+    hash_seed: 22
+  probabilistic_sampler/logs:
+    sampling_percentage: 15
+    attribute_source: record
+    from_attribute: logID
+    sampling_priority: priority
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [probabilistic_sampler], exporters: [debug]}
+    logs: {receivers: [otlp], processors: [probabilistic_sampler/logs], exporters: [debug]}
+"#;
+    let c = load(yaml).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let in_metrics = format!(
+        "{yaml}    metrics: {{receivers: [otlp], processors: [probabilistic_sampler], exporters: [debug]}}\n"
+    );
+    let e = load(&in_metrics).unwrap_err();
+    assert_eq!(
+        messages(&e),
+        ["service.pipelines.metrics.processors[0]: processor \"probabilistic_sampler\" does not \
+          support metrics: probabilistic_sampler supports traces and logs"]
+    );
+}

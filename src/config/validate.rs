@@ -68,19 +68,19 @@ pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut D
             &p.receivers,
             &format!("{path}.receivers"),
             "receiver",
-            |id| cfg.receivers.get(id).map(|r| r.supports(signal)),
+            |id| cfg.receivers.get(id).map(|r| supported(|s| r.supports(s))),
         );
         let processors = refs.check(
             &p.processors,
             &format!("{path}.processors"),
             "processor",
-            |id| cfg.processors.get(id).map(|r| r.supports(signal)),
+            |id| cfg.processors.get(id).map(|r| supported(|s| r.supports(s))),
         );
         let exporters = refs.check(
             &p.exporters,
             &format!("{path}.exporters"),
             "exporter",
-            |id| cfg.exporters.get(id).map(|r| r.supports(signal)),
+            |id| cfg.exporters.get(id).map(|r| supported(|s| r.supports(s))),
         );
         cfg.pipelines.push((
             PipelineId { signal, name },
@@ -252,6 +252,23 @@ fn check_authenticators(
     }
 }
 
+/// The signals a component supports, in the usual order.
+fn supported(supports: impl Fn(Signal) -> bool) -> Vec<Signal> {
+    Signal::ALL.into_iter().filter(|s| supports(*s)).collect()
+}
+
+/// `traces`, `traces and logs`, `traces, metrics and logs`.
+fn signal_list(signals: &[Signal]) -> String {
+    match signals {
+        [] => "no signal".into(),
+        [one] => one.to_string(),
+        [rest @ .., last] => {
+            let rest: Vec<&str> = rest.iter().map(|s| s.as_str()).collect();
+            format!("{} and {last}", rest.join(", "))
+        }
+    }
+}
+
 /// Checks one list of component references in a pipeline.
 struct Refs<'a> {
     diag: &'a mut Diagnostics,
@@ -266,7 +283,7 @@ impl Refs<'_> {
         refs: &[String],
         path: &str,
         kind: &'static str,
-        lookup: impl Fn(&ComponentId) -> Option<bool>,
+        lookup: impl Fn(&ComponentId) -> Option<Vec<Signal>>,
     ) -> Vec<ComponentId> {
         let mut seen = BTreeSet::new();
         let mut ids = Vec::with_capacity(refs.len());
@@ -288,10 +305,16 @@ impl Refs<'_> {
                 None => self
                     .diag
                     .error(p, format!("{kind} {r:?} is not defined under {kind}s")),
-                Some(false) => self
-                    .diag
-                    .error(p, format!("{kind} {r:?} does not support {}", self.signal)),
-                Some(true) => {
+                Some(signals) if !signals.contains(&self.signal) => self.diag.error(
+                    p,
+                    format!(
+                        "{kind} {r:?} does not support {}: {} supports {}",
+                        self.signal,
+                        id.kind,
+                        signal_list(&signals)
+                    ),
+                ),
+                Some(_) => {
                     self.used.insert((kind, id.clone()));
                     ids.push(id);
                 }

@@ -129,7 +129,7 @@ impl Graph {
                 let Some(pc) = cfg.processors.get(id) else {
                     continue; // checked above
                 };
-                match pc.build(id, registry) {
+                match pc.build(id, pid.signal, registry) {
                     Built::Inline(p) => {
                         if let Some(t) = p.cardinality_tracker() {
                             board.register(&t);

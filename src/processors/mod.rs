@@ -9,6 +9,7 @@ pub mod attributes;
 pub mod batch;
 pub mod cardinality_limit;
 pub mod memory_limiter;
+pub mod probabilistic_sampler;
 pub mod resource;
 
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub enum ProcessorConfig {
     Batch(batch::BatchConfig),
     CardinalityLimit(Box<cardinality_limit::CardinalityLimitConfig>),
     MemoryLimiter(memory_limiter::MemoryLimiterConfig),
+    ProbabilisticSampler(Box<probabilistic_sampler::ProbabilisticSamplerConfig>),
     Resource(resource::ResourceConfig),
     /// Passes data through unchanged (useful to test graphs, and as the processor template).
     Noop(NoopConfig),
@@ -63,6 +65,7 @@ pub const PROCESSOR_TYPES: &[&str] = &[
     "cardinality_limit",
     "memory_limiter",
     "noop",
+    "probabilistic_sampler",
     "resource",
 ];
 
@@ -89,6 +92,9 @@ impl ProcessorConfig {
                 typed(path, v, diag).map(|c| ProcessorConfig::CardinalityLimit(Box::new(c)))
             }
             "memory_limiter" => typed(path, v, diag).map(ProcessorConfig::MemoryLimiter),
+            "probabilistic_sampler" => {
+                typed(path, v, diag).map(|c| ProcessorConfig::ProbabilisticSampler(Box::new(c)))
+            }
             "resource" => typed(path, v, diag).map(ProcessorConfig::Resource),
             "noop" => typed(path, v, diag).map(ProcessorConfig::Noop),
             other => {
@@ -110,6 +116,7 @@ impl ProcessorConfig {
             ProcessorConfig::Batch(c) => c.validate(path, diag),
             ProcessorConfig::CardinalityLimit(c) => c.validate(path, diag),
             ProcessorConfig::MemoryLimiter(c) => c.validate(path, diag),
+            ProcessorConfig::ProbabilisticSampler(c) => c.validate(path, diag),
             ProcessorConfig::Resource(c) => c.validate(path, diag),
             ProcessorConfig::Noop(_) => {}
         }
@@ -118,6 +125,7 @@ impl ProcessorConfig {
     pub fn supports(&self, signal: Signal) -> bool {
         match self {
             ProcessorConfig::CardinalityLimit(_) => signal == Signal::Metrics,
+            ProcessorConfig::ProbabilisticSampler(_) => signal != Signal::Metrics,
             _ => true,
         }
     }
@@ -128,13 +136,20 @@ impl ProcessorConfig {
             ProcessorConfig::Batch(c) => crate::component::to_value(c),
             ProcessorConfig::CardinalityLimit(c) => crate::component::to_value(c),
             ProcessorConfig::MemoryLimiter(c) => crate::component::to_value(c),
+            ProcessorConfig::ProbabilisticSampler(c) => crate::component::to_value(c),
             ProcessorConfig::Resource(c) => crate::component::to_value(c),
             ProcessorConfig::Noop(c) => crate::component::to_value(c),
         }
     }
 
-    /// Builds the running processor for one pipeline (each pipeline gets its own instance).
-    pub fn build(&self, id: &ComponentId, registry: &crate::telemetry::metrics::Registry) -> Built {
+    /// Builds the running processor for one pipeline of `signal` (each pipeline gets its own
+    /// instance).
+    pub fn build(
+        &self,
+        id: &ComponentId,
+        signal: Signal,
+        registry: &crate::telemetry::metrics::Registry,
+    ) -> Built {
         match self {
             ProcessorConfig::Attributes(c) => Built::Inline(Arc::new(c.build())),
             ProcessorConfig::Batch(c) => Built::Batch(c.clone()),
@@ -143,6 +158,9 @@ impl ProcessorConfig {
             }
             // The limiter acts at the receivers (the admission gate), not at its position here.
             ProcessorConfig::MemoryLimiter(_) => Built::Nothing,
+            ProcessorConfig::ProbabilisticSampler(c) => {
+                Built::Inline(Arc::new(c.build(&id.to_string(), signal, registry)))
+            }
             ProcessorConfig::Resource(c) => Built::Inline(Arc::new(c.build())),
             ProcessorConfig::Noop(_) => Built::Nothing,
         }

@@ -81,6 +81,10 @@ pub mod names {
         "otelcol_processor_batch_metadata_cardinality";
     pub const PROCESSOR_BATCH_TIMEOUT_TRIGGER_SEND: &str =
         "otelcol_processor_batch_timeout_trigger_send";
+    pub const PROCESSOR_PROBABILISTIC_SAMPLER_COUNT_LOGS_SAMPLED: &str =
+        "otelcol_processor_probabilistic_sampler_count_logs_sampled";
+    pub const PROCESSOR_PROBABILISTIC_SAMPLER_COUNT_TRACES_SAMPLED: &str =
+        "otelcol_processor_probabilistic_sampler_count_traces_sampled";
     pub const PROMETHEUS_DROPPED_POINTS: &str = "otelgw_prometheus_dropped_points_total";
     pub const PROMETHEUS_EXPIRED_SERIES: &str = "otelgw_prometheus_expired_series_total";
     pub const PROMETHEUS_SCRAPES: &str = "otelgw_prometheus_scrapes_total";

@@ -19,6 +19,7 @@ mod module_graph;
 mod otlp_export;
 mod pass_through;
 mod persistent_queue;
+mod probabilistic_sampler;
 mod prometheus;
 mod prometheus_endpoint;
 mod sdk_python;

@@ -185,7 +185,7 @@ service:
     let reg = crate::telemetry::metrics::Registry::new();
     for name in ["resource", "attributes/pii"] {
         let id = crate::component::ComponentId::parse(name).unwrap();
-        match cfg.processors[&id].build(&id, &reg) {
+        match cfg.processors[&id].build(&id, crate::component::Signal::Traces, &reg) {
             super::super::Built::Inline(p) => {
                 p.process(&mut t, &meta(), &mut Rejections::default())
             }

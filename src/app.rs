@@ -85,6 +85,18 @@ impl Running {
                     };
                     ext_tasks.push(admin::serve(edge, listener, routes, stop_rx.clone()));
                 }
+                ExtensionConfig::Zpages(z) => {
+                    let edge = crate::net::Edge::new(id.to_string(), Some(registry));
+                    let listener = crate::net::bind(&z.endpoint)?;
+                    tracing::info!(extension = %id, address = %z.endpoint, "zpages listening: /debug/servicez /debug/pipelinez");
+                    let pages = Arc::new(zpages_for(cfg, registry, board));
+                    ext_tasks.push(crate::extensions::zpages::serve(
+                        edge,
+                        listener,
+                        pages,
+                        stop_rx.clone(),
+                    ));
+                }
                 // Nothing to run: exporters open their queues in its directory; authenticators
                 // are built with the pipelines that use them.
                 ExtensionConfig::FileStorage(_)
@@ -121,6 +133,51 @@ impl Running {
     }
 }
 
+/// When this process started (for zpages' uptime).
+static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+
+/// What zpages shows of a config.
+fn zpages_for(
+    cfg: &Config,
+    registry: &Arc<Registry>,
+    board: &Arc<Board>,
+) -> crate::extensions::zpages::Pages {
+    use crate::extensions::zpages::{Pages, PipelineView};
+    let ids = |v: &[crate::component::ComponentId]| v.iter().map(|i| i.to_string()).collect();
+    let started: Vec<String> = cfg
+        .started_extensions()
+        .iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
+    Pages {
+        registry: registry.clone(),
+        board: board.clone(),
+        started: *STARTED.get_or_init(std::time::SystemTime::now),
+        pipelines: cfg
+            .pipelines
+            .iter()
+            .map(|(id, p)| PipelineView {
+                id: id.to_string(),
+                signal: id.signal,
+                receivers: ids(&p.receivers),
+                processors: ids(&p.processors),
+                exporters: ids(&p.exporters),
+            })
+            .collect(),
+        extensions: cfg
+            .extensions
+            .keys()
+            .map(|id| (id.to_string(), started.contains(&id.to_string())))
+            .collect(),
+        components: vec![
+            ("receivers", cfg.receivers.len()),
+            ("processors", cfg.processors.len()),
+            ("exporters", cfg.exporters.len()),
+            ("extensions", cfg.extensions.len()),
+        ],
+    }
+}
+
 fn log_warnings(cfg: &Config) {
     for w in &cfg.warnings {
         tracing::warn!(path = %w.path, "config: {}", w.message);
@@ -136,6 +193,7 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
     // trackers leave it when the graph is dropped)
     let board = Arc::new(Board::default());
     crate::telemetry::logging::init(&initial.service.telemetry.logs);
+    let _ = STARTED.get_or_init(std::time::SystemTime::now);
     log_warnings(&initial);
     registry
         .gauge(

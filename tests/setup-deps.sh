@@ -2,7 +2,8 @@
 # Installs the real peers the integration tests talk to, idempotently:
 #   - a Python venv with the OpenTelemetry SDK and its OTLP gRPC / HTTP-protobuf exporters, plus
 #     rotel (an independent OTLP receiver, PyPI package `rotel`, binary `rotel-agent`);
-#   - a second venv with the OTLP/JSON HTTP exporter (it pins a different common package).
+#   - a second venv with the OTLP/JSON HTTP exporter (it pins a different common package);
+#   - Debian's prometheus (with promtool) and chromium (headless, for the zpages test).
 # Prints the environment variables the tests read (`OTELGW_TEST_PYTHON`, `OTELGW_TEST_PYTHON_JSON`,
 # `OTELGW_TEST_ROTEL`) as `export` lines, so `eval "$(tests/setup-deps.sh)"` works.
 set -euo pipefail
@@ -41,9 +42,19 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
     exit 1
   fi
 fi
+# Chromium (headless) reads the zpages as a person's browser would.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >&2
+  else
+    echo "setup-deps: chromium is missing and this is not root; install Debian's chromium package" >&2
+    exit 1
+  fi
+fi
 # the Debian package may start a service where there is systemd; the tests want none of it
 echo "export OTELGW_TEST_PROMETHEUS=$(command -v prometheus)"
 echo "export OTELGW_TEST_PROMTOOL=$(command -v promtool)"
 echo "export OTELGW_TEST_PYTHON=$cache/venv-sdk/bin/python"
 echo "export OTELGW_TEST_PYTHON_JSON=$cache/venv-json/bin/python"
 echo "export OTELGW_TEST_ROTEL=$rotel"
+echo "export OTELGW_TEST_CHROMIUM=$(command -v chromium)"

@@ -9,6 +9,7 @@ pub mod basicauth;
 pub mod bearertokenauth;
 pub mod file_storage;
 pub mod headers_setter;
+pub mod zpages;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub enum ExtensionConfig {
     BearerTokenAuth(bearertokenauth::BearerTokenAuthConfig),
     BasicAuth(basicauth::BasicAuthConfig),
     HeadersSetter(headers_setter::HeadersSetterConfig),
+    Zpages(zpages::ZpagesConfig),
 }
 
 pub const EXTENSION_TYPES: &[&str] = &[
@@ -36,6 +38,7 @@ pub const EXTENSION_TYPES: &[&str] = &[
     "bearertokenauth",
     "basicauth",
     "headers_setter",
+    "zpages",
 ];
 
 /// The authenticators of the started extensions, by extension id.
@@ -73,6 +76,7 @@ impl ExtensionConfig {
             "bearertokenauth" => typed(path, v, diag).map(ExtensionConfig::BearerTokenAuth),
             "basicauth" => typed(path, v, diag).map(ExtensionConfig::BasicAuth),
             "headers_setter" => typed(path, v, diag).map(ExtensionConfig::HeadersSetter),
+            "zpages" => typed(path, v, diag).map(ExtensionConfig::Zpages),
             other => {
                 diag.error(
                     path,
@@ -103,12 +107,14 @@ impl ExtensionConfig {
             ExtensionConfig::BearerTokenAuth(c) => c.validate(path, diag),
             ExtensionConfig::BasicAuth(c) => c.validate(path, diag),
             ExtensionConfig::HeadersSetter(c) => c.validate(path, diag),
+            ExtensionConfig::Zpages(c) => c.validate(path, diag),
         }
     }
 
     pub fn listeners(&self) -> Vec<(&'static str, &str)> {
         match self {
             ExtensionConfig::HealthCheck(c) => vec![("endpoint", c.endpoint.as_str())],
+            ExtensionConfig::Zpages(c) => vec![("endpoint", c.endpoint.as_str())],
             ExtensionConfig::FileStorage(_)
             | ExtensionConfig::BearerTokenAuth(_)
             | ExtensionConfig::BasicAuth(_)
@@ -123,6 +129,7 @@ impl ExtensionConfig {
             ExtensionConfig::BearerTokenAuth(c) => crate::component::to_value(c),
             ExtensionConfig::BasicAuth(c) => crate::component::to_value(c),
             ExtensionConfig::HeadersSetter(c) => crate::component::to_value(c),
+            ExtensionConfig::Zpages(c) => crate::component::to_value(c),
         }
     }
 }

@@ -292,6 +292,24 @@ impl Registry {
         }
     }
 
+    /// The sum of a counter's or gauge's series whose labels include `key="value"` (zpages).
+    pub fn sum(&self, name: &str, key: &str, value: &str) -> u64 {
+        let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(family) = families.get(name) else {
+            return 0;
+        };
+        family
+            .series
+            .iter()
+            .filter(|(labels, _)| labels.iter().any(|(k, v)| *k == key && v == value))
+            .map(|(_, c)| match c {
+                Cell::Counter(c) => c.load(Ordering::Relaxed),
+                Cell::Gauge(g) => g.load(Ordering::Relaxed).max(0) as u64,
+                Cell::Histogram(h) => h.count.load(Ordering::Relaxed),
+            })
+            .sum()
+    }
+
     /// Reads one series' current value (tests and health checks).
     pub fn value(&self, name: &str, labels: &[(&'static str, &str)]) -> Option<i128> {
         let families = self.families.lock().unwrap_or_else(|p| p.into_inner());

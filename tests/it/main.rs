@@ -25,3 +25,4 @@ mod prometheus_endpoint;
 mod sdk_python;
 mod sdk_rust;
 mod self_metrics;
+mod zpages;

@@ -157,19 +157,59 @@ pub fn typed<T: DeserializeOwned + Default>(
     if value.is_null() {
         return Some(T::default());
     }
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let inner = e.path().to_string();
-            let full = if inner == "." || inner.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}.{inner}")
-            };
-            diag.error(full, e.into_inner().to_string());
-            None
+    let mut value = value;
+    // A number or boolean where a string is expected is taken as its text: an env reference
+    // that expands to `1234` (`username: "${env:ID}"`) types as a number, and the Collector
+    // decodes it into a string field all the same. Each retry fixes one such value.
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                let msg = e.inner().to_string();
+                let scalar_for_string = msg.ends_with("expected a string")
+                    && ["integer", "floating point", "boolean"]
+                        .iter()
+                        .any(|k| msg.starts_with(&format!("invalid type: {k}")));
+                if scalar_for_string {
+                    if let Some(node) = node_at(&mut value, e.path()) {
+                        let text = match node {
+                            Value::Number(n) => Some(n.to_string()),
+                            Value::Bool(b) => Some(b.to_string()),
+                            _ => None,
+                        };
+                        if let Some(text) = text {
+                            *node = Value::String(text);
+                            continue;
+                        }
+                    }
+                }
+                let inner = e.path().to_string();
+                let full = if inner == "." || inner.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}.{inner}")
+                };
+                diag.error(full, msg);
+                return None;
+            }
         }
     }
+    diag.error(path, "too many values of the wrong type");
+    None
+}
+
+/// The value at a deserialization error's path.
+fn node_at<'a>(v: &'a mut Value, path: &serde_path_to_error::Path) -> Option<&'a mut Value> {
+    use serde_path_to_error::Segment;
+    let mut cur = v;
+    for seg in path.iter() {
+        cur = match seg {
+            Segment::Map { key } => cur.as_mapping_mut()?.get_mut(key.as_str())?,
+            Segment::Seq { index } => cur.as_sequence_mut()?.get_mut(*index)?,
+            Segment::Enum { .. } | Segment::Unknown => return None,
+        };
+    }
+    Some(cur)
 }
 
 /// Serializes a component config for `print-config`.
@@ -239,5 +279,36 @@ impl Signal {
 impl fmt::Display for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Creds {
+        username: String,
+        password: Option<String>,
+        port: u16,
+        list: Vec<String>,
+    }
+
+    #[test]
+    fn numbers_and_booleans_where_strings_go_are_taken_as_text() {
+        let v: Value =
+            serde_norway::from_str("{username: 1234, password: true, port: 80, list: [1.5, x]}")
+                .unwrap();
+        let mut d = Diagnostics::default();
+        let c: Creds = typed("ext", v, &mut d).unwrap();
+        assert!(d.errors.is_empty());
+        assert_eq!(c.username, "1234");
+        assert_eq!(c.password.as_deref(), Some("true"));
+        assert_eq!(c.list, ["1.5", "x"]);
+        // the other way round stays an error, with its path
+        let v: Value = serde_norway::from_str("{port: abc}").unwrap();
+        assert!(typed::<Creds>("ext", v, &mut d).is_none());
+        assert_eq!(d.errors[0].path, "ext.port");
     }
 }

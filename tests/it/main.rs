@@ -10,6 +10,7 @@ mod bad_input;
 mod batch;
 mod cardinality;
 mod cli_lifecycle;
+mod compat;
 mod edge_security;
 mod exporter_faults;
 mod exporter_tls;

@@ -13,6 +13,7 @@ mod cli_lifecycle;
 mod edge_security;
 mod exporter_faults;
 mod exporter_tls;
+mod httpcheck;
 mod loki;
 mod memory_limiter;
 mod module_graph;

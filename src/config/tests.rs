@@ -68,7 +68,9 @@ fn a_collector_shaped_config_loads() {
         }
         other => panic!("{other:?}"),
     }
-    let ReceiverConfig::Otlp(r) = &c.receivers[&ComponentId::parse("otlp").unwrap()];
+    let ReceiverConfig::Otlp(r) = &c.receivers[&ComponentId::parse("otlp").unwrap()] else {
+        panic!("otlp is an otlp receiver")
+    };
     assert_eq!(
         r.protocols.grpc.as_ref().unwrap().endpoint,
         "127.0.0.1:4317"

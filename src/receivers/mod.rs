@@ -1,11 +1,13 @@
 //! Receivers: where data enters. One closed enum of types, matched here.
 //!
-//! `otlp` is the only receiver type: gRPC ([`otlp_grpc`]) and HTTP ([`otlp_http`]) share the
-//! request path in [`intake`] (validate → pipelines) and the codec helpers in [`decode`]. A
-//! receiver answers success only after every pipeline it feeds accepted the data into its
-//! bounded queues; refusals carry a retry hint ([`status`]).
+//! `otlp`: gRPC ([`otlp_grpc`]) and HTTP ([`otlp_http`]) share the request path in [`intake`]
+//! (validate → pipelines) and the codec helpers in [`decode`]. A receiver answers success only
+//! after every pipeline it feeds accepted the data into its bounded queues; refusals carry a
+//! retry hint ([`status`]). `httpcheck` ([`httpcheck`]) is a pull receiver for metrics: it
+//! opens no listener and enters the pipelines through the same [`intake`].
 
 pub mod decode;
+pub mod httpcheck;
 pub mod intake;
 pub mod otlp_grpc;
 pub mod otlp_http;
@@ -59,10 +61,11 @@ impl ReceiverContext {
 /// Every receiver type otelgw has.
 #[derive(Debug, Clone)]
 pub enum ReceiverConfig {
-    Otlp(OtlpReceiverConfig),
+    Otlp(Box<OtlpReceiverConfig>),
+    HttpCheck(httpcheck::HttpCheckConfig),
 }
 
-pub const RECEIVER_TYPES: &[&str] = &["otlp"];
+pub const RECEIVER_TYPES: &[&str] = &["otlp", "httpcheck (alias http_check)"];
 
 impl ReceiverConfig {
     pub fn from_value(
@@ -72,7 +75,8 @@ impl ReceiverConfig {
         diag: &mut Diagnostics,
     ) -> Option<ReceiverConfig> {
         match id.kind.as_str() {
-            "otlp" => typed(path, v, diag).map(ReceiverConfig::Otlp),
+            "otlp" => typed(path, v, diag).map(|c| ReceiverConfig::Otlp(Box::new(c))),
+            "httpcheck" | "http_check" => typed(path, v, diag).map(ReceiverConfig::HttpCheck),
             other => {
                 diag.error(
                     path,
@@ -89,11 +93,15 @@ impl ReceiverConfig {
     pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
         match self {
             ReceiverConfig::Otlp(c) => c.validate(path, diag),
+            ReceiverConfig::HttpCheck(c) => c.validate(path, diag),
         }
     }
 
-    pub fn supports(&self, _signal: Signal) -> bool {
-        true
+    pub fn supports(&self, signal: Signal) -> bool {
+        match self {
+            ReceiverConfig::HttpCheck(_) => signal == Signal::Metrics,
+            ReceiverConfig::Otlp(_) => true,
+        }
     }
 
     pub fn listeners(&self) -> Vec<(&'static str, &str)> {
@@ -108,12 +116,14 @@ impl ReceiverConfig {
                 }
                 out
             }
+            ReceiverConfig::HttpCheck(_) => vec![],
         }
     }
 
     pub fn to_value(&self) -> Value {
         match self {
             ReceiverConfig::Otlp(c) => crate::component::to_value(c),
+            ReceiverConfig::HttpCheck(c) => crate::component::to_value(c),
         }
     }
 
@@ -136,6 +146,7 @@ impl ReceiverConfig {
                 }
                 out
             }
+            ReceiverConfig::HttpCheck(_) => vec![],
         }
     }
 }
@@ -600,6 +611,7 @@ pub async fn start(
                 tasks.push(otlp_http::serve(h, &ctx, e, l, stop_rx.clone()));
             }
         }
+        ReceiverConfig::HttpCheck(c) => tasks.push(httpcheck::spawn(c, &ctx, stop_rx.clone())?),
     }
     Ok(RunningReceiver {
         addresses,

@@ -89,6 +89,7 @@ pub mod names {
     pub const PROMETHEUS_EXPIRED_SERIES: &str = "otelgw_prometheus_expired_series_total";
     pub const PROMETHEUS_SCRAPES: &str = "otelgw_prometheus_scrapes_total";
     pub const PROMETHEUS_SERIES: &str = "otelgw_prometheus_series";
+    pub const SCRAPER_SCRAPED_METRIC_POINTS: &str = "otelcol_scraper_scraped_metric_points";
 }
 
 type Labels = Vec<(&'static str, String)>;

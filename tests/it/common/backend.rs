@@ -18,7 +18,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 /// One request as the backend received it (body complete).
 #[derive(Clone, Debug)]
 pub struct Recorded {
-    #[allow(dead_code)] // recorded for completeness; no test reads it yet
     pub method: http::Method,
     pub path: String,
     pub headers: http::HeaderMap,

@@ -12,6 +12,7 @@ mod cardinality;
 mod cli_lifecycle;
 mod exporter_faults;
 mod exporter_tls;
+mod fuzz_replay;
 mod loki;
 mod memory_limiter;
 mod module_graph;

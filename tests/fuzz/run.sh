@@ -58,7 +58,8 @@ for t in "${targets[@]}"; do
   else
     crashed+=("$t")
     echo "   $t: CRASHED"
-    grep -E 'panicked at|SUMMARY|Test unit written|ERROR: libFuzzer|^thread' "$log" | head -10 | sed 's/^/     /'
+    grep -E -A2 'panicked at' "$log" | head -12 | sed 's/^/     /'
+    grep -E 'Test unit written' "$log" | head -1 | sed 's/^/     /'
     tail -60 "$log" | sed 's/^/     | /'
   fi
 done

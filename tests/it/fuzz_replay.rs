@@ -1,11 +1,11 @@
-//! The fuzz targets (`tests/fuzz/targets.rs`) in plain `cargo test`, so CI always runs them:
+//! The fuzz targets (`tests/fuzz/targets/`) in plain `cargo test`, so CI always runs them:
 //! for each target, every file of its corpus (`tests/fuzz/corpus/<target>/`: seeds and the
 //! inputs of crashes found so far), then a bounded proptest run of random inputs and of
 //! mutations of the corpus (256 cases, a fixed seed so a run is reproducible).
 //!
 //! `write_seed_corpus` (ignored) writes the generated seeds; README.md in tests/fuzz says when.
 
-#[path = "../fuzz/targets.rs"]
+#[path = "../fuzz/targets/mod.rs"]
 mod targets;
 
 use std::path::{Path, PathBuf};

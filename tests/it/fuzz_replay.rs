@@ -35,7 +35,7 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-fn target(name: &str) -> fn(&[u8]) {
+fn target(name: &str) -> targets::Target {
     targets::TARGETS
         .iter()
         .find(|(n, _)| *n == name)

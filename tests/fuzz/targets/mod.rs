@@ -30,8 +30,11 @@ use otelgw::wire;
 
 pub use names::{check_exposition_line, loki_labels, prometheus_names};
 
+/// A target: arbitrary bytes in, a panic when its property does not hold.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the names of `fuzz_targets/*.rs` and of `corpus/*/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("wire_scan", wire_scan),
     ("json_decode", json_decode),
     ("decompress", decompress_capped),

@@ -352,8 +352,11 @@ pub fn load_sources(
 ) -> Result<Config, ConfigError> {
     let mut diag = Diagnostics::default();
     let merged = merge_sources(sources, env, &mut diag);
+    // the last source decides whether the merged root is a mapping (merging replaces a
+    // non-mapping), so a root that is not one is reported at that source's name
+    let root_name = sources.last().map_or("config", |s| s.name.as_str());
     let config = match merged {
-        Some(v) => from_value(v, &mut diag),
+        Some(v) => from_value(v, root_name, &mut diag),
         None => None,
     };
     match config {
@@ -448,11 +451,11 @@ fn entries(path: &str, v: Value, what: &str, diag: &mut Diagnostics) -> Vec<(Str
     }
 }
 
-fn from_value(root: Value, diag: &mut Diagnostics) -> Option<Config> {
+fn from_value(root: Value, root_name: &str, diag: &mut Diagnostics) -> Option<Config> {
     let mut root = match root {
         Value::Mapping(m) => m,
         _ => {
-            diag.error("", "the config must be a mapping with receivers, processors, exporters, extensions, service");
+            diag.error(root_name, "the config must be a mapping with receivers, processors, exporters, extensions, service");
             return None;
         }
     };
@@ -498,10 +501,12 @@ fn from_value(root: Value, diag: &mut Diagnostics) -> Option<Config> {
         }
     });
     for (k, _) in root {
-        let k = k
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{k:?}"));
+        // every issue has a path: an empty key is shown quoted
+        let k = match k.as_str() {
+            Some("") => "\"\"".to_string(),
+            Some(s) => s.to_string(),
+            None => format!("{k:?}"),
+        };
         diag.error(
             k,
             "unknown top-level key (expected receivers, processors, exporters, extensions, service)",

@@ -155,6 +155,35 @@ unknown_top: 1
     );
 }
 
+/// Found by the config fuzz target (tests/fuzz/corpus/config_load/seed-root-scalar,
+/// seed-root-sequence, seed-empty-keys): these errors had an empty path.
+#[test]
+fn a_root_that_is_no_mapping_and_an_empty_top_level_key_have_paths() {
+    for yaml in ["42\n", "- receivers\n"] {
+        assert_eq!(
+            messages(&load(yaml).unwrap_err()),
+            ["test.yaml: the config must be a mapping with receivers, processors, exporters, extensions, service"]
+        );
+    }
+    // merging replaces a non-mapping root: the last source decides, and is named
+    let src = |name: &str, text: &str| Source {
+        name: name.into(),
+        text: text.into(),
+    };
+    let e = load_sources(&[src("a.yaml", "{}"), src("b.yaml", "[1]")], &|_| None).unwrap_err();
+    assert_eq!(e.errors[0].path, "b.yaml");
+    let later_mapping = load_sources(&[src("a.yaml", "[1]"), src("b.yaml", "{}")], &|_| None);
+    let errors = later_mapping.err().map(|e| e.errors).unwrap_or_default();
+    assert!(
+        errors
+            .iter()
+            .all(|i| !i.message.contains("must be a mapping")),
+        "{errors:?}"
+    );
+    let e = load("\"\": 1\n").unwrap_err();
+    assert_eq!(e.errors[0].path, "\"\"");
+}
+
 #[test]
 fn two_listeners_on_one_address_clash() {
     let yaml = GOOD.replace("127.0.0.1:14317", "0.0.0.0:14318");

@@ -14,6 +14,7 @@ mod compat;
 mod edge_security;
 mod exporter_faults;
 mod exporter_tls;
+mod fuzz_replay;
 mod httpcheck;
 mod loki;
 mod memory_limiter;

@@ -23,6 +23,16 @@ impl Format {
     }
 }
 
+/// An OpenMetrics counter family's name: the counter's name without `_total` (its samples add
+/// it back), unless nothing would be left: a counter named `_total` is the family `_total` with
+/// the sample `_total_total` (found by the fuzz target `prometheus_names`).
+fn counter_family(name: &str) -> &str {
+    match name.strip_suffix("_total") {
+        Some(base) if !base.is_empty() => base,
+        _ => name,
+    }
+}
+
 /// Writes a sample value without allocating.
 fn write_f64(out: &mut String, v: f64, om: bool) {
     if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
@@ -145,7 +155,7 @@ impl Ctx {
         // OpenMetrics names a counter family without `_total`, and `target_info` is an info
         // family named `target`.
         let (fam_name, type_name) = match (self.om, fam.kind) {
-            (true, Kind::Counter) => (name.strip_suffix("_total").unwrap_or(name), "counter"),
+            (true, Kind::Counter) => (counter_family(name), "counter"),
             (true, Kind::Info) => (name.strip_suffix("_info").unwrap_or(name), "info"),
             (false, Kind::Info) => (name, "gauge"),
             (_, k) => (name, k.as_str()),
@@ -161,11 +171,10 @@ impl Ctx {
             match (&s.value, fam.kind) {
                 (Value::Number(v), Kind::Counter) => {
                     // text: the sample is the family name itself; OpenMetrics: family + `_total`
-                    let base = name.strip_suffix("_total").unwrap_or(name);
-                    let suffix = if self.om || name.ends_with("_total") {
-                        "_total"
+                    let (base, suffix) = if self.om {
+                        (counter_family(name), "_total")
                     } else {
-                        ""
+                        (name, "")
                     };
                     self.sample(
                         out,

@@ -483,3 +483,30 @@ fn timestamps_namespace_const_labels_and_resource_conversion() {
     let plain = render(&st, Format::Text, false);
     assert!(plain.contains("} 2\n"), "{plain}");
 }
+
+/// Found by the fuzz target `prometheus_names` (tests/fuzz/corpus/prometheus_names/
+/// regress-counter-named-total): OpenMetrics gave a counter named `_total` the family name ``
+/// (`# TYPE  counter`).
+#[test]
+fn a_counter_named_total_keeps_a_family_name() {
+    let st = store(Duration::from_secs(300), 0);
+    st.ingest(&req(vec![
+        sum("_total", "", true, 2, vec![num(5.0, T0, T0 + MIN, vec![])]),
+        sum(
+            "hits_total",
+            "",
+            true,
+            2,
+            vec![num(1.0, T0, T0 + MIN, vec![])],
+        ),
+    ]));
+    let om = render(&st, Format::OpenMetrics, false);
+    assert!(om.contains("# TYPE _total counter\n"), "{om}");
+    assert!(om.contains("\n_total_total{"), "{om}");
+    assert!(om.contains("# TYPE hits counter\n"), "{om}");
+    assert!(om.contains("\nhits_total{"), "{om}");
+    let text = render(&st, Format::Text, false);
+    assert!(text.contains("# TYPE _total counter\n"), "{text}");
+    assert!(text.contains("\n_total{"), "{text}");
+    assert!(text.contains("\nhits_total{"), "{text}");
+}

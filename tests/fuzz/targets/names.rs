@@ -58,7 +58,7 @@ labels:
 "#
                     ))
                     .expect("the fixed loki config parses");
-                    LokiExporter::new("loki", &cfg, &reg).expect("the loki exporter builds")
+                    LokiExporter::new("loki", &cfg, &reg, None).expect("the loki exporter builds")
                 })
                 .collect();
         }

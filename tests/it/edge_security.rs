@@ -1149,3 +1149,87 @@ service:
         .iter()
         .all(|r| r.header("x-fixed").as_deref() == Some("gw-1")));
 }
+
+/// HTTP/2 abuse on the gRPC listener: a client that opens streams and resets them at once
+/// (the "rapid reset" pattern), thousands of times, on one connection; and a client that holds
+/// streams open without ever sending their messages. A well-behaved gRPC client keeps being
+/// served, the abusive connection is cut off, and memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_stream_floods_do_not_starve_a_good_client() {
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{grpc}", max_concurrent_streams: 50}}
+exporters:
+  debug: {{}}
+service:
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [debug]}}
+{tel}"#,
+        grpc = ports.grpc,
+        tel = ports.telemetry()
+    );
+    let gw = Gateway::start(ports, dir, &config);
+    let rss_before = rss_kib(gw.pid());
+    let addr = format!("127.0.0.1:{}", gw.grpc_port);
+    let request = || {
+        http::Request::post(format!(
+            "http://{addr}/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap()
+    };
+
+    // rapid reset: open and cancel streams as fast as the client allows
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    let reset_conn = tokio::spawn(conn);
+    let mut opened = 0u32;
+    for _ in 0..20_000 {
+        let Ok(mut c) = client.clone().ready().await else {
+            break;
+        };
+        match c.send_request(request(), false) {
+            Ok((_resp, mut stream)) => {
+                stream.send_reset(h2::Reason::CANCEL);
+                opened += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    // the server (hyper's h2) ends that connection long before the client is done
+    let reset_outcome = tokio::time::timeout(Duration::from_secs(5), reset_conn).await;
+    eprintln!("rapid reset: {opened} streams opened and reset; connection: {reset_outcome:?}");
+    assert!(opened < 20_000, "the server kept accepting a reset flood");
+    assert!(
+        matches!(reset_outcome, Ok(Ok(Err(_)))),
+        "the flooding connection was not cut off: {reset_outcome:?}"
+    );
+
+    // held streams: headers sent, message never sent, as many as the stream limit
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        let mut c = client.clone().ready().await.unwrap();
+        held.push(c.send_request(request(), false).unwrap());
+    }
+    // a well-behaved client on its own connection is served throughout
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    let mut good = TraceServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    for seed in 0..20 {
+        good.export(testdata::traces(seed, 1, 2)).await.unwrap();
+    }
+    let rss_after = rss_kib(gw.pid());
+    eprintln!("rss before {rss_before} KiB, after the floods {rss_after} KiB");
+    assert!(rss_after < rss_before + 48 * 1024);
+    drop(held);
+}

@@ -51,8 +51,10 @@ impl Cx {
     /// A context over the given environment and filesystem root (tests use a map and a temp
     /// dir).
     pub fn new(env: Box<EnvFn>, root: PathBuf, timeout: Duration) -> Result<Cx, String> {
+        // metadata endpoints are plain HTTP: no proxy, and no root certificates to load
         let client = reqwest::Client::builder()
             .no_proxy()
+            .tls_built_in_root_certs(false)
             .timeout(timeout)
             .connect_timeout(timeout.min(CONNECT_TIMEOUT))
             .build()

@@ -120,7 +120,10 @@ fn percent_decode(s: &str) -> Result<String, String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("broken percent escape at byte {i}"))?;
+                .ok_or_else(|| {
+                    let esc = String::from_utf8_lossy(&b[i..b.len().min(i + 3)]);
+                    format!("broken percent escape {esc:?}")
+                })?;
             out.push(hex);
             i += 3;
         } else {

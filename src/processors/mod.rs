@@ -2,7 +2,9 @@
 //!
 //! A [`Processor`] runs inline on the request path, in the order the pipeline lists it: it edits
 //! the request in place and may remove items, reporting how many and why in [`Rejections`] (the
-//! receiver turns that into OTLP `partial_success`). It never blocks and never does I/O.
+//! receiver turns that into OTLP `partial_success`). It never blocks and never does I/O: what
+//! a processor must look up (resource detection) is looked up once, when the graph starts
+//! ([`ProcessorConfig::prepare`]), and handed to its instances.
 
 pub mod actions;
 pub mod attributes;

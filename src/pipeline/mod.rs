@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::exporters::sending_queue::{local_queue, local_retry, ExporterHandle, RunningExporter};
 use crate::exporters::BuildError;
 use crate::extensions::ExtensionConfig;
-use crate::processors::{Built, Processor, ProcessorConfig};
+use crate::processors::{Built, Prepared, Processor, ProcessorConfig};
 use crate::receivers::{ReceiverContext, RunningReceiver};
 use crate::telemetry::metrics::Registry;
 
@@ -61,6 +61,10 @@ impl Graph {
         let gate = memory_gate(cfg, registry);
         let (gate_stop, gate_stop_rx) = tokio::sync::watch::channel(false);
         let sampler = gate.as_ref().map(|g| g.spawn_sampler(gate_stop_rx));
+        // The I/O some processors do once per graph (resource detection), before anything
+        // listens: every processor a pipeline uses, concurrently.
+        let prepared = prepare_processors(cfg, registry).await;
+        let unprepared = Prepared::default();
         // Exporters first, so pipelines have somewhere to send.
         let mut exporters = Vec::new();
         let mut handles: BTreeMap<ComponentId, ExporterHandle> = BTreeMap::new();
@@ -129,7 +133,8 @@ impl Graph {
                 let Some(pc) = cfg.processors.get(id) else {
                     continue; // checked above
                 };
-                match pc.build(id, pid.signal, registry) {
+                let prep = prepared.get(id).unwrap_or(&unprepared);
+                match pc.build(id, pid.signal, registry, prep) {
                     Built::Inline(p) => {
                         if let Some(t) = p.cardinality_tracker() {
                             board.register(&t);
@@ -280,6 +285,23 @@ fn check_references(cfg: &Config) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+/// Runs [`ProcessorConfig::prepare`] once for each processor some pipeline uses, all at once.
+async fn prepare_processors(cfg: &Config, registry: &Registry) -> BTreeMap<ComponentId, Prepared> {
+    let used: std::collections::BTreeSet<&ComponentId> = cfg
+        .pipelines
+        .iter()
+        .flat_map(|(_, p)| p.processors.iter())
+        .collect();
+    let runs = used.into_iter().filter_map(|id| {
+        let pc = cfg.processors.get(id)?;
+        Some(async move { (id.clone(), pc.prepare(id, registry).await) })
+    });
+    futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// Builds the admission gate from the memory limiters the pipelines use (smallest limit wins).

@@ -2,7 +2,9 @@
 //!
 //! A [`Processor`] runs inline on the request path, in the order the pipeline lists it: it edits
 //! the request in place and may remove items, reporting how many and why in [`Rejections`] (the
-//! receiver turns that into OTLP `partial_success`). It never blocks and never does I/O.
+//! receiver turns that into OTLP `partial_success`). It never blocks and never does I/O: what
+//! a processor must look up (resource detection) is looked up once, when the graph starts
+//! ([`ProcessorConfig::prepare`]), and handed to its instances.
 
 pub mod actions;
 pub mod attributes;
@@ -11,6 +13,7 @@ pub mod cardinality_limit;
 pub mod memory_limiter;
 pub mod probabilistic_sampler;
 pub mod resource;
+pub mod resourcedetection;
 
 use std::sync::Arc;
 
@@ -55,6 +58,7 @@ pub enum ProcessorConfig {
     MemoryLimiter(memory_limiter::MemoryLimiterConfig),
     ProbabilisticSampler(Box<probabilistic_sampler::ProbabilisticSamplerConfig>),
     Resource(resource::ResourceConfig),
+    ResourceDetection(Box<resourcedetection::ResourceDetectionConfig>),
     /// Passes data through unchanged (useful to test graphs, and as the processor template).
     Noop(NoopConfig),
 }
@@ -67,6 +71,7 @@ pub const PROCESSOR_TYPES: &[&str] = &[
     "noop",
     "probabilistic_sampler",
     "resource",
+    "resourcedetection (alias resource_detection)",
 ];
 
 /// What a processor config builds: an inline processor or a stage of its own.
@@ -96,6 +101,9 @@ impl ProcessorConfig {
                 typed(path, v, diag).map(|c| ProcessorConfig::ProbabilisticSampler(Box::new(c)))
             }
             "resource" => typed(path, v, diag).map(ProcessorConfig::Resource),
+            "resourcedetection" | "resource_detection" => {
+                typed(path, v, diag).map(|c| ProcessorConfig::ResourceDetection(Box::new(c)))
+            }
             "noop" => typed(path, v, diag).map(ProcessorConfig::Noop),
             other => {
                 diag.error(
@@ -118,6 +126,7 @@ impl ProcessorConfig {
             ProcessorConfig::MemoryLimiter(c) => c.validate(path, diag),
             ProcessorConfig::ProbabilisticSampler(c) => c.validate(path, diag),
             ProcessorConfig::Resource(c) => c.validate(path, diag),
+            ProcessorConfig::ResourceDetection(c) => c.validate(path, diag),
             ProcessorConfig::Noop(_) => {}
         }
     }
@@ -138,17 +147,35 @@ impl ProcessorConfig {
             ProcessorConfig::MemoryLimiter(c) => crate::component::to_value(c),
             ProcessorConfig::ProbabilisticSampler(c) => crate::component::to_value(c),
             ProcessorConfig::Resource(c) => crate::component::to_value(c),
+            ProcessorConfig::ResourceDetection(c) => crate::component::to_value(c),
             ProcessorConfig::Noop(c) => crate::component::to_value(c),
         }
     }
 
+    /// Does the I/O a processor needs once per graph, before any of its instances is built
+    /// (resource detection); called once per processor id when the graph starts, so also at
+    /// each reload. Never per request, never per pipeline.
+    pub async fn prepare(
+        &self,
+        id: &ComponentId,
+        registry: &crate::telemetry::metrics::Registry,
+    ) -> Prepared {
+        match self {
+            ProcessorConfig::ResourceDetection(c) => Prepared {
+                detected: Some(Arc::new(c.detect(&id.to_string(), registry).await)),
+            },
+            _ => Prepared::default(),
+        }
+    }
+
     /// Builds the running processor for one pipeline of `signal` (each pipeline gets its own
-    /// instance).
+    /// instance), from what [`ProcessorConfig::prepare`] found for this id.
     pub fn build(
         &self,
         id: &ComponentId,
         signal: Signal,
         registry: &crate::telemetry::metrics::Registry,
+        prepared: &Prepared,
     ) -> Built {
         match self {
             ProcessorConfig::Attributes(c) => Built::Inline(Arc::new(c.build())),
@@ -162,9 +189,20 @@ impl ProcessorConfig {
                 Built::Inline(Arc::new(c.build(&id.to_string(), signal, registry)))
             }
             ProcessorConfig::Resource(c) => Built::Inline(Arc::new(c.build())),
+            ProcessorConfig::ResourceDetection(c) => Built::Inline(Arc::new(
+                c.build(prepared.detected.clone().unwrap_or_default()),
+            )),
             ProcessorConfig::Noop(_) => Built::Nothing,
         }
     }
+}
+
+/// What [`ProcessorConfig::prepare`] found for one processor id, shared by the instances
+/// [`ProcessorConfig::build`] makes of it (one per pipeline). Empty for processors that
+/// prepare nothing; a `resourcedetection` built from an empty one merges nothing.
+#[derive(Debug, Default, Clone)]
+pub struct Prepared {
+    detected: Option<Arc<Vec<opentelemetry_proto::tonic::common::v1::KeyValue>>>,
 }
 
 /// `processors.noop`: no settings.

@@ -90,6 +90,10 @@ pub mod names {
     pub const PROMETHEUS_SCRAPES: &str = "otelgw_prometheus_scrapes_total";
     pub const PROMETHEUS_SERIES: &str = "otelgw_prometheus_series";
     pub const SCRAPER_SCRAPED_METRIC_POINTS: &str = "otelcol_scraper_scraped_metric_points";
+    pub const RESOURCEDETECTION_ATTRIBUTES_DETECTED: &str =
+        "otelcol_resourcedetection_attributes_detected";
+    pub const RESOURCEDETECTION_DETECTOR_RESULTS: &str =
+        "otelcol_resourcedetection_detector_results";
 }
 
 type Labels = Vec<(&'static str, String)>;

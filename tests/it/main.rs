@@ -25,6 +25,7 @@ mod persistent_queue;
 mod probabilistic_sampler;
 mod prometheus;
 mod prometheus_endpoint;
+mod resourcedetection;
 mod sdk_python;
 mod sdk_rust;
 mod self_metrics;

@@ -185,7 +185,12 @@ service:
     let reg = crate::telemetry::metrics::Registry::new();
     for name in ["resource", "attributes/pii"] {
         let id = crate::component::ComponentId::parse(name).unwrap();
-        match cfg.processors[&id].build(&id, crate::component::Signal::Traces, &reg) {
+        match cfg.processors[&id].build(
+            &id,
+            crate::component::Signal::Traces,
+            &reg,
+            &Default::default(),
+        ) {
             super::super::Built::Inline(p) => {
                 p.process(&mut t, &meta(), &mut Rejections::default())
             }

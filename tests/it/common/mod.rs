@@ -57,6 +57,8 @@ pub struct Gateway {
     pub grpc_port: u16,
     pub http_port: u16,
     pub config_path: PathBuf,
+    /// Environment variables set for the otelgw process, beyond the test's own.
+    pub env: Vec<(String, String)>,
 }
 
 /// Ports and a temp dir, before the config is written.
@@ -95,6 +97,16 @@ impl Ports {
 impl Gateway {
     /// Writes `config` to a temp dir and starts otelgw on it; waits until `/readyz` is 200.
     pub fn start(ports: Ports, dir: tempfile::TempDir, config: &str) -> Gateway {
+        Gateway::start_with_env(ports, dir, config, &[])
+    }
+
+    /// [`Gateway::start`] with `env` set in the otelgw process's environment.
+    pub fn start_with_env(
+        ports: Ports,
+        dir: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
         let mut gw = Gateway {
@@ -104,6 +116,10 @@ impl Gateway {
             http_port: ports.http,
             config_path,
             dir,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         gw.spawn();
         gw
@@ -120,6 +136,7 @@ impl Gateway {
             .arg(&self.config_path)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

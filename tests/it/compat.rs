@@ -1,7 +1,8 @@
 //! Bring your Collector config: realistic configs written for this test in the shapes teams run
 //! (`tests/fixtures/compat/`: the OTel demo's gateway, a secure edge, a hosted stack with basic
 //! auth and per-tenant headers, a sampling node agent with a disk queue and pushed
-//! self-metrics, a Prometheus endpoint with a cardinality budget) validate with the release CLI
+//! self-metrics, a Prometheus endpoint with a cardinality budget, a Kubernetes node agent with
+//! resource detection, uptime checks with `httpcheck`) validate with the release CLI
 //! with zero errors. The environment is set as in a deployment, including a numeric instance id
 //! behind a quoted `${env:…}` (a string field the Collector accepts it in).
 
@@ -28,6 +29,8 @@ fn realistic_collector_configs_validate_unchanged() {
             .env("GRAFANA_CLOUD_INSTANCE_ID", "123456")
             .env("GRAFANA_CLOUD_API_KEY", "glc_not_a_real_key")
             .env("MY_POD_IP", "10.0.0.7")
+            .env("K8S_POD_IP", "10.0.0.8")
+            .env("K8S_NODE_NAME", "node-a")
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stderr).to_string()

@@ -355,3 +355,66 @@ impl ServerTls {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem_pair() -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn inline_pem_versions_and_suites_build_the_rustls_config() {
+        let (cert, key) = pem_pair();
+        let cfg = TlsServerConfig {
+            cert_pem: Some(cert.clone()),
+            key_pem: Some(key.clone()),
+            min_version: Some("1.3".into()),
+            ..Default::default()
+        };
+        let mut d = Diagnostics::default();
+        cfg.validate("r", &mut d);
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        let built = cfg.build(&cfg.material().unwrap()).unwrap();
+        assert_eq!(
+            built.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        let suites = TlsServerConfig {
+            cert_pem: Some(cert),
+            key_pem: Some(key),
+            max_version: Some("1.2".into()),
+            cipher_suites: vec!["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".into()],
+            ..Default::default()
+        };
+        assert!(suites.build(&suites.material().unwrap()).is_ok());
+        let bad = TlsServerConfig {
+            cert_pem: Some("not a certificate".into()),
+            key_pem: Some("not a key".into()),
+            ..Default::default()
+        };
+        let e = bad.build(&bad.material().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("inline certificate"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_versions_and_suites_are_named_at_their_paths() {
+        let cfg = TlsServerConfig {
+            cert_file: Some("/c".into()),
+            key_file: Some("/k".into()),
+            min_version: Some("1.0".into()),
+            cipher_suites: vec!["TLS_RSA_WITH_RC4_128_SHA".into()],
+            ..Default::default()
+        };
+        let mut d = Diagnostics::default();
+        cfg.validate("r", &mut d);
+        let paths: Vec<_> = d.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["r.tls.min_version", "r.tls.cipher_suites"]);
+    }
+}

@@ -178,6 +178,65 @@ fn rust_grpc_span(port: u16, pki: &Pki, token: &str, name: &'static str) {
     });
 }
 
+/// reqwest (with the test CA and client certificate) as the `opentelemetry-otlp` HTTP client.
+#[derive(Debug)]
+struct TlsHttp(reqwest::Client);
+
+#[tonic::async_trait]
+impl opentelemetry_http::HttpClient for TlsHttp {
+    async fn send_bytes(
+        &self,
+        req: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        let (parts, body) = req.into_parts();
+        let resp = self
+            .0
+            .request(parts.method, parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await?;
+        let mut out = http::Response::new(bytes::Bytes::new());
+        *out.status_mut() = resp.status();
+        *out.headers_mut() = resp.headers().clone();
+        *out.body_mut() = resp.bytes().await?;
+        Ok(out)
+    }
+}
+
+/// One span from the `opentelemetry-otlp` crate over OTLP/HTTP with mutual TLS and the token.
+fn rust_http_span(port: u16, pki: &Pki, token: &str, name: &'static str) {
+    use opentelemetry_otlp::WithHttpConfig;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut pem = std::fs::read(pki.path("client.pem")).unwrap();
+        pem.extend(std::fs::read(pki.path("client.key")).unwrap());
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(pki.ca.as_bytes()).unwrap())
+            .identity(reqwest::Identity::from_pem(&pem).unwrap())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let exporter = SpanExporter::builder()
+            .with_http()
+            .with_endpoint(format!("https://localhost:{port}/v1/traces"))
+            .with_http_client(TlsHttp(client))
+            .with_headers(
+                [("authorization".to_string(), format!("Bearer {token}"))]
+                    .into_iter()
+                    .collect(),
+            )
+            .build()
+            .unwrap();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(exporter)
+            .build();
+        provider.tracer("otelgw.rust.secure").in_span(name, |_| {});
+        let _ = provider.force_flush();
+        let _ = provider.shutdown();
+    });
+}
+
 fn reqwest_client(pki: &Pki, client_cert: bool) -> reqwest::blocking::Client {
     let mut b = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -233,8 +292,9 @@ service:
     );
     let gw = Gateway::start(ports, dir, &config);
 
-    // the opentelemetry-otlp crate, gRPC over mutual TLS with the token
+    // the opentelemetry-otlp crate, gRPC and HTTP over mutual TLS with the token
     rust_grpc_span(gw.grpc_port, &pki, TOKEN, "rust-grpc-mtls");
+    rust_http_span(gw.http_port, &pki, TOKEN, "rust-http-mtls");
     // the Python SDK on both protocols
     let grpc_ep = format!("localhost:{}", gw.grpc_port);
     let http_ep = format!("https://localhost:{}", gw.http_port);
@@ -250,9 +310,14 @@ service:
         "the three authenticated spans",
         Duration::from_secs(10),
         || {
-            ["rust-grpc-mtls", "py-grpc-mtls", "py-http-mtls"]
-                .iter()
-                .all(|n| spans_named(&out, n) == 1)
+            [
+                "rust-grpc-mtls",
+                "rust-http-mtls",
+                "py-grpc-mtls",
+                "py-http-mtls",
+            ]
+            .iter()
+            .all(|n| spans_named(&out, n) == 1)
         },
     );
 
@@ -273,6 +338,7 @@ service:
         "FAILURE"
     );
     rust_grpc_span(gw.grpc_port, &pki, "wrong", "rust-grpc-bad-token");
+    rust_http_span(gw.http_port, &pki, "wrong", "rust-http-bad-token");
     let http = reqwest_client(&pki, true);
     let url = format!("https://localhost:{}/v1/traces", gw.http_port);
     let missing = http

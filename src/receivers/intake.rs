@@ -87,15 +87,15 @@ impl Outcome {
     }
 }
 
-/// The request context both transports build: the client's address and, with the receiver's
-/// `include_metadata`, the request headers (lowercase names; values that are not text are
-/// left out).
+/// The request context both transports build: the client's address and authenticated identity
+/// (the edge's [`Peer`](crate::net::Peer)) and, with the receiver's `include_metadata`, the
+/// request headers (lowercase names; values that are not text are left out).
 pub fn request_meta(
-    client_address: Option<std::net::SocketAddr>,
+    peer: Option<&crate::net::Peer>,
     headers: Option<&http::HeaderMap>,
 ) -> RequestMeta {
     RequestMeta {
-        client_address,
+        client_address: peer.map(|p| p.addr),
         headers: headers
             .map(|h| {
                 h.iter()
@@ -108,7 +108,7 @@ pub fn request_meta(
             })
             .unwrap_or_default(),
         wire_size: 0,
-        auth: None,
+        auth: peer.and_then(|p| p.identity.clone()),
     }
 }
 

@@ -48,9 +48,7 @@ impl SignalService {
         let headers = self
             .include_metadata
             .then(|| req.metadata().clone().into_headers());
-        let peer = req.extensions().get::<Peer>().cloned();
-        let mut meta = request_meta(peer.as_ref().map(|p| p.addr), headers.as_ref());
-        meta.auth = peer.and_then(|p| p.identity);
+        let mut meta = request_meta(req.extensions().get::<Peer>(), headers.as_ref());
         let bytes = req.into_inner();
         meta.wire_size = bytes.len() as u64;
         let reads_items = self.intake.reads_items();

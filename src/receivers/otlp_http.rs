@@ -166,7 +166,6 @@ const LINGER_LIMIT: usize = 64 << 20;
 
 async fn handle(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let peer = parts.extensions.get::<Peer>().cloned();
     let path = parts.uri.path();
     let Some(intake) = state
         .routes
@@ -271,10 +270,9 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
         }
     };
     let mut meta = request_meta(
-        peer.as_ref().map(|p| p.addr),
+        parts.extensions.get::<Peer>(),
         state.include_metadata.then_some(&parts.headers),
     );
-    meta.auth = peer.and_then(|p| p.identity);
     let read = read_capped(body, cap, declared);
     let read = match state.read_timeout {
         None => read.await,

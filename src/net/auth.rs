@@ -147,30 +147,57 @@ pub fn parse_htpasswd(text: &str) -> Result<HashMap<String, PasswordHash>, Strin
     Ok(out)
 }
 
+/// The header values a bearer authenticator accepts (`<scheme> <token>`), built once per token
+/// set with their SHA-256, so a request costs one hash and no allocation.
+struct Accepted {
+    values: Vec<String>,
+    digests: Vec<[u8; 32]>,
+}
+
+impl Accepted {
+    fn new(scheme: &str, tokens: Vec<String>) -> Arc<Accepted> {
+        let values: Vec<String> = tokens
+            .into_iter()
+            .map(|t| {
+                if scheme.is_empty() {
+                    t
+                } else {
+                    format!("{scheme} {t}")
+                }
+            })
+            .collect();
+        let digests = values.iter().map(|v| digest(v.as_bytes())).collect();
+        Arc::new(Accepted { values, digests })
+    }
+}
+
 /// Where a bearer authenticator's accepted tokens come from.
 enum Tokens {
-    Fixed(Vec<String>),
+    Fixed(Arc<Accepted>),
     /// A file holding one token (surrounding whitespace trimmed), re-read when it changes.
     File {
         path: String,
-        state: RwLock<(Option<SystemTime>, Vec<String>)>,
+        scheme: String,
+        state: RwLock<(Option<SystemTime>, Arc<Accepted>)>,
         next_check: Mutex<Instant>,
     },
 }
 
 impl Tokens {
-    fn read_file(path: &str) -> Result<(Option<SystemTime>, Vec<String>), String> {
+    fn read_file(path: &str, scheme: &str) -> Result<(Option<SystemTime>, Arc<Accepted>), String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
         let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         let t = text.trim().to_string();
-        Ok((mtime, if t.is_empty() { vec![] } else { vec![t] }))
+        let tokens = if t.is_empty() { vec![] } else { vec![t] };
+        Ok((mtime, Accepted::new(scheme, tokens)))
     }
 
-    fn current(&self) -> Vec<String> {
+    fn current(&self) -> Arc<Accepted> {
         match self {
             Tokens::Fixed(t) => t.clone(),
             Tokens::File {
                 path,
+                scheme,
                 state,
                 next_check,
             } => {
@@ -189,7 +216,7 @@ impl Tokens {
                     let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
                     let changed = state.read().map(|s| s.0 != mtime).unwrap_or(true);
                     if changed {
-                        match Tokens::read_file(path) {
+                        match Tokens::read_file(path, scheme) {
                             Ok(fresh) => {
                                 if let Ok(mut s) = state.write() {
                                     *s = fresh;
@@ -202,7 +229,10 @@ impl Tokens {
                         }
                     }
                 }
-                state.read().map(|s| s.1.clone()).unwrap_or_default()
+                match state.read() {
+                    Ok(s) => s.1.clone(),
+                    Err(poisoned) => poisoned.into_inner().1.clone(),
+                }
             }
         }
     }
@@ -210,7 +240,6 @@ impl Tokens {
 
 /// The bearer-token authenticator (`bearertokenauth`).
 pub struct BearerAuth {
-    scheme: String,
     header: HeaderName,
     tokens: Tokens,
 }
@@ -288,25 +317,22 @@ impl Authenticator {
             .map_err(|e| BuildError::Other(format!("{id}: header {header:?}: {e}")))?;
         let tokens = match filename {
             Some(path) => {
-                let first = Tokens::read_file(path).map_err(|reason| BuildError::File {
+                let first = Tokens::read_file(path, scheme).map_err(|reason| BuildError::File {
                     path: path.to_string(),
                     reason,
                 })?;
                 Tokens::File {
                     path: path.to_string(),
+                    scheme: scheme.to_string(),
                     state: RwLock::new(first),
                     next_check: Mutex::new(Instant::now() + Duration::from_secs(1)),
                 }
             }
-            None => Tokens::Fixed(tokens),
+            None => Tokens::Fixed(Accepted::new(scheme, tokens)),
         };
         Ok(Authenticator {
             id: id.to_string(),
-            kind: Kind::Bearer(BearerAuth {
-                scheme: scheme.to_string(),
-                header,
-                tokens,
-            }),
+            kind: Kind::Bearer(BearerAuth { header, tokens }),
         })
     }
 
@@ -358,17 +384,12 @@ impl Authenticator {
         match &self.kind {
             Kind::Headers(_) => None,
             Kind::Bearer(b) => {
-                let got = headers.get(&b.header)?.as_bytes();
-                let tokens = b.tokens.current();
+                let got = digest(headers.get(&b.header)?.as_bytes());
+                let accepted = b.tokens.current();
                 let mut ok = false;
-                for t in &tokens {
-                    let expected = if b.scheme.is_empty() {
-                        t.clone()
-                    } else {
-                        format!("{} {t}", b.scheme)
-                    };
+                for d in &accepted.digests {
                     // every token is compared, so the time does not tell which one matched
-                    ok |= same_secret(expected.as_bytes(), got);
+                    ok |= bool::from(d.ct_eq(&got));
                 }
                 ok.then(|| Arc::from(self.id.as_str()))
             }
@@ -455,13 +476,8 @@ impl Authenticator {
         match &self.kind {
             Kind::Headers(_) => None,
             Kind::Bearer(b) => {
-                let token = b.tokens.current().into_iter().next()?;
-                let v = if b.scheme.is_empty() {
-                    token
-                } else {
-                    format!("{} {token}", b.scheme)
-                };
-                let mut v = HeaderValue::from_str(&v).ok()?;
+                let accepted = b.tokens.current();
+                let mut v = HeaderValue::from_str(accepted.values.first()?).ok()?;
                 v.set_sensitive(true);
                 Some((b.header.clone(), v))
             }

@@ -609,10 +609,12 @@ where
             };
             let tls = tls.as_ref().map(|t| t.acceptor());
             let done = done_tx.clone();
+            let open = metrics.open.clone();
             metrics.open.add(1);
             metrics.accepted.inc();
             tokio::spawn(async move {
                 conn.run(stream, tls, svc).await;
+                open.add(-1);
                 drop(permit);
                 drop(done);
             });
@@ -633,68 +635,76 @@ struct Connection {
     name: String,
 }
 
+/// What a connection serves: an [`EdgeService`] hyper can drive (the bounds `serve` sets up).
+trait ConnService<B>:
+    hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<EdgeBody<B>>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Send
+    + 'static
+{
+}
+
+impl<T, B> ConnService<B> for T where
+    T: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<EdgeBody<B>>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Send
+        + 'static
+{
+}
+
 impl Connection {
+    /// Finishes TLS (within `read_header_timeout`) and serves the connection until it ends.
     async fn run<S, B>(
         self,
         stream: tokio::net::TcpStream,
         tls: Option<tokio_rustls::TlsAcceptor>,
-        svc: EdgeService<S>,
+        svc: S,
     ) where
-        EdgeService<S>: hyper::service::Service<
-                Request<Incoming>,
-                Response = Response<EdgeBody<B>>,
-                Error = Infallible,
-            > + Send
-            + 'static,
-        <EdgeService<S> as hyper::service::Service<Request<Incoming>>>::Future: Send + 'static,
+        S: ConnService<B>,
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        match tls {
-            None => {
-                let io = TrackedIo {
-                    inner: stream,
-                    activity: self.activity.clone(),
-                };
-                self.drive(io, svc).await;
+        let Some(acceptor) = tls else {
+            let activity = self.activity.clone();
+            return self
+                .drive(
+                    TrackedIo {
+                        inner: stream,
+                        activity,
+                    },
+                    svc,
+                )
+                .await;
+        };
+        // a client that stalls its handshake is cut off, not kept forever
+        let handshake =
+            tokio::time::timeout(self.limits.read_header_timeout, acceptor.accept(stream)).await;
+        match handshake {
+            Ok(Ok(inner)) => {
+                let activity = self.activity.clone();
+                self.drive(TrackedIo { inner, activity }, svc).await;
             }
-            Some(acceptor) => {
-                // a client that stalls its handshake is cut off, not kept forever
-                match tokio::time::timeout(self.limits.read_header_timeout, acceptor.accept(stream))
-                    .await
-                {
-                    Ok(Ok(s)) => {
-                        let io = TrackedIo {
-                            inner: s,
-                            activity: self.activity.clone(),
-                        };
-                        self.drive(io, svc).await;
-                    }
-                    Ok(Err(e)) => {
-                        self.metrics.tls_failed.inc();
-                        self.metrics.open.add(-1);
-                        tracing::debug!(listener = %self.name, error = %e, "tls handshake failed");
-                    }
-                    Err(_) => {
-                        self.metrics.tls_failed.inc();
-                        self.metrics.open.add(-1);
-                        tracing::debug!(listener = %self.name, "tls handshake timed out");
-                    }
-                }
+            failed => {
+                self.metrics.tls_failed.inc();
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_string(),
+                };
+                tracing::debug!(listener = %self.name, error = %why, "tls handshake failed");
             }
         }
     }
 
-    async fn drive<I, S, B>(mut self, io: TrackedIo<I>, svc: EdgeService<S>)
+    async fn drive<I, S, B>(mut self, io: TrackedIo<I>, svc: S)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        EdgeService<S>: hyper::service::Service<
-                Request<Incoming>,
-                Response = Response<EdgeBody<B>>,
-                Error = Infallible,
-            > + Send
-            + 'static,
-        <EdgeService<S> as hyper::service::Service<Request<Incoming>>>::Future: Send + 'static,
+        S: ConnService<B>,
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
@@ -755,6 +765,5 @@ impl Connection {
                 }
             }
         }
-        self.metrics.open.add(-1);
     }
 }

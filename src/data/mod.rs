@@ -7,6 +7,7 @@
 //! pipeline a request is a [`Payload`]: decoded, or — when nothing reads it — the same request
 //! as the protobuf bytes the client sent.
 
+pub mod attributes;
 pub mod split;
 
 use std::sync::{Arc, OnceLock};

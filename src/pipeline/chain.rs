@@ -16,7 +16,8 @@ use crate::component::PipelineId;
 use crate::consumer::{ConsumeError, Rejections};
 use crate::data::{Encoded, Payload, RequestMeta};
 use crate::exporters::sending_queue::ExporterHandle;
-use crate::processors::Processor;
+use crate::processors::{Processor, Reads};
+use crate::wire;
 
 /// What follows a run of inline processors.
 pub enum Next {
@@ -36,13 +37,15 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// True when some processor of the chain reads items (more than resources).
-    fn processors_read_items(&self) -> bool {
-        self.processors.iter().any(|p| p.reads_items())
+    /// True when some processor of the chain needs the decoded request ([`Reads::Decoded`]).
+    fn processors_decode(&self) -> bool {
+        self.processors.iter().any(|p| p.reads() == Reads::Decoded)
     }
 
+    /// Runs `processors` on the decoded request.
     fn process_decoded(
         &self,
+        processors: &[Arc<dyn Processor>],
         data: Payload,
         meta: &RequestMeta,
         rejected: &mut Rejections,
@@ -54,18 +57,70 @@ impl Chain {
             _ => None,
         };
         let mut t = data.into_decoded();
-        for p in &self.processors {
+        for p in processors {
             p.process(&mut t, meta, rejected);
         }
         Payload::Decoded(t)
     }
 
-    /// True when something on this chain reads the items: a processor that reads more than
-    /// resources, or an exporter that does not send the OTLP encoding as it is. A receiver
-    /// whose chains all read the contents decodes up front instead of checking the bytes and
+    /// Runs the processors on an encoded request without decoding it: a run of processors
+    /// that read resources edits them in one pass ([`wire::edit_resources`]), a processor
+    /// that reads items edits them in its own pass ([`wire::edit_items`]). Each pass copies
+    /// the request once, or not at all when it changes nothing.
+    fn process_encoded(
+        &self,
+        mut e: Encoded,
+        meta: &RequestMeta,
+        rejected: &mut Rejections,
+    ) -> Payload {
+        let mut i = 0;
+        while let Some(p) = self.processors.get(i) {
+            let (edited, next) = match p.reads() {
+                Reads::Resources => {
+                    let run = self.processors[i..]
+                        .iter()
+                        .take_while(|p| p.reads() == Reads::Resources)
+                        .count();
+                    let run = &self.processors[i..i + run];
+                    let edited = wire::edit_resources(&e.bytes, |r| {
+                        for p in run {
+                            p.edit_resource(r, meta);
+                        }
+                    });
+                    (edited, i + run.len())
+                }
+                Reads::Items => {
+                    let edited =
+                        wire::edit_items(e.signal, &e.bytes, |item| p.edit_item(item, meta)).map(
+                            |out| {
+                                e.items = e.items.saturating_sub(out.removed);
+                                out.bytes
+                            },
+                        );
+                    (edited, i + 1)
+                }
+                Reads::Decoded => (None, i),
+            };
+            match edited {
+                Some(bytes) => e.bytes = bytes,
+                // not reached for bytes `wire::scan` accepted (nor for a chain that decodes,
+                // which does not come here); decoding is always right
+                None => {
+                    let rest = &self.processors[i..];
+                    return self.process_decoded(rest, Payload::Encoded(e), meta, rejected);
+                }
+            }
+            i = next;
+        }
+        Payload::Encoded(e)
+    }
+
+    /// True when something on this chain needs the decoded request: a processor that reads
+    /// [`Reads::Decoded`], or an exporter that does not send the OTLP encoding as it is. A
+    /// receiver whose chains all need it decodes up front instead of checking the bytes and
     /// decoding later ([`Fanout::reads_items`]).
     pub fn reads_items(&self) -> bool {
-        self.processors_read_items()
+        self.processors_decode()
             || match &self.next {
                 Next::Exporters(e) => e.iter().any(|e| e.reads_items()),
                 Next::Batch(b) => b.reads_items(),
@@ -82,19 +137,10 @@ impl Chain {
         let mut rejected = Rejections::default();
         let data = match data {
             data if self.processors.is_empty() => data,
-            Payload::Encoded(e) if !self.processors_read_items() => {
-                let edited = crate::wire::edit_resources(&e.bytes, |r| {
-                    for p in &self.processors {
-                        p.edit_resource(r, &meta);
-                    }
-                });
-                match edited {
-                    Some(bytes) => Payload::Encoded(Encoded { bytes, ..e }),
-                    // not reached for bytes `wire::scan` accepted; decoding is always right
-                    None => self.process_decoded(Payload::Encoded(e), &meta, &mut rejected),
-                }
+            Payload::Encoded(e) if !self.processors_decode() => {
+                self.process_encoded(e, &meta, &mut rejected)
             }
-            data => self.process_decoded(data, &meta, &mut rejected),
+            data => self.process_decoded(&self.processors, data, &meta, &mut rejected),
         };
         if data.is_empty() {
             return Ok(rejected);

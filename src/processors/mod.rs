@@ -26,17 +26,32 @@ use crate::data::{RequestMeta, Signal, Telemetry};
 
 pub use crate::consumer::Rejections;
 
+/// What a processor reads of a request. It decides the form a request must be in when it
+/// reaches the processor, and so whether a pipeline decodes at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// Resources only, one at a time ([`Processor::edit_resource`]): an encoded request's
+    /// resources are edited and its items copied as they are ([`crate::wire::edit_resources`]).
+    Resources,
+    /// Items one at a time through the wire view ([`Processor::edit_item`]): an encoded request
+    /// is edited in place ([`crate::wire::edit_items`]), never decoded.
+    Items,
+    /// The whole decoded request ([`Processor::process`]).
+    Decoded,
+}
+
 /// A running processor.
 pub trait Processor: Send + Sync + 'static {
+    /// Edits a decoded request. Every processor has it: a request arrives decoded when the
+    /// receiver decoded it (JSON, malformed ids) or an earlier processor needed it decoded.
     fn process(&self, data: &mut Telemetry, meta: &RequestMeta, rejected: &mut Rejections);
 
-    /// True (the default) when the processor reads items. A processor that answers `false`
-    /// reads and edits nothing but resources, one at a time, through
-    /// [`Processor::edit_resource`] (and [`Processor::process`] does just that). A pipeline
-    /// whose processors all answer `false` edits an encoded request's resources without
-    /// decoding its items ([`crate::wire::edit_resources`]).
-    fn reads_items(&self) -> bool {
-        true
+    /// What the processor reads; [`Reads::Decoded`] unless it implements
+    /// [`Processor::edit_resource`] or [`Processor::edit_item`] and says so. A pipeline whose
+    /// processors all read less than [`Reads::Decoded`] (and whose exporters send the OTLP
+    /// encoding) never decodes.
+    fn reads(&self) -> Reads {
+        Reads::Decoded
     }
 
     /// The cardinality tracker the processor keeps, if any (the graph lists it on the
@@ -45,8 +60,12 @@ pub trait Processor: Send + Sync + 'static {
         None
     }
 
-    /// Edits one resource (only called when [`Processor::reads_items`] is false).
+    /// Edits one resource (called when [`Processor::reads`] is [`Reads::Resources`]).
     fn edit_resource(&self, _resource: &mut Option<Resource>, _meta: &RequestMeta) {}
+
+    /// Edits one item of an encoded request (called when [`Processor::reads`] is
+    /// [`Reads::Items`]); must do what [`Processor::process`] does to that item.
+    fn edit_item(&self, _item: &mut crate::wire::ItemEdit<'_, '_>, _meta: &RequestMeta) {}
 }
 
 /// Every processor type otelgw has.

@@ -54,8 +54,8 @@ impl Processor for ResourceProcessor {
         }
     }
 
-    fn reads_items(&self) -> bool {
-        false
+    fn reads(&self) -> super::Reads {
+        super::Reads::Resources
     }
 
     fn edit_resource(&self, res: &mut Option<Resource>, meta: &RequestMeta) {

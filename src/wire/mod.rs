@@ -683,7 +683,9 @@ message!(exemplar: No {
     7 => Msg(key_value), // filtered_attributes
 });
 
+mod items;
 mod resources;
+pub use items::{edit_items, Edited, ItemEdit, ItemKind, ItemView, WireAttrs};
 pub use resources::edit_resources;
 
 #[cfg(test)]

@@ -16,6 +16,8 @@
 //! - `convert`: `converted_type: int | double | string`; a value that does not convert is left
 //!   as it is.
 
+use std::borrow::Cow;
+
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList};
 use regex::Regex;
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::component::Diagnostics;
+use crate::data::attributes::AttrsEdit;
 use crate::data::RequestMeta;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -299,25 +302,37 @@ fn sha256_hex(s: &str) -> String {
     out
 }
 
-fn set(attrs: &mut Vec<KeyValue>, key: &str, value: AnyValue) {
-    match attrs.iter_mut().find(|kv| kv.key == key) {
-        Some(kv) => kv.value = Some(value),
-        None => attrs.push(KeyValue {
-            key: key.to_string(),
-            value: Some(value),
-            ..Default::default()
-        }),
-    }
-}
-
 fn string_value(s: String) -> AnyValue {
     AnyValue {
         value: Some(Value::StringValue(s)),
     }
 }
 
-/// Applies `actions` in order to one attribute set.
-pub fn apply(actions: &[Action], attrs: &mut Vec<KeyValue>, meta: &RequestMeta) {
+fn converted(target: Target, current: &AnyValue) -> Option<AnyValue> {
+    let value = match (target, current.value.as_ref()?) {
+        (Target::Int, Value::StringValue(s)) => Value::IntValue(s.trim().parse::<i64>().ok()?),
+        (Target::Int, Value::DoubleValue(d)) if d.is_finite() => Value::IntValue(d.trunc() as i64),
+        (Target::Int, Value::BoolValue(b)) => Value::IntValue(*b as i64),
+        (Target::Double, Value::StringValue(s)) => {
+            Value::DoubleValue(s.trim().parse::<f64>().ok()?)
+        }
+        (Target::Double, Value::IntValue(i)) => Value::DoubleValue(*i as f64),
+        (Target::Str, _) => Value::StringValue(any_to_string(current)),
+        _ => return None,
+    };
+    Some(AnyValue { value: Some(value) })
+}
+
+impl Action {
+    fn selects(&self, key: &str) -> bool {
+        self.key.as_deref() == Some(key) || self.pattern.as_ref().is_some_and(|p| p.is_match(key))
+    }
+}
+
+/// Applies `actions` in order to one attribute set: a decoded item's `Vec<KeyValue>` or an
+/// encoded item's [`crate::wire::WireAttrs`] (one engine for both, see
+/// [`crate::data::attributes`]).
+pub fn apply<A: AttrsEdit + ?Sized>(actions: &[Action], attrs: &mut A, meta: &RequestMeta) {
     for a in actions {
         let key = a.key.as_deref().unwrap_or("");
         match &a.op {
@@ -326,87 +341,69 @@ pub fn apply(actions: &[Action], attrs: &mut Vec<KeyValue>, meta: &RequestMeta) 
                 update,
                 source,
             } => {
-                let exists = attrs.iter().any(|kv| kv.key == key);
+                let exists = attrs.position(key).is_some();
                 if (exists && !update) || (!exists && !insert) {
                     continue;
                 }
                 let value = match source {
-                    Source::Value(v) => Some(v.clone()),
+                    Source::Value(v) => Some(Cow::Borrowed(v)),
                     Source::Attribute(from) => attrs
-                        .iter()
-                        .find(|kv| &kv.key == from)
-                        .and_then(|kv| kv.value.clone()),
+                        .position(from)
+                        .and_then(|i| attrs.value_at(i))
+                        .map(|v| Cow::Owned(v.into_owned())),
                     Source::Metadata(h) => meta
                         .headers
                         .iter()
                         .find(|(k, _)| k == h)
-                        .map(|(_, v)| string_value(v.clone())),
+                        .map(|(_, v)| Cow::Owned(string_value(v.clone()))),
                     Source::ClientAddress => meta
                         .client_address
-                        .map(|a| string_value(a.ip().to_string())),
-                    Source::AuthIdentity => meta.auth.as_ref().map(|i| string_value(i.to_string())),
+                        .map(|a| Cow::Owned(string_value(a.ip().to_string()))),
+                    Source::AuthIdentity => meta
+                        .auth
+                        .as_ref()
+                        .map(|i| Cow::Owned(string_value(i.to_string()))),
                 };
                 if let Some(v) = value {
-                    set(attrs, key, v);
+                    attrs.set(key, v);
                 }
             }
-            Op::Delete => attrs.retain(|kv| {
-                !(a.key.as_deref() == Some(kv.key.as_str())
-                    || a.pattern.as_ref().is_some_and(|p| p.is_match(&kv.key)))
-            }),
+            Op::Delete => attrs.remove_where(|k| a.selects(k)),
             Op::Hash => {
-                for kv in attrs.iter_mut() {
-                    if a.key.as_deref() == Some(kv.key.as_str())
-                        || a.pattern.as_ref().is_some_and(|p| p.is_match(&kv.key))
-                    {
-                        let text = kv.value.as_ref().map(any_to_string).unwrap_or_default();
-                        kv.value = Some(string_value(sha256_hex(&text)));
+                for i in 0..attrs.slots() {
+                    if attrs.key_at(i).is_some_and(|k| a.selects(k)) {
+                        let text = attrs
+                            .value_at(i)
+                            .map(|v| any_to_string(&v))
+                            .unwrap_or_default();
+                        attrs.set_at(i, Cow::Owned(string_value(sha256_hex(&text))));
                     }
                 }
             }
             Op::Extract(re) => {
-                let Some(Value::StringValue(s)) = attrs
-                    .iter()
-                    .find(|kv| kv.key == key)
-                    .and_then(|kv| kv.value.as_ref()?.value.clone())
-                else {
+                let Some(i) = attrs.position(key) else {
                     continue;
                 };
-                if let Some(caps) = re.captures(&s) {
+                let text = match attrs.value_at(i).as_deref() {
+                    Some(AnyValue {
+                        value: Some(Value::StringValue(s)),
+                    }) => s.clone(),
+                    _ => continue,
+                };
+                if let Some(caps) = re.captures(&text) {
                     for name in re.capture_names().flatten() {
                         if let Some(m) = caps.name(name) {
-                            set(attrs, name, string_value(m.as_str().to_string()));
+                            attrs.set(name, Cow::Owned(string_value(m.as_str().to_string())));
                         }
                     }
                 }
             }
             Op::Convert(target) => {
-                if let Some(kv) = attrs.iter_mut().find(|kv| kv.key == key) {
-                    let current = kv.value.as_ref().and_then(|v| v.value.clone());
-                    let converted = match (target, current) {
-                        (Target::Int, Some(Value::StringValue(s))) => {
-                            s.trim().parse::<i64>().ok().map(Value::IntValue)
-                        }
-                        (Target::Int, Some(Value::DoubleValue(d))) if d.is_finite() => {
-                            Some(Value::IntValue(d.trunc() as i64))
-                        }
-                        (Target::Int, Some(Value::BoolValue(b))) => Some(Value::IntValue(b as i64)),
-                        (Target::Double, Some(Value::StringValue(s))) => {
-                            s.trim().parse::<f64>().ok().map(Value::DoubleValue)
-                        }
-                        (Target::Double, Some(Value::IntValue(i))) => {
-                            Some(Value::DoubleValue(i as f64))
-                        }
-                        (Target::Str, Some(v)) => {
-                            Some(Value::StringValue(any_to_string(&AnyValue {
-                                value: Some(v),
-                            })))
-                        }
-                        _ => None,
-                    };
-                    if let Some(v) = converted {
-                        kv.value = Some(AnyValue { value: Some(v) });
-                    }
+                let Some(i) = attrs.position(key) else {
+                    continue;
+                };
+                if let Some(v) = attrs.value_at(i).and_then(|v| converted(*target, &v)) {
+                    attrs.set_at(i, Cow::Owned(v));
                 }
             }
         }

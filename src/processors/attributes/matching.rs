@@ -7,6 +7,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::component::Diagnostics;
+use crate::data::attributes::AttrsRead;
 use crate::processors::actions::any_to_string;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -166,14 +167,17 @@ impl MatchConfig {
     }
 }
 
-fn attr_str(attrs: &[KeyValue], key: &str) -> Option<String> {
-    attrs
-        .iter()
-        .find(|kv| kv.key == key)
-        .map(|kv| kv.value.as_ref().map(any_to_string).unwrap_or_default())
+fn attr_str<A: AttrsRead + ?Sized>(attrs: &A, key: &str) -> Option<String> {
+    let i = attrs.position(key)?;
+    Some(
+        attrs
+            .value_at(i)
+            .map(|v| any_to_string(&v))
+            .unwrap_or_default(),
+    )
 }
 
-fn kv_matches(list: &[(String, Option<StrMatch>)], attrs: &[KeyValue]) -> bool {
+fn kv_matches<A: AttrsRead + ?Sized>(list: &[(String, Option<StrMatch>)], attrs: &A) -> bool {
     list.iter().any(|(k, v)| match attr_str(attrs, k) {
         Some(actual) => v.as_ref().is_none_or(|m| m.matches(&actual)),
         None => false,
@@ -189,8 +193,13 @@ pub(super) struct Subject<'a> {
 }
 
 impl Matcher {
+    /// True when matching reads the resource (`services`, `resources`).
+    pub(super) fn reads_resource(&self) -> bool {
+        !self.services.is_empty() || !self.resources.is_empty()
+    }
+
     /// True when every property given (and applicable to this item) matches.
-    pub(super) fn matches(&self, s: &Subject, attributes: &[KeyValue]) -> bool {
+    pub(super) fn matches<A: AttrsRead + ?Sized>(&self, s: &Subject, attributes: &A) -> bool {
         if !self.services.is_empty() {
             let svc = attr_str(s.resource, "service.name").unwrap_or_default();
             if !self.services.iter().any(|m| m.matches(&svc)) {

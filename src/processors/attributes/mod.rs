@@ -23,9 +23,11 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use serde::{Deserialize, Serialize};
 
-use super::{Processor, Rejections};
+use super::{Processor, Reads, Rejections};
 use crate::component::Diagnostics;
+use crate::data::attributes::AttrsRead;
 use crate::data::{RequestMeta, Telemetry};
+use crate::wire::ItemEdit;
 use matching::{Matcher, Subject};
 
 pub use super::actions::{apply, compile_all, Action, ActionConfig, ActionType};
@@ -81,17 +83,54 @@ pub struct AttributesProcessor {
 }
 
 impl AttributesProcessor {
+    /// Whether an item is edited: it matches `include` (when given) and not `exclude`.
+    fn selects<A: AttrsRead + ?Sized>(&self, s: &Subject<'_>, attrs: &A) -> bool {
+        self.include.as_ref().is_none_or(|m| m.matches(s, attrs))
+            && !self.exclude.as_ref().is_some_and(|m| m.matches(s, attrs))
+    }
+
     /// Decides (borrowing immutably) and then edits, so matching needs no copy.
     fn edit(&self, attrs: &mut Vec<KeyValue>, s: Subject<'_>, meta: &RequestMeta) {
-        let selected = self.include.as_ref().is_none_or(|m| m.matches(&s, attrs))
-            && !self.exclude.as_ref().is_some_and(|m| m.matches(&s, attrs));
-        if selected {
+        if self.selects(&s, attrs) {
             apply(&self.actions, attrs, meta);
         }
+    }
+
+    fn reads_resource(&self) -> bool {
+        [&self.include, &self.exclude]
+            .into_iter()
+            .flatten()
+            .any(Matcher::reads_resource)
     }
 }
 
 impl Processor for AttributesProcessor {
+    fn reads(&self) -> Reads {
+        Reads::Items
+    }
+
+    /// The same decision and edits as [`Processor::process`], on the encoded item: the
+    /// resource is decoded only when matching reads it, once per resource group.
+    fn edit_item(&self, item: &mut ItemEdit<'_, '_>, meta: &RequestMeta) {
+        if self.include.is_some() || self.exclude.is_some() {
+            let v = &item.view;
+            let s = Subject {
+                resource: if self.reads_resource() {
+                    &v.resource().attributes
+                } else {
+                    &[]
+                },
+                span_name: v.span_name(),
+                metric_name: v.metric_name(),
+                severity: v.severity_number(),
+            };
+            if !self.selects(&s, &*item.attributes) {
+                return;
+            }
+        }
+        apply(&self.actions, item.attributes, meta);
+    }
+
     fn process(&self, data: &mut Telemetry, meta: &RequestMeta, _rejected: &mut Rejections) {
         let subject = |resource, span_name, metric_name, severity| Subject {
             resource,

@@ -7,7 +7,7 @@
 //! reload, which starts a new graph): [`ResourceDetectionConfig::detect`] is called once per
 //! processor id by [`super::ProcessorConfig::prepare`], every detector concurrently, each
 //! bounded by `timeout`. The running processor only merges that fixed attribute list into each
-//! resource. It reads nothing but resources (`reads_items() == false`), so a pipeline with it
+//! resource. It reads nothing but resources (`Reads::Resources`), so a pipeline with it
 //! still forwards the client's protobuf with only the resources re-encoded.
 //!
 //! **Merge rules.** Detectors are merged in the order listed: for a key several detectors find,
@@ -500,8 +500,8 @@ impl Processor for ResourceDetectionProcessor {
         }
     }
 
-    fn reads_items(&self) -> bool {
-        false
+    fn reads(&self) -> super::Reads {
+        super::Reads::Resources
     }
 
     fn edit_resource(&self, res: &mut Option<Resource>, _meta: &RequestMeta) {

@@ -215,7 +215,7 @@ fn override_replaces_own_values_and_appends_new_keys() {
     let found = detected(&[("host.name", "detected"), ("cloud.provider", "aws")]);
     let meta = RequestMeta::default();
     let p = parse("override: true").build(found.clone());
-    assert!(!p.reads_items());
+    assert_eq!(p.reads(), crate::processors::Reads::Resources);
     let mut r = resource(&[("service.name", "api"), ("host.name", "own")]);
     p.edit_resource(&mut r, &meta);
     assert_eq!(
@@ -413,7 +413,7 @@ async fn prepared_once_shared_by_every_pipelines_instance() {
         Some(1)
     );
     for p in &built {
-        assert!(!p.reads_items());
+        assert_eq!(p.reads(), crate::processors::Reads::Resources);
         let mut r = None;
         p.edit_resource(&mut r, &RequestMeta::default());
         let r = r.expect("this host has a hostname");

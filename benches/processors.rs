@@ -1,6 +1,7 @@
 //! Processor hot paths: batch merge + split (send_batch_size 8192, send_batch_max_size 10000)
 //! and five attribute actions on a 512-span request; the resource processor on decoded
-//! requests and on encoded ones (only the resources re-encoded).
+//! requests and on encoded ones (only the resources re-encoded); `attributes` (upsert + delete)
+//! on encoded requests of each signal, on the wire against decode + edit + encode.
 //!
 //! `cargo bench --bench processors`
 
@@ -106,5 +107,46 @@ fn attributes(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, batch, attributes);
+/// The performance issue's reading pipeline: `attributes` with one upsert and one delete on
+/// every item of an encoded request, three ways: decode + edit + encode (the path before the
+/// wire editor), the edit on the wire (`wire::edit_items`), and a bare decode + encode (the
+/// codec ceiling the wire edit has to beat).
+fn attributes_wire(c: &mut Criterion) {
+    let mut g = c.benchmark_group("attributes_wire");
+    let meta = RequestMeta::default();
+    let attrs: AttributesConfig = serde_norway::from_str(
+        "actions: [{key: deployment.environment, value: bench, action: upsert}, {key: http.route, action: delete}]",
+    )
+    .unwrap_or_default();
+    let p = attrs.build();
+    for (signal, req) in [
+        (Signal::Traces, Telemetry::Traces(testdata::traces(3, 1, 512))),
+        (Signal::Logs, Telemetry::Logs(testdata::logs(3, 1, 512))),
+        (Signal::Metrics, Telemetry::Metrics(testdata::metrics(3, 1, 500))),
+    ] {
+        let bytes = req.encode_to_bytes();
+        let name = format!("{signal:?}").to_lowercase();
+        g.throughput(Throughput::Elements(req.item_count()));
+        g.bench_function(format!("{name}_codec_ceiling"), |b| {
+            b.iter(|| {
+                Telemetry::decode_proto(signal, &bytes)
+                    .map(|t| t.encode_to_bytes())
+                    .ok()
+            })
+        });
+        g.bench_function(format!("{name}_decode_edit_encode"), |b| {
+            b.iter(|| {
+                let mut t = Telemetry::decode_proto(signal, &bytes).unwrap_or(req.clone());
+                p.process(&mut t, &meta, &mut Rejections::default());
+                t.encode_to_bytes()
+            })
+        });
+        g.bench_function(format!("{name}_wire_edit"), |b| {
+            b.iter(|| otelgw::wire::edit_items(signal, &bytes, |item| p.edit_item(item, &meta)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, batch, attributes, attributes_wire);
 criterion_main!(benches);

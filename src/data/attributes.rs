@@ -35,6 +35,8 @@ pub trait AttrsEdit: AttrsRead {
     fn set_at(&mut self, i: usize, value: Cow<'_, AnyValue>);
     /// Appends `key` with `value`.
     fn push(&mut self, key: &str, value: Cow<'_, AnyValue>);
+    /// Removes live slot `i`.
+    fn remove_at(&mut self, i: usize);
     /// Removes every live slot whose key `drop` accepts.
     fn remove_where(&mut self, drop: impl FnMut(&str) -> bool);
     /// Sets `key`: in place when present, appended otherwise.
@@ -91,6 +93,11 @@ impl AttrsEdit for Vec<KeyValue> {
                 ..Default::default()
             },
         );
+    }
+    fn remove_at(&mut self, i: usize) {
+        if i < self.len() {
+            self.remove(i);
+        }
     }
     fn remove_where(&mut self, mut drop: impl FnMut(&str) -> bool) {
         self.retain(|kv| !drop(&kv.key));

@@ -368,6 +368,12 @@ pub fn apply<A: AttrsEdit + ?Sized>(actions: &[Action], attrs: &mut A, meta: &Re
                     attrs.set(key, v);
                 }
             }
+            // a key alone is found by comparison (every occurrence), a pattern tests each key
+            Op::Delete if a.pattern.is_none() => {
+                while let Some(i) = attrs.position(key) {
+                    attrs.remove_at(i);
+                }
+            }
             Op::Delete => attrs.remove_where(|k| a.selects(k)),
             Op::Hash => {
                 for i in 0..attrs.slots() {

@@ -204,6 +204,12 @@ impl Group<'_> {
 
 /// The last occurrence of string field `field` of `msg` (prost keeps the last).
 fn last_str(msg: &[u8], field: u32) -> Option<&str> {
+    std::str::from_utf8(last_bytes(msg, field)?).ok()
+}
+
+/// The last occurrence of length-delimited field `field` of `msg`.
+#[inline]
+fn last_bytes(msg: &[u8], field: u32) -> Option<&[u8]> {
     let mut found = None;
     let mut rest = msg;
     while !rest.is_empty() {
@@ -211,10 +217,23 @@ fn last_str(msg: &[u8], field: u32) -> Option<&str> {
         if tag == field && wt == WT_LEN {
             found = Some(delimited(&mut rest).ok()?);
         } else {
-            skip(wt, tag, &mut rest, RECURSION_LIMIT).ok()?;
+            next(wt, tag, &mut rest)?;
         }
     }
-    std::str::from_utf8(found?).ok()
+    found
+}
+
+/// Skips a field's value: the common wire types inline, groups (never sent by OTLP encoders)
+/// through [`skip`]. The request was scanned, so the recursion budget is not checked again.
+#[inline(always)]
+fn next(wt: u32, tag: u32, buf: &mut &[u8]) -> Option<()> {
+    match wt {
+        WT_LEN => delimited(buf).ok().map(drop),
+        WT_VARINT => varint(buf).ok().map(drop),
+        super::WT_FIXED64 => super::take(buf, 8, super::Fail::Underflow).ok().map(drop),
+        super::WT_FIXED32 => super::take(buf, 4, super::Fail::Underflow).ok().map(drop),
+        _ => skip(wt, tag, buf, RECURSION_LIMIT).ok(),
+    }
 }
 
 /// The last occurrence of varint field `field` of `msg`.
@@ -226,7 +245,7 @@ fn last_varint(msg: &[u8], field: u32) -> Option<u64> {
         if tag == field && wt == WT_VARINT {
             found = Some(varint(&mut rest).ok()?);
         } else {
-            skip(wt, tag, &mut rest, RECURSION_LIMIT).ok()?;
+            next(wt, tag, &mut rest)?;
         }
     }
     found
@@ -261,7 +280,8 @@ struct Slot<'a> {
 }
 
 enum SlotKey<'a> {
-    Orig(&'a str),
+    /// The key's bytes as they came (UTF-8: the scan checked; converted when read as text).
+    Orig(&'a [u8]),
     /// A range of `keys`.
     Added(Range<usize>),
 }
@@ -283,13 +303,13 @@ impl<'a> WireAttrs<'a> {
                 let kv = delimited(&mut rest).ok()?;
                 let end = item.len() - rest.len();
                 self.slots.push(Slot {
-                    key: SlotKey::Orig(last_str(kv, 1).unwrap_or("")),
+                    key: SlotKey::Orig(last_bytes(kv, 1).unwrap_or_default()),
                     orig: Some((start, end, kv)),
                     set: None,
                     removed: false,
                 });
             } else {
-                skip(wt, tag, &mut rest, RECURSION_LIMIT).ok()?;
+                next(wt, tag, &mut rest)?;
             }
         }
         Some(())
@@ -297,10 +317,19 @@ impl<'a> WireAttrs<'a> {
 
     fn key_of<'s>(keys: &'s str, slot: &'s Slot<'a>) -> &'s str {
         match &slot.key {
-            SlotKey::Orig(k) => k,
+            // the scan checked every string is UTF-8, so this does not fail
+            SlotKey::Orig(k) => std::str::from_utf8(k).unwrap_or_default(),
             // ranges are recorded from `keys` as it grows, and `keys` is only cleared by
             // `load` together with the slots
             SlotKey::Added(r) => keys.get(r.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The key's bytes, without the UTF-8 check lookups do not need.
+    fn key_bytes<'s>(keys: &'s str, slot: &'s Slot<'a>) -> &'s [u8] {
+        match &slot.key {
+            SlotKey::Orig(k) => k,
+            SlotKey::Added(r) => keys.as_bytes().get(r.clone()).unwrap_or_default(),
         }
     }
 
@@ -365,6 +394,13 @@ impl AttrsRead for WireAttrs<'_> {
         Some(Self::key_of(&self.keys, slot))
     }
 
+    fn position(&self, key: &str) -> Option<usize> {
+        let key = key.as_bytes();
+        self.slots
+            .iter()
+            .position(|s| !s.removed && Self::key_bytes(&self.keys, s) == key)
+    }
+
     fn value_at(&self, i: usize) -> Option<Cow<'_, AnyValue>> {
         let slot = self.slots.get(i).filter(|s| !s.removed)?;
         match (&slot.set, slot.orig) {
@@ -400,6 +436,13 @@ impl AttrsEdit for WireAttrs<'_> {
             removed: false,
         });
         self.changed = true;
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        if let Some(slot) = self.slots.get_mut(i).filter(|s| !s.removed) {
+            slot.removed = true;
+            self.changed = true;
+        }
     }
 
     fn remove_where(&mut self, mut drop: impl FnMut(&str) -> bool) {
@@ -458,7 +501,7 @@ fn kv_fields_except_value(kv: &[u8]) -> impl Iterator<Item = &[u8]> {
         }
         let field = rest;
         let (tag, wt) = key(&mut rest).ok()?;
-        skip(wt, tag, &mut rest, RECURSION_LIMIT).ok()?;
+        next(wt, tag, &mut rest)?;
         if !(tag == 2 && wt == WT_LEN) {
             return Some(&field[..field.len() - rest.len()]);
         }
@@ -514,7 +557,7 @@ fn children<'a>(
         let field_start = at + (msg.len() - rest.len());
         let (tag, wt) = key(&mut rest).ok()?;
         if wt != WT_LEN || !is_child(tag) {
-            skip(wt, tag, &mut rest, RECURSION_LIMIT).ok()?;
+            next(wt, tag, &mut rest)?;
             continue;
         }
         let len_start = at + (msg.len() - rest.len());

@@ -120,9 +120,15 @@ fn attributes_wire(c: &mut Criterion) {
     .unwrap_or_default();
     let p = attrs.build();
     for (signal, req) in [
-        (Signal::Traces, Telemetry::Traces(testdata::traces(3, 1, 512))),
+        (
+            Signal::Traces,
+            Telemetry::Traces(testdata::traces(3, 1, 512)),
+        ),
         (Signal::Logs, Telemetry::Logs(testdata::logs(3, 1, 512))),
-        (Signal::Metrics, Telemetry::Metrics(testdata::metrics(3, 1, 500))),
+        (
+            Signal::Metrics,
+            Telemetry::Metrics(testdata::metrics(3, 1, 500)),
+        ),
     ] {
         let bytes = req.encode_to_bytes();
         let name = format!("{signal:?}").to_lowercase();

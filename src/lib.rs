@@ -37,6 +37,7 @@ pub mod exporters;
 pub mod extensions;
 pub mod grpc;
 pub mod net;
+pub mod ottl;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;

@@ -38,7 +38,7 @@ pub trait AttrsEdit: AttrsRead {
     /// Removes live slot `i`.
     fn remove_at(&mut self, i: usize);
     /// Removes every live slot whose key `drop` accepts.
-    fn remove_where(&mut self, drop: impl FnMut(&str) -> bool);
+    fn remove_where(&mut self, drop: &mut dyn FnMut(&str) -> bool);
     /// Sets `key`: in place when present, appended otherwise.
     fn set(&mut self, key: &str, value: Cow<'_, AnyValue>) {
         match self.position(key) {
@@ -99,7 +99,7 @@ impl AttrsEdit for Vec<KeyValue> {
             self.remove(i);
         }
     }
-    fn remove_where(&mut self, mut drop: impl FnMut(&str) -> bool) {
+    fn remove_where(&mut self, drop: &mut dyn FnMut(&str) -> bool) {
         self.retain(|kv| !drop(&kv.key));
     }
 }

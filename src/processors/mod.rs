@@ -10,10 +10,12 @@ pub mod actions;
 pub mod attributes;
 pub mod batch;
 pub mod cardinality_limit;
+pub mod filter;
 pub mod memory_limiter;
 pub mod probabilistic_sampler;
 pub mod resource;
 pub mod resourcedetection;
+pub mod transform;
 
 use std::sync::Arc;
 
@@ -74,10 +76,12 @@ pub enum ProcessorConfig {
     Attributes(Box<attributes::AttributesConfig>),
     Batch(batch::BatchConfig),
     CardinalityLimit(Box<cardinality_limit::CardinalityLimitConfig>),
+    Filter(Box<filter::FilterConfig>),
     MemoryLimiter(memory_limiter::MemoryLimiterConfig),
     ProbabilisticSampler(Box<probabilistic_sampler::ProbabilisticSamplerConfig>),
     Resource(resource::ResourceConfig),
     ResourceDetection(Box<resourcedetection::ResourceDetectionConfig>),
+    Transform(Box<transform::TransformConfig>),
     /// Passes data through unchanged (useful to test graphs, and as the processor template).
     Noop(NoopConfig),
 }
@@ -86,11 +90,13 @@ pub const PROCESSOR_TYPES: &[&str] = &[
     "attributes",
     "batch",
     "cardinality_limit",
+    "filter",
     "memory_limiter",
     "noop",
     "probabilistic_sampler",
     "resource",
     "resourcedetection (alias resource_detection)",
+    "transform",
 ];
 
 /// What a processor config builds: an inline processor or a stage of its own.
@@ -115,6 +121,7 @@ impl ProcessorConfig {
             "cardinality_limit" => {
                 typed(path, v, diag).map(|c| ProcessorConfig::CardinalityLimit(Box::new(c)))
             }
+            "filter" => typed(path, v, diag).map(|c| ProcessorConfig::Filter(Box::new(c))),
             "memory_limiter" => typed(path, v, diag).map(ProcessorConfig::MemoryLimiter),
             "probabilistic_sampler" => {
                 typed(path, v, diag).map(|c| ProcessorConfig::ProbabilisticSampler(Box::new(c)))
@@ -123,6 +130,7 @@ impl ProcessorConfig {
             "resourcedetection" | "resource_detection" => {
                 typed(path, v, diag).map(|c| ProcessorConfig::ResourceDetection(Box::new(c)))
             }
+            "transform" => typed(path, v, diag).map(|c| ProcessorConfig::Transform(Box::new(c))),
             "noop" => typed(path, v, diag).map(ProcessorConfig::Noop),
             other => {
                 diag.error(
@@ -142,10 +150,12 @@ impl ProcessorConfig {
             ProcessorConfig::Attributes(c) => c.validate(path, diag),
             ProcessorConfig::Batch(c) => c.validate(path, diag),
             ProcessorConfig::CardinalityLimit(c) => c.validate(path, diag),
+            ProcessorConfig::Filter(c) => c.validate(path, diag),
             ProcessorConfig::MemoryLimiter(c) => c.validate(path, diag),
             ProcessorConfig::ProbabilisticSampler(c) => c.validate(path, diag),
             ProcessorConfig::Resource(c) => c.validate(path, diag),
             ProcessorConfig::ResourceDetection(c) => c.validate(path, diag),
+            ProcessorConfig::Transform(c) => c.validate(path, diag),
             ProcessorConfig::Noop(_) => {}
         }
     }
@@ -163,10 +173,12 @@ impl ProcessorConfig {
             ProcessorConfig::Attributes(c) => crate::component::to_value(c),
             ProcessorConfig::Batch(c) => crate::component::to_value(c),
             ProcessorConfig::CardinalityLimit(c) => crate::component::to_value(c),
+            ProcessorConfig::Filter(c) => crate::component::to_value(c),
             ProcessorConfig::MemoryLimiter(c) => crate::component::to_value(c),
             ProcessorConfig::ProbabilisticSampler(c) => crate::component::to_value(c),
             ProcessorConfig::Resource(c) => crate::component::to_value(c),
             ProcessorConfig::ResourceDetection(c) => crate::component::to_value(c),
+            ProcessorConfig::Transform(c) => crate::component::to_value(c),
             ProcessorConfig::Noop(c) => crate::component::to_value(c),
         }
     }
@@ -201,6 +213,12 @@ impl ProcessorConfig {
             ProcessorConfig::Batch(c) => Built::Batch(c.clone()),
             ProcessorConfig::CardinalityLimit(c) => {
                 Built::Inline(Arc::new(c.build(&id.to_string(), registry)))
+            }
+            ProcessorConfig::Filter(c) => {
+                Built::Inline(Arc::new(c.build(&id.to_string(), signal, registry)))
+            }
+            ProcessorConfig::Transform(c) => {
+                Built::Inline(Arc::new(c.build(&id.to_string(), signal, registry)))
             }
             // The limiter acts at the receivers (the admission gate), not at its position here.
             ProcessorConfig::MemoryLimiter(_) => Built::Nothing,

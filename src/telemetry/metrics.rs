@@ -85,6 +85,11 @@ pub mod names {
         "otelcol_processor_probabilistic_sampler_count_logs_sampled";
     pub const PROCESSOR_PROBABILISTIC_SAMPLER_COUNT_TRACES_SAMPLED: &str =
         "otelcol_processor_probabilistic_sampler_count_traces_sampled";
+    pub const PROCESSOR_FILTER_SPANS_FILTERED: &str = "otelcol_processor_filter_spans_filtered";
+    pub const PROCESSOR_FILTER_LOGS_FILTERED: &str = "otelcol_processor_filter_logs_filtered";
+    pub const PROCESSOR_FILTER_DATAPOINTS_FILTERED: &str =
+        "otelcol_processor_filter_datapoints_filtered";
+    pub const PROCESSOR_OTTL_ERRORS: &str = "otelgw_processor_ottl_errors_total";
     pub const PROMETHEUS_DROPPED_POINTS: &str = "otelgw_prometheus_dropped_points_total";
     pub const PROMETHEUS_EXPIRED_SERIES: &str = "otelgw_prometheus_expired_series_total";
     pub const PROMETHEUS_SCRAPES: &str = "otelgw_prometheus_scrapes_total";

@@ -685,7 +685,7 @@ message!(exemplar: No {
 
 mod items;
 mod resources;
-pub use items::{edit_items, Edited, ItemEdit, ItemKind, ItemView, WireAttrs};
+pub use items::{any_str, edit_items, Edited, ItemEdit, ItemKind, ItemView, WireAttrs};
 pub use resources::edit_resources;
 
 #[cfg(test)]

@@ -374,7 +374,7 @@ pub fn apply<A: AttrsEdit + ?Sized>(actions: &[Action], attrs: &mut A, meta: &Re
                     attrs.remove_at(i);
                 }
             }
-            Op::Delete => attrs.remove_where(|k| a.selects(k)),
+            Op::Delete => attrs.remove_where(&mut |k| a.selects(k)),
             Op::Hash => {
                 for i in 0..attrs.slots() {
                     if attrs.key_at(i).is_some_and(|k| a.selects(k)) {

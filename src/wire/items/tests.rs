@@ -1,11 +1,15 @@
 //! The contract: editing on the wire decodes to what editing the prost structs gives, for
 //! random requests of every signal, random action lists and random item removals.
 
+use std::borrow::Cow;
+
 use super::*;
+use crate::data::attributes::{AttrsEdit, AttrsRead};
 use crate::data::{RequestMeta, Telemetry};
 use crate::processors::actions::{apply, compile_all, Action, ActionConfig};
 use crate::testdata;
 use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use proptest::prelude::*;
 
@@ -287,7 +291,7 @@ fn unknown_fields_and_split_attributes_survive() {
                 value: Some(any_value::Value::IntValue(9)),
             }),
         );
-        item.attributes.remove_where(|k| k == "b");
+        item.attributes.remove_where(&mut |k| k == "b");
         item.attributes.push(
             "c",
             Cow::Owned(AnyValue {

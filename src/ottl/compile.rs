@@ -1,0 +1,716 @@
+//! From the AST to what runs: paths resolved for a context, functions looked up and checked,
+//! literal arguments (patterns, key lists, sizes) prepared once.
+
+use regex::Regex;
+
+use super::parse::{self, CmpOp, Cond, Expr, Key, MathOp};
+use super::{Context, Field, Place, Val};
+
+/// A compile error: the column in the statement and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    pub col: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (at column {})", self.message, self.col)
+    }
+}
+
+fn err<T>(col: usize, message: impl Into<String>) -> Result<T, CompileError> {
+    Err(CompileError {
+        col,
+        message: message.into(),
+    })
+}
+
+/// A compiled statement of a `transform` processor.
+#[derive(Debug)]
+pub struct Statement {
+    pub(super) editor: Editor,
+    pub(super) condition: Option<Co>,
+    on_wire: bool,
+    pub text: String,
+}
+
+impl Statement {
+    /// True when the statement reads and writes only what an encoded item offers
+    /// ([`super::targets::WireTarget`]), so it can run without decoding the request.
+    pub fn on_wire(&self) -> bool {
+        self.on_wire
+    }
+}
+
+/// A compiled condition (`filter`, a block's `conditions`).
+#[derive(Debug)]
+pub struct Condition {
+    pub(super) co: Co,
+    on_wire: bool,
+    pub text: String,
+}
+
+impl Condition {
+    pub fn on_wire(&self) -> bool {
+        self.on_wire
+    }
+}
+
+#[derive(Debug)]
+pub(super) enum Ex {
+    Lit(Val<'static>),
+    Get(Place),
+    Conv(Box<Conv>),
+    List(Vec<Ex>),
+    Map(Vec<(String, Ex)>),
+    Math(Box<Ex>, MathOp, Box<Ex>),
+    Neg(Box<Ex>),
+    Cond(Box<Co>),
+}
+
+#[derive(Debug)]
+pub(super) enum Co {
+    Or(Vec<Co>),
+    And(Vec<Co>),
+    Not(Box<Co>),
+    Cmp(Ex, CmpOp, Ex),
+    Value(Ex),
+}
+
+#[derive(Debug)]
+pub(super) struct Conv {
+    pub f: ConvFn,
+    pub args: Vec<Ex>,
+    /// An index on the result (`ParseJSON(body)["k"]`).
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Case {
+    Lower,
+    Upper,
+    Snake,
+    Camel,
+}
+
+#[derive(Debug)]
+pub(super) enum ConvFn {
+    Concat,
+    ConvertCase(Case),
+    Int,
+    Double,
+    String,
+    IsMatch(Regex),
+    IsString,
+    IsInt,
+    IsDouble,
+    IsBool,
+    IsMap,
+    IsList,
+    Len,
+    Sha256,
+    Substring,
+    Split,
+    ParseJson,
+    ExtractPatterns(Regex),
+    TraceId,
+    SpanId,
+    Hex,
+}
+
+#[derive(Debug)]
+pub(super) enum Editor {
+    Set(Place, Ex),
+    DeleteKey(Place, Ex),
+    DeleteMatchingKeys(Place, Regex),
+    KeepKeys(Place, Vec<String>),
+    KeepMatchingKeys(Place, Regex),
+    Limit(Place, usize, Vec<String>),
+    TruncateAll(Place, usize),
+    ReplacePattern(Place, Regex, Ex),
+    /// `true`: replace in keys, `false`: in values.
+    ReplaceAllPatterns(Place, bool, Regex, Ex),
+    ReplaceMatch(Place, Regex, Ex),
+    ReplaceAllMatches(Place, Regex, Ex),
+    MergeMaps(Place, Ex, Strategy),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Strategy {
+    Insert,
+    Update,
+    Upsert,
+}
+
+/// Compiles a `transform` statement for `ctx`.
+pub fn compile_statement(ctx: Context, text: &str) -> Result<Statement, CompileError> {
+    let s = parse::statement(text).map_err(|e| CompileError {
+        col: e.col,
+        message: e.message,
+    })?;
+    let c = Compiler { ctx };
+    let editor = c.editor(&s.editor)?;
+    let condition = s.condition.as_ref().map(|k| c.cond(k)).transpose()?;
+    let on_wire = super::on_wire::ok(ctx)
+        && super::on_wire::editor(&editor)
+        && condition.as_ref().is_none_or(super::on_wire::co);
+    Ok(Statement {
+        editor,
+        condition,
+        on_wire,
+        text: text.to_string(),
+    })
+}
+
+/// Compiles a condition for `ctx`.
+pub fn compile_condition(ctx: Context, text: &str) -> Result<Condition, CompileError> {
+    let k = parse::condition(text).map_err(|e| CompileError {
+        col: e.col,
+        message: e.message,
+    })?;
+    let co = Compiler { ctx }.cond(&k)?;
+    let on_wire = super::on_wire::ok(ctx) && super::on_wire::co(&co);
+    Ok(Condition {
+        co,
+        on_wire,
+        text: text.to_string(),
+    })
+}
+
+struct Compiler {
+    ctx: Context,
+}
+
+/// One editor or converter signature: parameter names (`?` = optional).
+fn signature(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "set" => &["target", "value"],
+        "delete_key" => &["target", "key"],
+        "delete_matching_keys" | "keep_matching_keys" => &["target", "pattern"],
+        "keep_keys" => &["target", "keys"],
+        "limit" => &["target", "limit", "priority_keys"],
+        "truncate_all" => &["target", "limit"],
+        "replace_pattern" => &[
+            "target",
+            "regex",
+            "replacement",
+            "function?",
+            "replacementFormat?",
+        ],
+        "replace_all_patterns" => &[
+            "target",
+            "mode",
+            "regex",
+            "replacement",
+            "function?",
+            "replacementFormat?",
+        ],
+        "replace_match" | "replace_all_matches" => &[
+            "target",
+            "pattern",
+            "replacement",
+            "function?",
+            "replacementFormat?",
+        ],
+        "merge_maps" => &["target", "source", "strategy"],
+        "Concat" => &["vals", "delimiter"],
+        "ConvertCase" => &["target", "toCase"],
+        "Int" | "Double" | "String" | "IsString" | "IsInt" | "IsDouble" | "IsBool" | "IsMap"
+        | "IsList" | "Len" | "SHA256" | "ParseJSON" | "Hex" => &["target"],
+        "IsMatch" => &["target", "pattern"],
+        "Substring" => &["target", "start", "length"],
+        "Split" => &["target", "delimiter"],
+        "ExtractPatterns" => &["target", "pattern"],
+        "TraceID" | "SpanID" => &["bytes"],
+        _ => return None,
+    })
+}
+
+/// Functions of the Collector's OTTL that otelgw does not implement yet: named in the error.
+const NOT_YET: &[&str] = &[
+    "flatten",
+    "append",
+    "delete_index",
+    "keep_matching_keys_regex",
+    "set_semconv_span_name",
+    "Base64Decode",
+    "Decode",
+    "Duration",
+    "ExtractGrokPatterns",
+    "FNV",
+    "Format",
+    "GetXML",
+    "Hour",
+    "Hours",
+    "InsertXML",
+    "IsRootSpan",
+    "Keys",
+    "Log",
+    "MD5",
+    "Microseconds",
+    "Milliseconds",
+    "Minute",
+    "Minutes",
+    "Month",
+    "Nanoseconds",
+    "Now",
+    "ParseCSV",
+    "ParseKeyValue",
+    "ParseSimplifiedXML",
+    "ParseXML",
+    "RemoveXML",
+    "SHA1",
+    "SHA512",
+    "Second",
+    "Seconds",
+    "SliceToMap",
+    "Sort",
+    "Time",
+    "ToKeyValueString",
+    "TruncateTime",
+    "URL",
+    "UUID",
+    "Unix",
+    "UnixMicro",
+    "UnixMilli",
+    "UnixNano",
+    "UnixSeconds",
+    "UserAgent",
+    "Values",
+    "Weekday",
+    "Year",
+    "Trim",
+    "TrimPrefix",
+    "TrimSuffix",
+    "HasPrefix",
+    "HasSuffix",
+    "Contains",
+    "Index",
+    "ToLowerCase",
+    "ToUpperCase",
+    "ToSnakeCase",
+    "ToCamelCase",
+    "ContainsValue",
+    "IsValidLuhn",
+    "CommunityID",
+    "ProfileID",
+];
+
+impl Compiler {
+    /// Arguments in signature order (named ones placed by name), with the arity checked.
+    fn args<'c>(&self, call: &'c parse::Call) -> Result<Vec<Option<&'c parse::Arg>>, CompileError> {
+        let Some(sig) = signature(&call.name) else {
+            return if NOT_YET.contains(&call.name.as_str()) {
+                err(
+                    call.col,
+                    format!("function {} is not implemented by otelgw yet", call.name),
+                )
+            } else {
+                err(call.col, format!("unknown function {}", call.name))
+            };
+        };
+        let mut out: Vec<Option<&parse::Arg>> = vec![None; sig.len()];
+        for (i, a) in call.args.iter().enumerate() {
+            let slot = match &a.name {
+                Some(n) => sig.iter().position(|p| p.trim_end_matches('?') == n),
+                None => (i < sig.len()).then_some(i),
+            };
+            match slot {
+                Some(s) if out[s].is_none() => out[s] = Some(a),
+                Some(_) => return err(a.col, format!("{}: argument given twice", call.name)),
+                None => {
+                    return err(
+                        a.col,
+                        format!(
+                            "{} takes {} arguments, got {}",
+                            call.name,
+                            sig.len(),
+                            call.args.len()
+                        ),
+                    )
+                }
+            }
+        }
+        for (p, a) in sig.iter().zip(&out) {
+            if a.is_none() && !p.ends_with('?') {
+                return err(call.col, format!("{}: missing argument {p}", call.name));
+            }
+        }
+        Ok(out)
+    }
+
+    fn editor(&self, call: &parse::Call) -> Result<Editor, CompileError> {
+        if !call.name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return err(
+                call.col,
+                format!(
+                    "{} is a converter; a statement starts with an editor",
+                    call.name
+                ),
+            );
+        }
+        let a = self.args(call)?;
+        let arg = |i: usize| a.get(i).copied().flatten();
+        let target = |i: usize| match arg(i) {
+            Some(parse::Arg {
+                value: Expr::Path(p),
+                ..
+            }) => self.path(p),
+            Some(x) => err(x.col, format!("{}: the target must be a path", call.name)),
+            None => err(call.col, format!("{}: missing target", call.name)),
+        };
+        let map_target = |i: usize| {
+            let p = target(i)?;
+            if p.field.is_map() && p.key.is_none() {
+                Ok(p)
+            } else {
+                err(
+                    arg(i).map_or(call.col, |x| x.col),
+                    format!(
+                        "{}: the target must be a map (attributes, cache)",
+                        call.name
+                    ),
+                )
+            }
+        };
+        let string_target = |i: usize| {
+            let p = target(i)?;
+            if p.field.is_map() && p.key.is_none() {
+                err(
+                    arg(i).map_or(call.col, |x| x.col),
+                    format!("{}: the target must be a string, not a map", call.name),
+                )
+            } else {
+                Ok(p)
+            }
+        };
+        let regex = |i: usize| self.regex(call, arg(i));
+        let value = |i: usize| match arg(i) {
+            Some(x) => self.expr(&x.value),
+            None => Ok(Ex::Lit(Val::Nil)),
+        };
+        let no_function = |from: usize| {
+            for i in from..from + 2 {
+                if let Some(x) = arg(i) {
+                    return err(x.col, format!("{}: the optional function and replacementFormat arguments are not supported by otelgw yet", call.name));
+                }
+            }
+            Ok(())
+        };
+        Ok(match call.name.as_str() {
+            "set" => {
+                let t = target(0)?;
+                if matches!(
+                    t.field,
+                    Field::TraceIdString
+                        | Field::SpanIdString
+                        | Field::ParentSpanIdString
+                        | Field::MetricType
+                ) {
+                    return err(call.col, "set: this path is read-only");
+                }
+                Editor::Set(t, value(1)?)
+            }
+            "delete_key" => Editor::DeleteKey(map_target(0)?, value(1)?),
+            "delete_matching_keys" => Editor::DeleteMatchingKeys(map_target(0)?, regex(1)?),
+            "keep_matching_keys" => Editor::KeepMatchingKeys(map_target(0)?, regex(1)?),
+            "keep_keys" => Editor::KeepKeys(map_target(0)?, self.strings(call, arg(1))?),
+            "limit" => Editor::Limit(
+                map_target(0)?,
+                self.size(call, arg(1))?,
+                self.strings(call, arg(2))?,
+            ),
+            "truncate_all" => Editor::TruncateAll(map_target(0)?, self.size(call, arg(1))?),
+            "replace_pattern" => {
+                no_function(3)?;
+                Editor::ReplacePattern(string_target(0)?, regex(1)?, value(2)?)
+            }
+            "replace_all_patterns" => {
+                no_function(4)?;
+                let keys = match arg(1).map(|x| &x.value) {
+                    Some(Expr::Str(m)) if m == "key" => true,
+                    Some(Expr::Str(m)) if m == "value" => false,
+                    _ => {
+                        return err(
+                            arg(1).map_or(call.col, |x| x.col),
+                            "replace_all_patterns: mode must be \"key\" or \"value\"",
+                        )
+                    }
+                };
+                Editor::ReplaceAllPatterns(map_target(0)?, keys, regex(2)?, value(3)?)
+            }
+            "replace_match" => {
+                no_function(3)?;
+                Editor::ReplaceMatch(string_target(0)?, self.glob(call, arg(1))?, value(2)?)
+            }
+            "replace_all_matches" => {
+                no_function(3)?;
+                Editor::ReplaceAllMatches(map_target(0)?, self.glob(call, arg(1))?, value(2)?)
+            }
+            "merge_maps" => {
+                let strategy = match arg(2).map(|x| &x.value) {
+                    Some(Expr::Str(s)) if s == "insert" => Strategy::Insert,
+                    Some(Expr::Str(s)) if s == "update" => Strategy::Update,
+                    Some(Expr::Str(s)) if s == "upsert" => Strategy::Upsert,
+                    _ => {
+                        return err(
+                            arg(2).map_or(call.col, |x| x.col),
+                            "merge_maps: strategy must be \"insert\", \"update\" or \"upsert\"",
+                        )
+                    }
+                };
+                Editor::MergeMaps(map_target(0)?, value(1)?, strategy)
+            }
+            other => {
+                return err(
+                    call.col,
+                    format!("{other} is a converter; a statement starts with an editor"),
+                )
+            }
+        })
+    }
+
+    fn literal_str<'c>(
+        &self,
+        call: &parse::Call,
+        a: Option<&'c parse::Arg>,
+        what: &str,
+    ) -> Result<&'c str, CompileError> {
+        match a.map(|x| &x.value) {
+            Some(Expr::Str(s)) => Ok(s),
+            _ => err(
+                a.map_or(call.col, |x| x.col),
+                format!("{}: {what} must be a string literal", call.name),
+            ),
+        }
+    }
+
+    fn regex(&self, call: &parse::Call, a: Option<&parse::Arg>) -> Result<Regex, CompileError> {
+        let s = self.literal_str(call, a, "the pattern")?;
+        Regex::new(s).or_else(|e| {
+            err(
+                a.map_or(call.col, |x| x.col),
+                format!("{}: invalid regular expression: {e}", call.name),
+            )
+        })
+    }
+
+    /// A glob (`*`, `?`, `[…]`, `{a,b}`) as an anchored regular expression.
+    fn glob(&self, call: &parse::Call, a: Option<&parse::Arg>) -> Result<Regex, CompileError> {
+        let s = self.literal_str(call, a, "the pattern")?;
+        let mut re = String::from("^(?s:");
+        let mut chars = s.chars();
+        let mut in_alt = 0;
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => re.push_str(".*"),
+                '?' => re.push('.'),
+                '[' => {
+                    re.push('[');
+                    for c in chars.by_ref() {
+                        match c {
+                            ']' => break,
+                            '!' => re.push('^'),
+                            '\\' => re.push_str("\\\\"),
+                            c => re.push(c),
+                        }
+                    }
+                    re.push(']');
+                }
+                '{' => {
+                    in_alt += 1;
+                    re.push_str("(?:");
+                }
+                '}' if in_alt > 0 => {
+                    in_alt -= 1;
+                    re.push(')');
+                }
+                ',' if in_alt > 0 => re.push('|'),
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        re.push_str(&regex::escape(&n.to_string()));
+                    }
+                }
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push_str(")$");
+        Regex::new(&re).or_else(|e| {
+            err(
+                a.map_or(call.col, |x| x.col),
+                format!("{}: invalid pattern: {e}", call.name),
+            )
+        })
+    }
+
+    fn strings(
+        &self,
+        call: &parse::Call,
+        a: Option<&parse::Arg>,
+    ) -> Result<Vec<String>, CompileError> {
+        match a.map(|x| &x.value) {
+            None => Ok(Vec::new()),
+            Some(Expr::List(items)) => items
+                .iter()
+                .map(|e| match e {
+                    Expr::Str(s) => Ok(s.clone()),
+                    _ => err(
+                        a.map_or(call.col, |x| x.col),
+                        format!("{}: the keys must be string literals", call.name),
+                    ),
+                })
+                .collect(),
+            Some(_) => err(
+                a.map_or(call.col, |x| x.col),
+                format!("{}: expected a list of strings", call.name),
+            ),
+        }
+    }
+
+    fn size(&self, call: &parse::Call, a: Option<&parse::Arg>) -> Result<usize, CompileError> {
+        match a.map(|x| &x.value) {
+            Some(Expr::Int(n)) if *n >= 0 => Ok(*n as usize),
+            _ => err(
+                a.map_or(call.col, |x| x.col),
+                format!("{}: the limit must be a non-negative integer", call.name),
+            ),
+        }
+    }
+
+    fn converter(&self, call: &parse::Call) -> Result<Conv, CompileError> {
+        if !call.name.starts_with(|c: char| c.is_ascii_uppercase()) {
+            return err(
+                call.col,
+                format!("{} is an editor; only converters return values", call.name),
+            );
+        }
+        let a = self.args(call)?;
+        let arg = |i: usize| a.get(i).copied().flatten();
+        let f = match call.name.as_str() {
+            "Concat" => ConvFn::Concat,
+            "ConvertCase" => {
+                ConvFn::ConvertCase(match self.literal_str(call, arg(1), "toCase")? {
+                    "lower" => Case::Lower,
+                    "upper" => Case::Upper,
+                    "snake" => Case::Snake,
+                    "camel" => Case::Camel,
+                    _ => {
+                        return err(
+                            arg(1).map_or(call.col, |x| x.col),
+                            "ConvertCase: toCase must be lower, upper, snake or camel",
+                        )
+                    }
+                })
+            }
+            "Int" => ConvFn::Int,
+            "Double" => ConvFn::Double,
+            "String" => ConvFn::String,
+            "IsMatch" => ConvFn::IsMatch(self.regex(call, arg(1))?),
+            "IsString" => ConvFn::IsString,
+            "IsInt" => ConvFn::IsInt,
+            "IsDouble" => ConvFn::IsDouble,
+            "IsBool" => ConvFn::IsBool,
+            "IsMap" => ConvFn::IsMap,
+            "IsList" => ConvFn::IsList,
+            "Len" => ConvFn::Len,
+            "SHA256" => ConvFn::Sha256,
+            "Substring" => ConvFn::Substring,
+            "Split" => ConvFn::Split,
+            "ParseJSON" => ConvFn::ParseJson,
+            "ExtractPatterns" => {
+                let re = self.regex(call, arg(1))?;
+                if re.capture_names().flatten().next().is_none() {
+                    return err(
+                        arg(1).map_or(call.col, |x| x.col),
+                        "ExtractPatterns: the pattern needs at least one named group",
+                    );
+                }
+                ConvFn::ExtractPatterns(re)
+            }
+            "TraceID" => ConvFn::TraceId,
+            "SpanID" => ConvFn::SpanId,
+            "Hex" => ConvFn::Hex,
+            other => {
+                return err(
+                    call.col,
+                    format!("{other} is an editor; only converters return values"),
+                )
+            }
+        };
+        // literal arguments the function consumed at compile time are still evaluated
+        // (cheaply) so positions stay aligned
+        let args = a
+            .iter()
+            .map(|x| x.map_or(Ok(Ex::Lit(Val::Nil)), |x| self.expr(&x.value)))
+            .collect::<Result<_, _>>()?;
+        let key = match call.keys.as_slice() {
+            [] => None,
+            [Key::Str(k)] => Some(k.clone()),
+            _ => {
+                return err(
+                    call.col,
+                    "only one string index on a converter's result is supported",
+                )
+            }
+        };
+        Ok(Conv { f, args, key })
+    }
+
+    fn expr(&self, e: &Expr) -> Result<Ex, CompileError> {
+        Ok(match e {
+            Expr::Nil => Ex::Lit(Val::Nil),
+            Expr::Bool(b) => Ex::Lit(Val::Bool(*b)),
+            Expr::Int(i) => Ex::Lit(Val::Int(*i)),
+            Expr::Float(f) => Ex::Lit(Val::Float(*f)),
+            Expr::Str(s) => Ex::Lit(Val::Str(s.clone().into())),
+            Expr::Bytes(b) => Ex::Lit(Val::Bytes(b.clone().into())),
+            Expr::Enum(name, col) => match super::paths::enum_value(name) {
+                Some(v) => Ex::Lit(Val::Int(v)),
+                None => return err(*col, format!("unknown enum {name}")),
+            },
+            Expr::Path(p) => Ex::Get(self.path(p)?),
+            Expr::Call(c) => Ex::Conv(Box::new(self.converter(c)?)),
+            Expr::List(items) => Ex::List(
+                items
+                    .iter()
+                    .map(|x| self.expr(x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Expr::Map(entries) => Ex::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.expr(v)?)))
+                    .collect::<Result<_, CompileError>>()?,
+            ),
+            Expr::Math(a, op, b) => Ex::Math(Box::new(self.expr(a)?), *op, Box::new(self.expr(b)?)),
+            Expr::Neg(a) => Ex::Neg(Box::new(self.expr(a)?)),
+            Expr::Cond(c) => Ex::Cond(Box::new(self.cond(c)?)),
+        })
+    }
+
+    fn cond(&self, c: &Cond) -> Result<Co, CompileError> {
+        Ok(match c {
+            Cond::Or(v) => Co::Or(v.iter().map(|x| self.cond(x)).collect::<Result<_, _>>()?),
+            Cond::And(v) => Co::And(v.iter().map(|x| self.cond(x)).collect::<Result<_, _>>()?),
+            Cond::Not(x) => Co::Not(Box::new(self.cond(x)?)),
+            Cond::Cmp(a, op, b) => Co::Cmp(self.expr(a)?, *op, self.expr(b)?),
+            Cond::Value(e) => {
+                if let Expr::Str(_)
+                | Expr::Int(_)
+                | Expr::Float(_)
+                | Expr::Nil
+                | Expr::List(_)
+                | Expr::Map(_) = e
+                {
+                    return err(1, "a condition must be a boolean expression");
+                }
+                Co::Value(self.expr(e)?)
+            }
+        })
+    }
+
+    fn path(&self, p: &parse::Path) -> Result<Place, CompileError> {
+        super::paths::resolve(self.ctx, p)
+    }
+}

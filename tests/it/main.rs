@@ -20,6 +20,7 @@ mod loki;
 mod memory_limiter;
 mod module_graph;
 mod otlp_export;
+mod ottl;
 mod pass_through;
 mod persistent_queue;
 mod probabilistic_sampler;

@@ -2,8 +2,8 @@
 //! OTLP exporters), the gateway forwards the protobuf bytes the client sent instead of decoding
 //! and re-encoding them. What reaches the backend must be exactly those bytes — batched requests
 //! are their concatenation — including fields newer than our proto definitions, which a decode
-//! would drop. A pipeline with a processor that reads items decodes, so its edits apply; one
-//! whose processors edit only resources re-encodes just the resources. The backend is the
+//! would drop. A pipeline whose processor edits items on the wire (`attributes`) writes only
+//! what it changes; one whose processors edit only resources re-encodes just the resources. The backend is the
 //! shared fake OTLP/HTTP backend (`common::Backend`), recording the bodies it receives.
 
 use std::time::{Duration, Instant};
@@ -162,9 +162,10 @@ service:
         [a.resource_spans.clone(), b.resource_spans.clone()].concat()
     );
 
-    // the pipeline with a processor decoded: the attribute is there, the unknown field is not
+    // `attributes` edits the spans in their encoding (`wire::edit_items`): the attribute is
+    // there, and so is the unknown field (a decode would have dropped it)
     for (_, body) in g.iter().filter(|(p, _)| p.starts_with("/edited")) {
-        assert!(!body
+        assert!(body
             .windows(b"from-the-future".len())
             .any(|w| w == b"from-the-future"));
         let req = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();

@@ -510,3 +510,8 @@ fn a_counter_named_total_keeps_a_family_name() {
     assert!(text.contains("\n_total{"), "{text}");
     assert!(text.contains("\nhits_total{"), "{text}");
 }
+
+#[test]
+fn a_series_stays_small() {
+    assert_eq!(std::mem::size_of::<super::store::Series>(), 48);
+}

@@ -3,7 +3,6 @@
 //! exemplars and temporality per metric type.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -47,7 +46,7 @@ fn number(v: &Option<number_data_point::Value>) -> f64 {
 impl Store {
     /// Stores every point of a request.
     pub fn ingest(&self, req: &ExportMetricsServiceRequest) {
-        let now = Instant::now();
+        let now = self.clock.now();
         for rm in &req.resource_metrics {
             let res: &[KeyValue] = rm
                 .resource
@@ -157,7 +156,7 @@ impl Store {
         &self,
         m: &opentelemetry_proto::tonic::metrics::v1::Metric,
         scoped: &BTreeMap<String, String>,
-        now: Instant,
+        now: u32,
     ) {
         // promtool wants HELP on every family: the OTel name stands in for a missing description
         let help: &str = if m.description.is_empty() {

@@ -1,9 +1,9 @@
 //! The series store behind the Prometheus endpoint.
 //!
 //! Families (one per Prometheus metric name) live in a `DashMap`, so ingest locks one shard and
-//! scrapes never stop ingestion for long. Each series keeps its value, the time it was last
-//! updated (for expiry, done by a timer independent of scrapes), its OTLP start/end times (for
-//! delta accumulation and `_created`), and its last exemplar.
+//! scrapes never stop ingestion for long. Each series (48 bytes) keeps its value, the [`clock`]
+//! tick it was last updated at (for expiry, done by a timer independent of scrapes), its OTLP
+//! start/end times (for delta accumulation and `_created`), and its last exemplar.
 //!
 //! Temporality: cumulative points replace the stored value (a start time that moves forward is
 //! a reset and is taken as is; an older point is ignored). Delta points — sums, monotonic or
@@ -21,8 +21,10 @@
 //!
 //! Files: [`ingest`] turns OTLP metrics into points (families, labels, `target_info`),
 //! [`temporality`] applies a point to its series (the rules above), [`exp_histogram`] adds and
-//! renders exponential histograms; this file the types, admission (`put`) and expiry.
+//! renders exponential histograms, [`clock`] the ticks; this file the types, admission (`put`)
+//! and expiry.
 
+mod clock;
 mod exp_histogram;
 mod ingest;
 mod temporality;
@@ -30,7 +32,7 @@ mod temporality;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dashmap::DashMap;
 
@@ -38,6 +40,7 @@ use crate::cardinality::tracker::{Policy, Settings, Tracker, Verdict};
 use crate::cardinality::{combine, hash_str, Action, Mode};
 use crate::telemetry::metrics::names;
 use crate::telemetry::metrics::{escape_label_value, Counter, Gauge, Registry};
+use clock::Clock;
 
 /// The kinds of family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +152,8 @@ pub struct SummaryValue {
 #[derive(Debug, Clone)]
 pub struct Series {
     pub value: Value,
-    pub updated: Instant,
+    /// The store's [`clock`] tick of the last update (for expiry).
+    pub updated: u32,
     pub start_ns: u64,
     pub time_ns: u64,
     /// Boxed: most series never carry one.
@@ -210,6 +214,7 @@ pub struct Store {
     series: AtomicUsize,
     warned: Mutex<HashSet<String>>,
     c: Counters,
+    clock: Clock,
     /// Admission of new series under `max_series` (shared mechanism with `cardinality_limit`).
     limiter: Arc<Tracker>,
 }
@@ -252,6 +257,7 @@ impl Store {
         ));
         Store {
             limiter,
+            clock: Clock::new(opts.expiration),
             opts,
             families: DashMap::new(),
             series: AtomicUsize::new(0),
@@ -330,13 +336,12 @@ impl Store {
 
     /// Removes series not updated within `metric_expiration`; returns how many.
     pub fn expire(&self) -> usize {
-        let cutoff = Instant::now().checked_sub(self.opts.expiration);
-        let Some(cutoff) = cutoff else { return 0 };
+        let now = self.clock.now();
         let mut removed = 0;
-        let limiter = &self.limiter;
+        let (limiter, clock) = (&self.limiter, &self.clock);
         self.families.retain(|name, fam| {
             fam.series.retain(|labels, s| {
-                let keep = s.updated >= cutoff;
+                let keep = !clock.expired(s.updated, now);
                 if !keep {
                     limiter.forget(series_id(name, labels));
                     removed += 1;

@@ -3,7 +3,6 @@
 //! removes the series (the rules in the module docs of [`super`]).
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use super::{series_id, FamilyRef, Point, Series, Store, Value};
 
@@ -48,7 +47,7 @@ fn add_delta(into: &mut Value, more: &Value) -> bool {
 
 impl Store {
     /// Applies one point to its series (temporality rules in the module docs), in place.
-    pub(super) fn update(&self, f: &FamilyRef, p: Point, now: Instant) {
+    pub(super) fn update(&self, f: &FamilyRef, p: Point, now: u32) {
         let Point {
             labels,
             flags,

@@ -1,6 +1,6 @@
 //! Prometheus exporter: ingest of 100k data points into the store, and rendering a scrape of
 //! 100k and 1M series (text, with and without gzip). Also prints the store's memory per series
-//! (RSS growth over 1M series, allocator included).
+//! (RSS growth over 1M series, allocator included), also when no two families share a label set.
 //!
 //! `cargo bench --bench prometheus`
 
@@ -22,8 +22,13 @@ use otelgw::testdata::{kv, s};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `n` counter series: 100 metrics × n/100 label combinations, 5 labels each.
+/// `n` counter series: 100 metrics × n/100 label combinations, 5 labels each. The metrics
+/// share their label sets (as an instrumentation's metrics usually do) unless `unique`.
 fn request(n: usize, time: u64) -> ExportMetricsServiceRequest {
+    request_with(n, time, false)
+}
+
+fn request_with(n: usize, time: u64, unique: bool) -> ExportMetricsServiceRequest {
     let per = (n / 100).max(1);
     let metrics = (0..100)
         .map(|m| Metric {
@@ -37,7 +42,10 @@ fn request(n: usize, time: u64) -> ExportMetricsServiceRequest {
                             kv("http.method", s("GET")),
                             kv("status", Value::IntValue(200 + (i % 5) as i64)),
                             kv("pod", s(&format!("pod-{}", i / 250))),
-                            kv("series", Value::IntValue(i as i64)),
+                            kv(
+                                "series",
+                                Value::IntValue(if unique { m * per + i } else { i } as i64),
+                            ),
                         ],
                         start_time_unix_nano: 1,
                         time_unix_nano: time,
@@ -127,6 +135,20 @@ fn benches(c: &mut Criterion) {
         big.series_count()
     );
     drop(big_req);
+
+    // the worst case for shared label sets: no two families have one in common
+    let unique_req = request_with(1_000_000, 1, true);
+    let before = rss();
+    let unique = store();
+    unique.ingest(&unique_req);
+    let per_series = (rss().saturating_sub(before)) as f64 / unique.series_count() as f64;
+    eprintln!(
+        "store memory, no label set shared between families: {:.0} bytes per series",
+        per_series
+    );
+    drop(unique);
+    drop(unique_req);
+
     g.throughput(Throughput::Elements(1_000_000));
     g.bench_function("render_text_1m_series", |b| {
         b.iter(|| render(&big, Format::Text, false).len())

@@ -510,3 +510,116 @@ fn a_counter_named_total_keeps_a_family_name() {
     assert!(text.contains("\n_total{"), "{text}");
     assert!(text.contains("\nhits_total{"), "{text}");
 }
+
+/// Many series of one resource in three families: the label sets are kept once and shared by
+/// the families, and the scrape is what rendering each series' own labels gives — resource,
+/// scope and point labels merged in name order, series sorted by that text.
+#[test]
+fn shared_label_sets_render_like_owned_ones() {
+    let st = store(Duration::from_secs(300), 0);
+    let points = |v: f64| {
+        (0..200)
+            .map(|i| {
+                num(
+                    v,
+                    T0,
+                    T0 + MIN,
+                    vec![
+                        kv("pod", s(&format!("pod-{}", i % 7))),
+                        kv("series", AV::IntValue(i)),
+                        kv("a", s("first")),
+                    ],
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    st.ingest(&req(vec![
+        sum("c1", "", true, 2, points(1.0)),
+        sum("c2", "", true, 2, points(2.0)),
+        sum("g", "", false, 2, points(3.0)),
+    ]));
+    assert_eq!(st.series_count(), 601, "3 × 200 plus target_info");
+    assert_eq!(st.label_sets(), 201, "one per label set, not per series");
+
+    let mut own: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                "a=\"first\",instance=\"i-1\",job=\"prod/shop\",otel_scope_name=\"otelgw.test\",otel_scope_version=\"1.0\",pod=\"pod-{}\",series=\"{i}\"",
+                i % 7
+            )
+        })
+        .collect();
+    own.sort();
+    let mut want = String::new();
+    for (name, kind, v) in [
+        ("c1_total", "counter", 1),
+        ("c2_total", "counter", 2),
+        ("g", "gauge", 3),
+    ] {
+        let help = name.trim_end_matches("_total");
+        want.push_str(&format!("# TYPE {name} {kind}\n# HELP {name} {help}\n"));
+        for l in &own {
+            want.push_str(&format!("{name}{{{l}}} {v}\n"));
+        }
+    }
+    want.push_str("# TYPE target_info gauge\n# HELP target_info Target metadata\n");
+    want.push_str("target_info{host_name=\"h1\",instance=\"i-1\",job=\"prod/shop\"} 1\n");
+    assert_eq!(render(&st, Format::Text, false), want);
+}
+
+/// A point attribute named like a resource-derived label wins over it: such a series has a
+/// label set of its own, distinct from its neighbours', and removing series gives their label
+/// sets back once no family uses them.
+#[test]
+fn conflicting_label_names_and_released_label_sets() {
+    let st = store(Duration::from_millis(100), 0);
+    let points = vec![
+        num(
+            1.0,
+            T0,
+            T0 + MIN,
+            vec![kv("job", s("override")), kv("k", s("v"))],
+        ),
+        num(2.0, T0, T0 + MIN, vec![kv("k", s("v"))]),
+    ];
+    st.ingest(&req(vec![
+        sum("a", "", false, 2, points.clone()),
+        sum("b", "", false, 2, points.clone()),
+    ]));
+    assert_eq!(
+        st.label_sets(),
+        3,
+        "two point label sets plus target_info's"
+    );
+    let text = render(&st, Format::Text, false);
+    assert!(
+        text.contains("a{instance=\"i-1\",job=\"override\",k=\"v\",otel_scope_name=\"otelgw.test\",otel_scope_version=\"1.0\"} 1\na{instance=\"i-1\",job=\"prod/shop\",k=\"v\",otel_scope_name=\"otelgw.test\",otel_scope_version=\"1.0\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("b{instance=\"i-1\",job=\"override\","),
+        "{text}"
+    );
+
+    // NoRecordedValue in one family: the set stays for the other
+    let mut gone = points[0].clone();
+    gone.flags = 1;
+    st.ingest(&req(vec![sum("a", "", false, 2, vec![gone.clone()])]));
+    assert_eq!(st.label_sets(), 3);
+    st.ingest(&req(vec![sum("b", "", false, 2, vec![gone])]));
+    assert_eq!(st.label_sets(), 2, "its last series went");
+    assert!(!render(&st, Format::Text, false).contains("override"));
+
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(st.expire(), 3);
+    assert_eq!(
+        st.label_sets(),
+        0,
+        "expired series give their label sets back"
+    );
+}
+
+#[test]
+fn a_series_stays_small() {
+    assert_eq!(std::mem::size_of::<super::store::Series>(), 48);
+}

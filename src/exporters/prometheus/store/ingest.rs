@@ -3,7 +3,6 @@
 //! exemplars and temporality per metric type.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -13,7 +12,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::temporality::{temporality, Temporality};
 use super::{
-    Exemplar, ExpHist, ExpValue, FamilyRef, Hist, Kind, LabelSet, Point, Series, Store,
+    labels::render_pairs, Exemplar, ExpHist, ExpValue, FamilyRef, Hist, Kind, Point, Series, Store,
     SummaryValue, Value,
 };
 use crate::data::hex;
@@ -47,7 +46,7 @@ fn number(v: &Option<number_data_point::Value>) -> f64 {
 impl Store {
     /// Stores every point of a request.
     pub fn ingest(&self, req: &ExportMetricsServiceRequest) {
-        let now = Instant::now();
+        let now = self.clock.now();
         for rm in &req.resource_metrics {
             let res: &[KeyValue] = rm
                 .resource
@@ -98,7 +97,7 @@ impl Store {
                     Kind::Info,
                     "Target metadata",
                     "",
-                    LabelSet::new(l),
+                    &render_pairs(l),
                     |existing| match existing {
                         // seen again: it stays alive
                         Some(s) => {
@@ -133,13 +132,13 @@ impl Store {
         self.c.series.set(self.series_count() as i64);
     }
 
-    fn point_labels(&self, scoped: &BTreeMap<String, String>, attrs: &[KeyValue]) -> LabelSet {
+    fn point_labels(&self, scoped: &BTreeMap<String, String>, attrs: &[KeyValue]) -> String {
         let own = attr_labels(attrs);
         // both sorted by name: merge them; data point attributes win over resource-derived
         // labels of the same name
         let mut a = scoped.iter().peekable();
         let mut b = own.iter().peekable();
-        LabelSet::new(std::iter::from_fn(|| match (a.peek(), b.peek()) {
+        render_pairs(std::iter::from_fn(|| match (a.peek(), b.peek()) {
             (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
                 std::cmp::Ordering::Less => a.next(),
                 std::cmp::Ordering::Greater => b.next(),
@@ -157,7 +156,7 @@ impl Store {
         &self,
         m: &opentelemetry_proto::tonic::metrics::v1::Metric,
         scoped: &BTreeMap<String, String>,
-        now: Instant,
+        now: u32,
     ) {
         // promtool wants HELP on every family: the OTel name stands in for a missing description
         let help: &str = if m.description.is_empty() {

@@ -3,7 +3,6 @@
 //! removes the series (the rules in the module docs of [`super`]).
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use super::{series_id, FamilyRef, Point, Series, Store, Value};
 
@@ -48,7 +47,7 @@ fn add_delta(into: &mut Value, more: &Value) -> bool {
 
 impl Store {
     /// Applies one point to its series (temporality rules in the module docs), in place.
-    pub(super) fn update(&self, f: &FamilyRef, p: Point, now: Instant) {
+    pub(super) fn update(&self, f: &FamilyRef, p: Point, now: u32) {
         let Point {
             labels,
             flags,
@@ -60,16 +59,19 @@ impl Store {
         } = p;
         let (name, kind, help, unit) = (f.name.as_str(), f.kind, f.help, f.unit.as_str());
         if flags & NO_RECORDED_VALUE != 0 {
-            if let Some(mut f) = self.families.get_mut(name) {
-                if f.series.remove(&labels).is_some() {
-                    self.series.fetch_sub(1, Ordering::Relaxed);
-                    self.limiter.forget(series_id(name, &labels));
-                }
+            let removed = self
+                .families
+                .get_mut(name)
+                .and_then(|mut f| f.series.remove_entry(labels.as_str()));
+            if let Some((key, _)) = removed {
+                self.series.fetch_sub(1, Ordering::Relaxed);
+                self.limiter.forget(series_id(name, &labels));
+                self.labels.release(key);
             }
             return;
         }
         let c_ooo = &self.c.out_of_order;
-        self.put(name, kind, help, unit, labels, |existing| {
+        self.put(name, kind, help, unit, &labels, |existing| {
             let Some(s) = existing else {
                 return Some(Series {
                     value,

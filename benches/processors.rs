@@ -1,7 +1,8 @@
 //! Processor hot paths: batch merge + split (send_batch_size 8192, send_batch_max_size 10000)
 //! and five attribute actions on a 512-span request; the resource processor on decoded
 //! requests and on encoded ones (only the resources re-encoded); `attributes` (upsert + delete)
-//! on encoded requests of each signal, on the wire against decode + edit + encode.
+//! on encoded requests of each signal, on the wire against decode + edit + encode; OTTL
+//! (`transform` with the OTel demo's statements, a `filter`) on the wire and decoded.
 //!
 //! `cargo bench --bench processors`
 
@@ -154,5 +155,68 @@ fn attributes_wire(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, batch, attributes, attributes_wire);
+/// OTTL on 512 encoded spans: the OTel demo's two `replace_*` statements on span names
+/// (`transform`), and a filter condition on an attribute that drops ~10% (`filter`), each on
+/// the wire and on the decoded request (decode + run + encode).
+fn ottl(c: &mut Criterion) {
+    use otelgw::processors::filter::FilterConfig;
+    use otelgw::processors::transform::TransformConfig;
+    use otelgw::telemetry::metrics::Registry;
+    let mut g = c.benchmark_group("ottl");
+    let meta = RequestMeta::default();
+    let reg = Registry::default();
+    let mut req = testdata::traces(3, 1, 512);
+    for (i, s) in req.resource_spans[0].scope_spans[0]
+        .spans
+        .iter_mut()
+        .enumerate()
+    {
+        s.name = match i % 3 {
+            0 => format!("GET /api/products?currencyCode=USD&i={i}"),
+            1 => format!("GET /api/products/P{i}"),
+            _ => "POST /api/cart".to_string(),
+        };
+    }
+    let req = Telemetry::Traces(req);
+    let bytes = req.encode_to_bytes();
+    let transform: TransformConfig = serde_norway::from_str(
+        r#"trace_statements:
+  - context: span
+    statements:
+      - replace_pattern(name, "\?.*", "")
+      - replace_match(name, "GET /api/products/*", "GET /api/products/{productId}")"#,
+    )
+    .unwrap_or_default();
+    let filter: FilterConfig =
+        serde_norway::from_str("traces: {span: ['attributes[\"network.peer.port\"] < 6554']}")
+            .unwrap_or_default();
+    let procs: [(&str, Box<dyn Processor>); 2] = [
+        (
+            "transform_demo",
+            Box::new(transform.build("transform", Signal::Traces, &reg)),
+        ),
+        (
+            "filter_10pct",
+            Box::new(filter.build("filter", Signal::Traces, &reg)),
+        ),
+    ];
+    g.throughput(Throughput::Elements(512));
+    for (name, p) in &procs {
+        g.bench_function(format!("{name}_512_spans_wire"), |b| {
+            b.iter(|| {
+                otelgw::wire::edit_items(Signal::Traces, &bytes, |item| p.edit_item(item, &meta))
+            })
+        });
+        g.bench_function(format!("{name}_512_spans_decode_run_encode"), |b| {
+            b.iter(|| {
+                let mut t = Telemetry::decode_proto(Signal::Traces, &bytes).unwrap_or(req.clone());
+                p.process(&mut t, &meta, &mut Rejections::default());
+                t.encode_to_bytes()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, batch, attributes, attributes_wire, ottl);
 criterion_main!(benches);

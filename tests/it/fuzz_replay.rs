@@ -161,6 +161,8 @@ fuzz_targets!(
     resource_edit,
     loki_labels,
     prometheus_names,
+    item_edit,
+    ottl_compile,
 );
 
 #[test]
@@ -173,6 +175,8 @@ fn every_target_is_replayed_and_has_a_libfuzzer_binary() {
         "resource_edit",
         "loki_labels",
         "prometheus_names",
+        "item_edit",
+        "ottl_compile",
     ];
     let names: Vec<&str> = targets::TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, replayed);

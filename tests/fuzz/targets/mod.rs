@@ -42,6 +42,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("resource_edit", resource_edit),
     ("loki_labels", loki_labels),
     ("prometheus_names", prometheus_names),
+    ("item_edit", item_edit),
+    ("ottl_compile", ottl_compile),
 ];
 
 // ---- oracles, written from the rules, not from otelgw's code ----
@@ -422,4 +424,142 @@ pub fn resource_edit(data: &[u8]) {
         same(&got, &want),
         "{signal}: edited bytes differ from the decoded edit"
     );
+}
+
+// ---- 6. editing items on the wire ----
+
+/// `attributes` (every action kind, include/exclude) and `transform` (span names, log
+/// severities and bodies) as processors that edit the encoding, and a `filter`.
+fn item_processors() -> &'static [Box<dyn Processor>] {
+    static P: OnceLock<Vec<Box<dyn Processor>>> = OnceLock::new();
+    P.get_or_init(|| {
+        use otelgw::processors::attributes::AttributesConfig;
+        use otelgw::processors::filter::FilterConfig;
+        use otelgw::processors::transform::TransformConfig;
+        use otelgw::telemetry::metrics::Registry;
+        let reg = Registry::default();
+        let attrs: AttributesConfig = serde_norway::from_str(
+            r#"
+exclude: {match_type: regexp, services: ["^skip"], span_names: ["^drop"]}
+actions:
+  - {key: env, value: fuzz, action: insert}
+  - {key: http.route, value: 7, action: update}
+  - {key: copy, from_attribute: http.route, action: upsert}
+  - {key: secret, action: hash}
+  - {pattern: "^tmp\\.", action: delete}
+  - {key: url, pattern: "^(?P<scheme>[a-z]+)://", action: extract}
+  - {key: count, converted_type: int, action: convert}
+"#,
+        )
+        .unwrap_or_default();
+        let transform: TransformConfig = serde_norway::from_str(
+            r#"
+trace_statements:
+  - replace_pattern(name, "\\?.*", "")
+  - set(attributes["n"], Concat([name, attributes["http.route"]], "|")) where IsString(attributes["http.route"])
+log_statements:
+  - set(severity_text, "WARN") where severity_number >= 13
+  - set(body, Concat(["x", severity_text], ":")) where IsMatch(body, "a")
+metric_statements:
+  - set(attributes["m"], metric.name)
+"#,
+        )
+        .unwrap_or_default();
+        let filter: FilterConfig = serde_norway::from_str(
+            r#"{traces: {span: ['attributes["drop"] != nil']}, logs: {log_record: ['severity_number == 1']}, metrics: {datapoint: ['attributes["drop"] == true']}}"#,
+        )
+        .unwrap_or_default();
+        let mut out: Vec<Box<dyn Processor>> = vec![Box::new(attrs.build())];
+        for s in Signal::ALL {
+            out.push(Box::new(transform.build("transform", s, &reg)));
+            out.push(Box::new(filter.build("filter", s, &reg)));
+        }
+        out
+    })
+}
+
+/// `wire::edit_items` accepts every request `wire::scan` accepts, and its output decodes to what
+/// the same processor gives on the decoded request.
+pub fn item_edit(data: &[u8]) {
+    let [s, p, buf @ ..] = data else {
+        return;
+    };
+    let signal = Signal::ALL[usize::from(*s) % 3];
+    let procs = item_processors();
+    // the attributes processor, or the transform / filter built for this signal
+    let p: &dyn Processor = match p % 3 {
+        0 => procs[0].as_ref(),
+        1 => procs[1 + 2 * (usize::from(*s) % 3)].as_ref(),
+        _ => procs[2 + 2 * (usize::from(*s) % 3)].as_ref(),
+    };
+    let Ok(_) = wire::scan(signal, buf) else {
+        return;
+    };
+    if p.reads() != otelgw::processors::Reads::Items {
+        return;
+    }
+    let meta = RequestMeta::default();
+    let bytes = Bytes::copy_from_slice(buf);
+    let edited = wire::edit_items(signal, &bytes, |item| p.edit_item(item, &meta))
+        .unwrap_or_else(|| panic!("{signal}: scan accepted, the item editor did not"));
+    wire::scan(signal, &edited.bytes)
+        .unwrap_or_else(|e| panic!("{signal}: the edited request does not scan: {e}"));
+    let mut want = Telemetry::decode_proto(signal, buf).expect("scan accepted, so prost does");
+    p.process(&mut want, &meta, &mut Rejections::default());
+    let got = Telemetry::decode_proto(signal, &edited.bytes)
+        .unwrap_or_else(|e| panic!("{signal}: the edited request does not decode: {e}"));
+    assert!(
+        same(&got, &want),
+        "{signal}: edited bytes differ from the decoded edit"
+    );
+}
+
+// ---- 7. OTTL statements from anywhere ----
+
+/// Any text compiles or is refused with a column inside it (never a panic), in every context;
+/// what compiles runs on a decoded span and log record without panicking.
+pub fn ottl_compile(data: &[u8]) {
+    use otelgw::ottl::{compile_condition, compile_statement, Context};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for ctx in [
+        Context::Span,
+        Context::Log,
+        Context::DataPoint,
+        Context::Metric,
+        Context::Resource,
+        Context::Scope,
+    ] {
+        match compile_statement(ctx, text) {
+            Ok(_) => {}
+            Err(e) => assert!(
+                e.col >= 1 && e.col <= text.len() + 1,
+                "column {} of {}",
+                e.col,
+                text.len()
+            ),
+        }
+        if let Err(e) = compile_condition(ctx, text) {
+            assert!(
+                e.col >= 1 && e.col <= text.len() + 1,
+                "column {} of {}",
+                e.col,
+                text.len()
+            );
+        }
+    }
+    let mut t = Telemetry::Traces(otelgw::testdata::traces(1, 1, 2));
+    if let Ok(s) = compile_statement(Context::Span, text) {
+        otelgw::ottl::walk::walk(&mut t, Context::Span, &mut |target| {
+            let _ = s.execute(target);
+            true
+        });
+    }
+    if let Ok(c) = compile_condition(Context::Span, text) {
+        otelgw::ottl::walk::walk(&mut t, Context::Span, &mut |target| {
+            let _ = c.matches(target);
+            true
+        });
+    }
 }

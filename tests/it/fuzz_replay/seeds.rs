@@ -20,6 +20,8 @@ pub fn all() -> Vec<(&'static str, Files)> {
         ("resource_edit", resource_edit()),
         ("loki_labels", loki_labels()),
         ("prometheus_names", prometheus_names()),
+        ("item_edit", item_edit()),
+        ("ottl_compile", ottl_compile()),
     ]
 }
 
@@ -374,5 +376,28 @@ fn prometheus_names() -> Vec<(&'static str, Vec<u8>)> {
                 ],
             ),
         ),
+    ]
+}
+
+fn item_edit() -> Files {
+    let mut out: Files = Vec::new();
+    for (n, s, b) in protobufs() {
+        for p in 0..3u8 {
+            let name: &'static str = Box::leak(format!("{n}-p{p}").into_boxed_str());
+            out.push((name, [vec![s, p], b.clone()].concat()));
+        }
+    }
+    out
+}
+
+fn ottl_compile() -> Files {
+    vec![
+        ("demo-pattern", br#"replace_pattern(name, "\?.*", "")"#.to_vec()),
+        ("demo-match", br#"replace_match(name, "GET /api/products/*", "GET /api/products/{productId}")"#.to_vec()),
+        ("set-where", br#"set(attributes["x"], Concat([attributes["a"], name], "-")) where kind == SPAN_KIND_SERVER and not IsMatch(name, "^GET")"#.to_vec()),
+        ("math", br#"set(attributes["d"], (end_time_unix_nano - start_time_unix_nano) / 1000)"#.to_vec()),
+        ("condition", br#"attributes["http.route"] == "/healthz" or severity_number < SEVERITY_NUMBER_WARN"#.to_vec()),
+        ("json", br#"merge_maps(attributes, ParseJSON("{\"a\": [1, 2.5, true, null]}"), "upsert")"#.to_vec()),
+        ("bad", br#"set(name, "x) where ((("#.to_vec()),
     ]
 }

@@ -30,6 +30,7 @@ pub mod app;
 pub mod cardinality;
 pub mod component;
 pub mod config;
+pub mod connectors;
 pub mod consumer;
 pub mod data;
 pub mod encode;

@@ -8,6 +8,8 @@
 pub mod env;
 mod validate;
 
+pub use validate::downstream;
+
 use validate::validate;
 
 pub use crate::component::{
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_norway::{Mapping, Value};
 
 use crate::component::units::Duration;
+use crate::connectors::ConnectorConfig;
 use crate::exporters::ExporterConfig;
 use crate::extensions::ExtensionConfig;
 use crate::processors::ProcessorConfig;
@@ -306,6 +309,7 @@ pub struct Config {
     pub receivers: BTreeMap<ComponentId, ReceiverConfig>,
     pub processors: BTreeMap<ComponentId, ProcessorConfig>,
     pub exporters: BTreeMap<ComponentId, ExporterConfig>,
+    pub connectors: BTreeMap<ComponentId, ConnectorConfig>,
     pub extensions: BTreeMap<ComponentId, ExtensionConfig>,
     pub service: ServiceConfig,
     /// The pipelines, validated, in the same order as `service.pipelines`.
@@ -495,11 +499,13 @@ fn from_value(root: Value, root_name: &str, diag: &mut Diagnostics) -> Option<Co
         diag,
         &mut broken,
     );
-    let _ = root.remove("connectors").map(|v| {
-        if !v.is_null() {
-            diag.error("connectors", "connectors are not supported yet");
-        }
-    });
+    let connectors = typed_section(
+        &mut root,
+        "connectors",
+        diag,
+        &mut broken,
+        ConnectorConfig::from_value,
+    );
     for (k, _) in root {
         // every issue has a path: an empty key is shown quoted
         let k = match k.as_str() {
@@ -509,13 +515,14 @@ fn from_value(root: Value, root_name: &str, diag: &mut Diagnostics) -> Option<Co
         };
         diag.error(
             k,
-            "unknown top-level key (expected receivers, processors, exporters, extensions, service)",
+            "unknown top-level key (expected receivers, processors, exporters, connectors, extensions, service)",
         );
     }
     let mut cfg = Config {
         receivers,
         processors,
         exporters,
+        connectors,
         extensions,
         service,
         pipelines: vec![],
@@ -703,6 +710,12 @@ impl Config {
             "exporters".into(),
             section(&self.exporters, |c| c.to_value()),
         );
+        if !self.connectors.is_empty() {
+            root.insert(
+                "connectors".into(),
+                section(&self.connectors, |c| c.to_value()),
+            );
+        }
         root.insert(
             "extensions".into(),
             section(&self.extensions, |c| c.to_value()),

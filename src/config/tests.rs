@@ -669,3 +669,67 @@ service:
           support metrics: probabilistic_sampler supports traces and logs"]
     );
 }
+
+#[test]
+fn connectors_join_pipelines_and_are_checked_on_both_sides() {
+    let head = r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:14318
+exporters:
+  debug:
+connectors:
+  forward:
+  forward/b:
+service:
+  pipelines:
+"#;
+    // two sources joined into one common pipeline
+    let ok = format!(
+        "{head}    traces/a: {{receivers: [otlp], exporters: [forward]}}\n    traces/b: {{receivers: [otlp], exporters: [forward]}}\n    traces: {{receivers: [forward], exporters: [debug]}}\n"
+    );
+    let c = load(&ok).unwrap();
+    assert_eq!(
+        c.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        ["connectors.forward/b: connector is defined but not used by any pipeline; it will not start"]
+    );
+    assert_eq!(c.pipelines.len(), 3);
+
+    // every problem at once: one side only, a signal pair forward does not join, a cycle
+    let bad = format!(
+        "{head}    traces/a: {{receivers: [otlp], exporters: [forward/b]}}\n    metrics: {{receivers: [forward/b], exporters: [debug]}}\n    logs/x: {{receivers: [otlp], exporters: [forward]}}\n    logs/y: {{receivers: [forward], exporters: [forward]}}\n    traces/lonely: {{receivers: [otlp], exporters: [forward]}}\n"
+    );
+    let e = load(&bad).unwrap_err();
+    let m = messages(&e);
+    assert!(
+        m.iter().any(|x| x.starts_with("connectors.forward/b: connector forward/b cannot connect traces/a (traces) to metrics (metrics)")),
+        "{m:?}"
+    );
+    assert!(
+        m.iter()
+            .any(|x| x.contains("cannot connect traces/lonely (traces) to logs/y (logs)")),
+        "{m:?}"
+    );
+    assert!(
+        m.iter()
+            .any(|x| x == "service.pipelines: connectors form a cycle: logs/y → logs/y"),
+        "{m:?}"
+    );
+
+    let one_side = format!("{head}    traces: {{receivers: [otlp], exporters: [forward]}}\n");
+    let m = messages(&load(&one_side).unwrap_err());
+    assert_eq!(
+        m,
+        ["connectors.forward: connector forward is an exporter of traces but no pipeline lists it under receivers"]
+    );
+    let unknown = "connectors:\n  spanmetrics:\n    histogram: {}\n";
+    let m = messages(&load(unknown).unwrap_err());
+    assert!(
+        m.iter().any(
+            |x| x.starts_with("connectors.spanmetrics: unknown connector type \"spanmetrics\"")
+        ),
+        "{m:?}"
+    );
+}

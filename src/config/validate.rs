@@ -27,6 +27,9 @@ pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut D
     for (id, e) in &cfg.extensions {
         e.validate(&format!("extensions.{id}"), diag);
     }
+    for (id, c) in &cfg.connectors {
+        c.validate(&format!("connectors.{id}"), diag);
+    }
 
     let mut used = BTreeSet::new();
     let unparsed_pipelines = broken.iter().any(|b| b.starts_with("service.pipelines."));
@@ -64,11 +67,23 @@ pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut D
             broken,
             signal,
         };
+        // a connector id may stand where a receiver or an exporter does (its signal pairs
+        // are checked once every pipeline is known, in `check_connectors`)
+        let connector = |id: &ComponentId| {
+            cfg.connectors
+                .contains_key(id)
+                .then(|| Signal::ALL.to_vec())
+        };
         let receivers = refs.check(
             &p.receivers,
             &format!("{path}.receivers"),
             "receiver",
-            |id| cfg.receivers.get(id).map(|r| supported(|s| r.supports(s))),
+            |id| {
+                cfg.receivers
+                    .get(id)
+                    .map(|r| supported(|s| r.supports(s)))
+                    .or_else(|| connector(id))
+            },
         );
         let processors = refs.check(
             &p.processors,
@@ -80,7 +95,12 @@ pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut D
             &p.exporters,
             &format!("{path}.exporters"),
             "exporter",
-            |id| cfg.exporters.get(id).map(|r| supported(|s| r.supports(s))),
+            |id| {
+                cfg.exporters
+                    .get(id)
+                    .map(|r| supported(|s| r.supports(s)))
+                    .or_else(|| connector(id))
+            },
         );
         cfg.pipelines.push((
             PipelineId { signal, name },
@@ -104,6 +124,7 @@ pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut D
             Err(e) => diag.error(path, e),
         }
     }
+    check_connectors(cfg, &mut used, diag);
     check_storage(cfg, &mut used, diag);
     check_authenticators(cfg, &mut used, diag);
     for (kind, ids) in [
@@ -111,6 +132,7 @@ pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut D
         ("processor", cfg.processors.keys().collect()),
         ("exporter", cfg.exporters.keys().collect()),
         ("extension", cfg.extensions.keys().collect()),
+        ("connector", cfg.connectors.keys().collect()),
     ] {
         for id in ids {
             if !used.contains(&(kind, id.clone())) {
@@ -126,6 +148,146 @@ pub(super) fn validate(cfg: &mut Config, broken: &BTreeSet<String>, diag: &mut D
         }
     }
     check_listeners(cfg, &used, diag);
+}
+
+/// Each connector is used on both sides (some pipeline exports to it, some receives from it),
+/// with signal pairs it supports; connectors form no cycle between pipelines.
+fn check_connectors(
+    cfg: &Config,
+    used: &mut BTreeSet<(&'static str, ComponentId)>,
+    diag: &mut Diagnostics,
+) {
+    for (cid, c) in &cfg.connectors {
+        let side = |exporting: bool| -> Vec<&PipelineId> {
+            cfg.pipelines
+                .iter()
+                .filter(|(_, p)| {
+                    if exporting {
+                        p.exporters.contains(cid)
+                    } else {
+                        p.receivers.contains(cid)
+                    }
+                })
+                .map(|(pid, _)| pid)
+                .collect()
+        };
+        let (into, out_of) = (side(true), side(false));
+        let path = format!("connectors.{cid}");
+        let names = |v: &[&PipelineId]| {
+            v.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match (into.is_empty(), out_of.is_empty()) {
+            (true, true) => continue,
+            (false, true) => diag.error(
+                &path,
+                format!(
+                    "connector {cid} is an exporter of {} but no pipeline lists it under receivers",
+                    names(&into)
+                ),
+            ),
+            (true, false) => diag.error(
+                &path,
+                format!(
+                    "connector {cid} is a receiver of {} but no pipeline lists it under exporters",
+                    names(&out_of)
+                ),
+            ),
+            (false, false) => {
+                used.insert(("connector", cid.clone()));
+            }
+        }
+        for a in &into {
+            for b in &out_of {
+                if !c.supports(a.signal, b.signal) {
+                    diag.error(
+                        &path,
+                        format!(
+                            "connector {cid} cannot connect {} ({}) to {} ({}): {} connects {}",
+                            a,
+                            a.signal,
+                            b,
+                            b.signal,
+                            cid.kind,
+                            c.pairs()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(cycle) = connector_cycle(cfg) {
+        diag.error(
+            "service.pipelines",
+            format!(
+                "connectors form a cycle: {}",
+                cycle
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ),
+        );
+    }
+}
+
+/// The pipelines a pipeline feeds through its connectors.
+pub fn downstream(cfg: &Config, from: &PipelineSpec) -> Vec<usize> {
+    let cons: Vec<&ComponentId> = from
+        .exporters
+        .iter()
+        .filter(|e| cfg.connectors.contains_key(e))
+        .collect();
+    cfg.pipelines
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, p))| p.receivers.iter().any(|r| cons.contains(&r)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A cycle of pipelines through connectors (the pipelines in order, the first repeated last).
+fn connector_cycle(cfg: &Config) -> Option<Vec<PipelineId>> {
+    // 0 unvisited, 1 on the current path, 2 done
+    fn visit(
+        cfg: &Config,
+        i: usize,
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        state[i] = 1;
+        path.push(i);
+        for j in downstream(cfg, &cfg.pipelines[i].1) {
+            match state[j] {
+                1 => {
+                    let start = path.iter().position(|&k| k == j).unwrap_or(0);
+                    let mut c = path[start..].to_vec();
+                    c.push(j);
+                    return Some(c);
+                }
+                0 => {
+                    if let Some(c) = visit(cfg, j, state, path) {
+                        return Some(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        path.pop();
+        state[i] = 2;
+        None
+    }
+    let mut state = vec![0u8; cfg.pipelines.len()];
+    for i in 0..cfg.pipelines.len() {
+        if state[i] == 0 {
+            if let Some(c) = visit(cfg, i, &mut state, &mut Vec::new()) {
+                return Some(c.into_iter().map(|k| cfg.pipelines[k].0.clone()).collect());
+            }
+        }
+    }
+    None
 }
 
 /// `sending_queue.storage` must name a `file_storage` extension that `service.extensions`

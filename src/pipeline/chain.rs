@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::batch::BatchHandle;
 use crate::admission::{Cost, MemoryGate};
 use crate::component::PipelineId;
+use crate::connectors::RunningConnector;
 use crate::consumer::{ConsumeError, Rejections};
 use crate::data::{Encoded, Payload, RequestMeta};
 use crate::exporters::sending_queue::ExporterHandle;
@@ -21,8 +22,12 @@ use crate::wire;
 
 /// What follows a run of inline processors.
 pub enum Next {
-    /// Fan-in to exporters (the end of the pipeline).
-    Exporters(Vec<ExporterHandle>),
+    /// The end of the pipeline: fan-in to exporters, and the connectors that start other
+    /// pipelines (inline: their answer is part of this pipeline's).
+    Exporters {
+        exporters: Vec<ExporterHandle>,
+        connectors: Vec<Arc<RunningConnector>>,
+    },
     /// A batch stage, whose task runs the rest of the pipeline.
     Batch(BatchHandle),
 }
@@ -122,7 +127,13 @@ impl Chain {
     pub fn reads_items(&self) -> bool {
         self.processors_decode()
             || match &self.next {
-                Next::Exporters(e) => e.iter().any(|e| e.reads_items()),
+                Next::Exporters {
+                    exporters,
+                    connectors,
+                } => {
+                    exporters.iter().any(|e| e.reads_items())
+                        || connectors.iter().any(|c| c.reads_items())
+                }
                 Next::Batch(b) => b.reads_items(),
             }
     }
@@ -155,8 +166,27 @@ impl Chain {
                 let wire = cost.map_or(meta.wire_size, Cost::wire_bytes);
                 b.consume(data, meta, wire, held).await?
             }
-            Next::Exporters(exporters) => {
+            Next::Exporters {
+                exporters,
+                connectors,
+            } => {
                 let n = exporters.len();
+                // connectors first, each with its own copy (an encoded request is shared
+                // bytes); the last consumer of all takes the original
+                let mut data = Some(data);
+                for (i, c) in connectors.iter().enumerate() {
+                    let d = if n == 0 && i + 1 == connectors.len() {
+                        data.take()
+                    } else {
+                        data.clone()
+                    };
+                    let Some(d) = d else { break };
+                    let r = c.consume(d, meta.clone()).await?;
+                    rejected.merge(r);
+                }
+                let Some(data) = data else {
+                    return Ok(rejected);
+                };
                 let mut data = Some(data);
                 let mut shared_bytes = None;
                 for (i, e) in exporters.iter().enumerate() {

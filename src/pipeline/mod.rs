@@ -115,9 +115,12 @@ impl Graph {
             exporters.push(running);
         }
 
-        let mut pipelines: Vec<(PipelineId, Vec<ComponentId>, Arc<Pipeline>)> = Vec::new();
+        // Pipelines that receive from a connector are built before the pipelines that export
+        // to it, so each connector has its downstream pipelines to hand requests to.
+        let mut built: BTreeMap<usize, Arc<Pipeline>> = BTreeMap::new();
         let mut stages = Vec::new();
-        for (pid, pcfg) in &cfg.pipelines {
+        for i in build_order(cfg) {
+            let (pid, pcfg) = &cfg.pipelines[i];
             // Build from the tail: exporters, then each processor in reverse; a batch stage
             // takes the chain after it.
             // every id was checked against the config above
@@ -126,7 +129,26 @@ impl Graph {
                 .iter()
                 .filter_map(|e| handles.get(e).cloned())
                 .collect();
-            let mut next = Next::Exporters(exporters);
+            let connectors = pcfg
+                .exporters
+                .iter()
+                .filter_map(|c| {
+                    let ccfg = cfg.connectors.get(c)?;
+                    let mut fanout = Fanout::default();
+                    for (j, (_, q)) in cfg.pipelines.iter().enumerate() {
+                        if q.receivers.contains(c) {
+                            if let Some(p) = built.get(&j) {
+                                fanout.push(p.clone());
+                            }
+                        }
+                    }
+                    Some(Arc::new(ccfg.build(c, fanout)))
+                })
+                .collect();
+            let mut next = Next::Exporters {
+                exporters,
+                connectors,
+            };
             let mut inline: Vec<Arc<dyn Processor>> = Vec::new();
             let mut pipeline_stages = Vec::new();
             for id in pcfg.processors.iter().rev() {
@@ -160,7 +182,8 @@ impl Graph {
                     }
                 }
             }
-            stages.extend(pipeline_stages);
+            // upstream pipelines' stages close first (they flush into downstream ones)
+            stages.splice(0..0, pipeline_stages);
             let pipeline = Arc::new(Pipeline {
                 id: pid.clone(),
                 head: Chain {
@@ -172,8 +195,15 @@ impl Graph {
             if !pipeline.reads_items() {
                 tracing::info!(pipeline = %pid, "pipeline forwards protobuf as received (nothing on it reads the contents)");
             }
-            pipelines.push((pid.clone(), pcfg.receivers.clone(), pipeline));
+            built.insert(i, pipeline);
         }
+        let pipelines: Vec<(PipelineId, Vec<ComponentId>, Arc<Pipeline>)> = built
+            .into_iter()
+            .filter_map(|(i, p)| {
+                let (pid, pcfg) = cfg.pipelines.get(i)?;
+                Some((pid.clone(), pcfg.receivers.clone(), p))
+            })
+            .collect();
 
         let mut receivers = Vec::new();
         for (id, rcfg) in &cfg.receivers {
@@ -254,6 +284,28 @@ impl Graph {
     }
 }
 
+/// The pipelines' indices in build order: every pipeline after the pipelines its connectors
+/// feed (validation refused cycles; a cycle here would just leave a connector without that
+/// downstream pipeline).
+fn build_order(cfg: &Config) -> Vec<usize> {
+    fn visit(cfg: &Config, i: usize, done: &mut [bool], out: &mut Vec<usize>) {
+        if done[i] {
+            return;
+        }
+        done[i] = true;
+        for j in crate::config::downstream(cfg, &cfg.pipelines[i].1) {
+            visit(cfg, j, done, out);
+        }
+        out.push(i);
+    }
+    let mut done = vec![false; cfg.pipelines.len()];
+    let mut out = Vec::with_capacity(done.len());
+    for i in 0..cfg.pipelines.len() {
+        visit(cfg, i, &mut done, &mut out);
+    }
+    out
+}
+
 /// Every component a pipeline names is in the config. A validated config passes; anything else
 /// is a bug, and the graph says so instead of running a pipeline without the component.
 fn check_references(cfg: &Config) -> Result<(), BuildError> {
@@ -261,7 +313,7 @@ fn check_references(cfg: &Config) -> Result<(), BuildError> {
         let missing = p
             .receivers
             .iter()
-            .filter(|id| !cfg.receivers.contains_key(id))
+            .filter(|id| !cfg.receivers.contains_key(id) && !cfg.connectors.contains_key(id))
             .map(|id| ("receiver", id))
             .chain(
                 p.processors
@@ -272,7 +324,9 @@ fn check_references(cfg: &Config) -> Result<(), BuildError> {
             .chain(
                 p.exporters
                     .iter()
-                    .filter(|id| !cfg.exporters.contains_key(id))
+                    .filter(|id| {
+                        !cfg.exporters.contains_key(id) && !cfg.connectors.contains_key(id)
+                    })
                     .map(|id| ("exporter", id)),
             )
             .map(|(kind, id)| format!("{kind} {id}"))

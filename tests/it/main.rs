@@ -11,6 +11,7 @@ mod batch;
 mod cardinality;
 mod cli_lifecycle;
 mod compat;
+mod connectors;
 mod edge_security;
 mod exporter_faults;
 mod exporter_tls;

@@ -1,0 +1,176 @@
+//! Connectors end to end: `forward` joins two source pipelines (one with its own processor)
+//! into a common pipeline whose exporter is an in-process OTLP/HTTP backend; what arrives is
+//! every span of both sources, edited by the processors on its way, still forwarded as the
+//! client's protobuf (nothing decoded). A stuck backend behind the common pipeline makes the
+//! *upstream* receiver refuse with a retry hint once the queue is full: backpressure crosses
+//! the connector, nothing is dropped silently.
+
+use std::time::Duration;
+
+use crate::common::*;
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use otelgw::testdata;
+use prost::Message;
+
+/// The gateway and the HTTP port of its second receiver.
+fn gateway(backend: u16, queue: &str) -> (Gateway, u16) {
+    let ports = Ports::new();
+    let second = Ports::new().http;
+    let config = format!(
+        r#"receivers:
+{receiver}  otlp/second:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{second}
+processors:
+  attributes/source:
+    actions: [{{key: source, value: second, action: insert}}]
+  attributes/common:
+    actions: [{{key: joined, value: true, action: upsert}}]
+connectors:
+  forward:
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{backend}
+    compression: none
+    retry_on_failure: {{initial_interval: 50ms, max_interval: 100ms, max_elapsed_time: 20s}}
+    sending_queue:
+{queue}
+service:
+  pipelines:
+    traces/first: {{receivers: [otlp], exporters: [forward]}}
+    traces/second: {{receivers: [otlp/second], processors: [attributes/source], exporters: [forward]}}
+    traces: {{receivers: [forward], processors: [attributes/common], exporters: [otlphttp]}}
+{telemetry}"#,
+        receiver = ports.otlp_receiver(),
+        second = second,
+        telemetry = ports.telemetry(),
+    );
+    (
+        Gateway::start(ports, tempfile::tempdir().unwrap(), &config),
+        second,
+    )
+}
+
+async fn post(port: u16, seed: u64, n: usize) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(testdata::traces(seed, 1, n).encode_to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_joins_two_sources_into_one_pipeline() {
+    let backend = Backend::start(Script::recording()).await;
+    let (gw, second) = gateway(backend.port, "      queue_size: 100\n");
+    assert_eq!(post(gw.http_port, 1, 3).await.status().as_u16(), 200);
+    assert_eq!(post(second, 2, 4).await.status().as_u16(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while backend.count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend got {}",
+            backend.count()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut spans = Vec::new();
+    for rec in backend.requests() {
+        let body: Bytes = rec.body;
+        let req = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
+        for s in req
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+        {
+            let get = |k: &str| {
+                s.attributes
+                    .iter()
+                    .find(|kv| kv.key == k)
+                    .and_then(|kv| kv.value.clone()?.value)
+            };
+            spans.push((s.span_id.clone(), get("source"), get("joined")));
+        }
+    }
+    let sent: Vec<_> = [testdata::traces(1, 1, 3), testdata::traces(2, 1, 4)]
+        .iter()
+        .flat_map(|r| r.resource_spans[0].scope_spans[0].spans.clone())
+        .collect();
+    assert_eq!(spans.len(), 7, "every span of both sources, once");
+    for (i, s) in sent.iter().enumerate() {
+        let got = spans
+            .iter()
+            .find(|(id, _, _)| *id == s.span_id)
+            .expect("delivered");
+        let want_source = (i >= 3).then(|| Value::StringValue("second".into()));
+        assert_eq!(
+            got.1, want_source,
+            "the source pipeline's processor ran on its own spans only"
+        );
+        assert_eq!(
+            got.2,
+            Some(Value::BoolValue(true)),
+            "the common pipeline's processor ran on all"
+        );
+    }
+    // nothing on the way needed the decoded request
+    for r in ["otlp", "otlp/second"] {
+        assert_eq!(
+            gw.metric(
+                "otelgw_receiver_forwarded_requests_total",
+                &[("receiver", r), ("transport", "http")]
+            ),
+            1.0,
+            "{r}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_behind_the_connector_refuses_the_upstream_client() {
+    let stuck = Script::always(Reply::otlp_ok()).slow(Duration::from_secs(60));
+    let backend = Backend::start(stuck).await;
+    let (gw, second) = gateway(
+        backend.port,
+        "      queue_size: 2\n      num_consumers: 1\n      block_on_overflow: false\n",
+    );
+    let mut statuses = Vec::new();
+    for seed in 0..6 {
+        let r = post(second, seed, 4).await;
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        statuses.push((r.status().as_u16(), retry));
+    }
+    let accepted = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert!((3..=4).contains(&accepted), "{statuses:?}");
+    assert_eq!(accepted + refused.len(), 6, "{statuses:?}");
+    assert!(
+        refused.iter().all(|(_, r)| r.as_deref() == Some("1")),
+        "{statuses:?}"
+    );
+    // the refusals are counted where the client was refused, and at the exporter
+    let refused_items = 4.0 * refused.len() as f64;
+    assert_eq!(
+        gw.metric(
+            "otelcol_receiver_refused_spans",
+            &[("receiver", "otlp/second")]
+        ),
+        refused_items
+    );
+    assert_eq!(
+        gw.metric(
+            "otelcol_exporter_enqueue_failed_spans",
+            &[("exporter", "otlphttp")]
+        ),
+        refused_items
+    );
+}

@@ -9,8 +9,10 @@
 //! (`config/validate.rs`) checks that each connector is used on both sides with signal pairs it
 //! supports and that connectors form no cycle.
 //!
-//! Types: `forward` (any signal to pipelines of the same signal).
+//! Types: `forward` (any signal to pipelines of the same signal), `count` (traces, metrics or
+//! logs to metrics: item counts as sums).
 
+pub mod count;
 pub mod forward;
 
 use std::future::Future;
@@ -27,10 +29,11 @@ use crate::pipeline::Fanout;
 /// Every connector type otelgw has.
 #[derive(Debug, Clone)]
 pub enum ConnectorConfig {
+    Count(Box<count::CountConfig>),
     Forward(forward::ForwardConfig),
 }
 
-pub const CONNECTOR_TYPES: &[&str] = &["forward"];
+pub const CONNECTOR_TYPES: &[&str] = &["count", "forward"];
 
 impl ConnectorConfig {
     pub fn from_value(
@@ -40,12 +43,13 @@ impl ConnectorConfig {
         diag: &mut Diagnostics,
     ) -> Option<ConnectorConfig> {
         match id.kind.as_str() {
+            "count" => typed(path, v, diag).map(|c| ConnectorConfig::Count(Box::new(c))),
             "forward" => typed(path, v, diag).map(ConnectorConfig::Forward),
             other => {
                 diag.error(
                     path,
                     format!(
-                        "unknown connector type {other:?} (known: {}; spanmetrics, routing and count are not supported by otelgw yet)",
+                        "unknown connector type {other:?} (known: {}; spanmetrics and routing are not supported by otelgw yet)",
                         CONNECTOR_TYPES.join(", ")
                     ),
                 );
@@ -54,8 +58,9 @@ impl ConnectorConfig {
         }
     }
 
-    pub fn validate(&self, _path: &str, _diag: &mut Diagnostics) {
+    pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
         match self {
+            ConnectorConfig::Count(c) => c.validate(path, diag),
             ConnectorConfig::Forward(_) => {}
         }
     }
@@ -64,6 +69,7 @@ impl ConnectorConfig {
     /// to `to` (the signal of a pipeline that receives from it).
     pub fn supports(&self, from: Signal, to: Signal) -> bool {
         match self {
+            ConnectorConfig::Count(_) => to == Signal::Metrics,
             ConnectorConfig::Forward(_) => from == to,
         }
     }
@@ -71,12 +77,14 @@ impl ConnectorConfig {
     /// What the connector does with a signal pair it does not support, for the error.
     pub fn pairs(&self) -> &'static str {
         match self {
+            ConnectorConfig::Count(_) => "traces, metrics or logs → metrics",
             ConnectorConfig::Forward(_) => "traces → traces, metrics → metrics, logs → logs",
         }
     }
 
     pub fn to_value(&self) -> Value {
         match self {
+            ConnectorConfig::Count(c) => crate::component::to_value(c),
             ConnectorConfig::Forward(c) => crate::component::to_value(c),
         }
     }
@@ -91,17 +99,21 @@ pub struct RunningConnector {
 enum Kind {
     /// The pipelines that receive from the connector.
     Forward(Fanout),
+    /// The counts go to the metrics pipelines that receive from the connector.
+    Count(count::Counter, Fanout),
 }
 
 impl ConnectorConfig {
-    /// Builds the connector for one signal of pipelines that export to it, given the pipelines
-    /// (of the output signal) that receive from it.
-    pub fn build(&self, id: &ComponentId, downstream: Fanout) -> RunningConnector {
-        match self {
-            ConnectorConfig::Forward(_) => RunningConnector {
-                id: id.clone(),
-                kind: Kind::Forward(downstream),
-            },
+    /// Builds the connector for a pipeline of signal `from` that exports to it, given the
+    /// pipelines that receive from it (of the signals the connector produces from `from`).
+    pub fn build(&self, id: &ComponentId, from: Signal, downstream: Fanout) -> RunningConnector {
+        let kind = match self {
+            ConnectorConfig::Count(c) => Kind::Count(c.build(from), downstream),
+            ConnectorConfig::Forward(_) => Kind::Forward(downstream),
+        };
+        RunningConnector {
+            id: id.clone(),
+            kind,
         }
     }
 }
@@ -117,15 +129,27 @@ impl RunningConnector {
         Box::pin(async move {
             match &self.kind {
                 Kind::Forward(f) => f.consume(data, meta).await,
+                Kind::Count(counter, f) => {
+                    let mut t = data.into_decoded();
+                    match counter.count(&mut t) {
+                        // the counts' own rejections are not the client's items
+                        Some(counts) => f
+                            .consume(counts.into(), meta)
+                            .await
+                            .map(|_| Rejections::default()),
+                        None => Ok(Rejections::default()),
+                    }
+                }
             }
         })
     }
 
-    /// True when the connector needs the decoded request (`forward` does not: each downstream
-    /// pipeline decodes for itself if it must).
+    /// True when the connector needs the decoded request (`count` does; `forward` does not:
+    /// each downstream pipeline decodes for itself if it must).
     pub fn reads_items(&self) -> bool {
         match &self.kind {
             Kind::Forward(_) => false,
+            Kind::Count(..) => true,
         }
     }
 }

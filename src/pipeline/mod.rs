@@ -142,7 +142,7 @@ impl Graph {
                             }
                         }
                     }
-                    Some(Arc::new(ccfg.build(c, fanout)))
+                    Some(Arc::new(ccfg.build(c, pid.signal, fanout)))
                 })
                 .collect();
             let mut next = Next::Exporters {

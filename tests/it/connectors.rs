@@ -174,3 +174,81 @@ async fn a_full_queue_behind_the_connector_refuses_the_upstream_client() {
         refused_items
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_turns_spans_into_metrics_of_another_pipeline() {
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point};
+    use otelgw::data::Telemetry;
+    let backend = Backend::start(Script::recording()).await;
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("counts.jsonl");
+    let config = format!(
+        r#"receivers:
+{receiver}connectors:
+  count:
+    spans:
+      spans.by.route:
+        attributes: [{{key: http.route}}]
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:{backend}
+    compression: none
+  file:
+    path: {file}
+service:
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [count, otlphttp]}}
+    metrics: {{receivers: [count], exporters: [file]}}
+{telemetry}"#,
+        receiver = ports.otlp_receiver(),
+        backend = backend.port,
+        file = file.display(),
+        telemetry = ports.telemetry(),
+    );
+    let gw = Gateway::start(ports, tempfile::tempdir().unwrap(), &config);
+    assert_eq!(post(gw.http_port, 1, 3).await.status().as_u16(), 200);
+    assert_eq!(post(gw.http_port, 2, 4).await.status().as_u16(), 200);
+    let f = file.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until("two counts in the file", Duration::from_secs(15), || {
+            read_file_export(&f).len() >= 2
+        })
+    })
+    .await
+    .unwrap();
+    let mut total = 0;
+    let mut names = std::collections::BTreeSet::new();
+    for t in read_file_export(&file) {
+        let Telemetry::Metrics(r) = t else {
+            panic!("metrics only")
+        };
+        for m in r
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+        {
+            names.insert(m.name.clone());
+            // `spanevents` was not configured: the Collector's default count of them comes too
+            if m.name == "trace.span.event.count" {
+                continue;
+            }
+            assert_eq!(m.name, "spans.by.route");
+            let Some(Data::Sum(s)) = &m.data else {
+                panic!("a sum")
+            };
+            for p in &s.data_points {
+                assert_eq!(p.attributes[0].key, "http.route");
+                let Some(number_data_point::Value::AsInt(n)) = p.value else {
+                    panic!("int")
+                };
+                total += n;
+            }
+        }
+    }
+    assert_eq!(total, 7, "every span counted once");
+    assert!(names.contains("trace.span.event.count"), "{names:?}");
+    // and the spans themselves still went to their exporter
+    assert_eq!(backend.count(), 2);
+}

@@ -442,7 +442,10 @@ mod tests {
     use crate::testdata;
     use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 
-    fn counts(t: &Telemetry) -> Vec<(String, Vec<(Vec<(String, String)>, i64)>)> {
+    /// Per `service/metric`: the points as (attributes, count).
+    type Points = Vec<(Vec<(String, String)>, i64)>;
+
+    fn counts(t: &Telemetry) -> Vec<(String, Points)> {
         let Telemetry::Metrics(r) = t else {
             panic!("metrics")
         };

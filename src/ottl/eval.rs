@@ -6,19 +6,10 @@ use std::cmp::Ordering;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::AnyValue;
 
-use super::compile::{Co, Condition, Editor, Ex, Statement, Strategy};
 use super::parse::{CmpOp, MathOp};
-use super::{funcs, Place, Val};
+use super::program::{Co, Condition, Editor, Ex, Statement, Strategy};
+use super::{fail, funcs, EvalError, Place, Val};
 use crate::data::attributes::AttrsEdit;
-
-/// Why a statement failed on one item (handled by the processor's `error_mode`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct EvalError(pub String);
-
-pub(super) fn fail<T>(msg: impl Into<String>) -> Result<T, EvalError> {
-    Err(EvalError(msg.into()))
-}
 
 /// One item in its context, as statements see it: read a place, write a place, edit a map.
 pub trait Target {
@@ -115,7 +106,14 @@ pub(super) fn ex<'t>(e: &'t Ex, t: &'t dyn Target) -> Result<Val<'t>, EvalError>
             other => other.clone(),
         }),
         Ex::Get(p) => t.get(p),
-        Ex::Conv(c) => funcs::call(c, t),
+        Ex::Conv(c) => {
+            let args = c
+                .args
+                .iter()
+                .map(|a| ex(a, t))
+                .collect::<Result<Vec<_>, _>>()?;
+            funcs::call(c, args)
+        }
         Ex::List(items) => {
             let values = items
                 .iter()

@@ -6,9 +6,8 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList};
 use sha2::{Digest, Sha256};
 
-use super::compile::{Case, Conv, ConvFn};
-use super::eval::{ex, fail, EvalError, Target};
-use super::Val;
+use super::program::{Case, Conv, ConvFn};
+use super::{fail, EvalError, Val};
 
 fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -86,12 +85,11 @@ fn owned(a: AnyValue) -> Val<'static> {
     Val::from_any(Cow::Owned(a))
 }
 
-pub(super) fn call<'t>(c: &'t Conv, t: &'t dyn Target) -> Result<Val<'t>, EvalError> {
-    let arg = |i: usize| -> Result<Val<'t>, EvalError> {
-        match c.args.get(i) {
-            Some(e) => ex(e, t),
-            None => Ok(Val::Nil),
-        }
+/// Runs converter `c` on its evaluated arguments (in signature order).
+pub(super) fn call<'t>(c: &Conv, args: Vec<Val<'t>>) -> Result<Val<'t>, EvalError> {
+    let mut args: Vec<Option<Val<'t>>> = args.into_iter().map(Some).collect();
+    let mut arg = |i: usize| -> Result<Val<'t>, EvalError> {
+        Ok(args.get_mut(i).and_then(Option::take).unwrap_or(Val::Nil))
     };
     let v = match &c.f {
         ConvFn::Concat => {

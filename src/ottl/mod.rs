@@ -28,6 +28,7 @@ mod funcs;
 mod on_wire;
 pub mod parse;
 mod paths;
+mod program;
 pub mod targets;
 pub mod walk;
 
@@ -37,7 +38,16 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::AnyValue;
 
 pub use compile::{compile_condition, compile_statement, Condition, Statement};
-pub use eval::{EvalError, Target};
+pub use eval::Target;
+
+/// Why a statement failed on one item (handled by the processor's `error_mode`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EvalError(pub String);
+
+pub(crate) fn fail<T>(msg: impl Into<String>) -> Result<T, EvalError> {
+    Err(EvalError(msg.into()))
+}
 
 /// What a processor does when a statement or condition fails on an item (`error_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

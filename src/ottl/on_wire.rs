@@ -1,7 +1,7 @@
 //! Which compiled statements and conditions can run on an encoded item
 //! ([`super::targets::WireTarget`]): what they read and write must be there.
 
-use super::compile::{Co, Editor, Ex};
+use super::program::{Co, Editor, Ex};
 use super::{Context, Field, Owner, Place};
 
 pub(super) fn ok(ctx: Context) -> bool {

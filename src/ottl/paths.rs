@@ -1,7 +1,7 @@
 //! Paths and enums: what a path names in each context, and the OTLP enum values.
 
-use super::compile::CompileError;
 use super::parse::{self, Key};
+use super::program::CompileError;
 use super::{Context, Field, Owner, Place};
 
 fn err<T>(col: usize, message: impl Into<String>) -> Result<T, CompileError> {

@@ -14,7 +14,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use prost::Message;
 
-use super::eval::{fail, EvalError, Target};
+use super::eval::Target;
+use super::{fail, EvalError};
 use super::{Field, Owner, Place, Val};
 use crate::data::attributes::{AttrsEdit, AttrsRead};
 use crate::wire::{ItemEdit, ItemKind};

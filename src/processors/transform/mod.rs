@@ -300,17 +300,17 @@ impl Processor for TransformProcessor {
 
     fn process(&self, data: &mut Telemetry, _meta: &RequestMeta, rejected: &mut Rejections) {
         for g in &self.groups {
-            let mut failed = 0u64;
             let mut last = String::new();
-            walk(data, g.ctx, &mut |t| match g.run(t, &self.errors) {
+            // in `propagate` mode a failing item goes (resources and scopes are not removed:
+            // their errors are only counted); what went is what the client hears of
+            let removed = walk(data, g.ctx, &mut |t| match g.run(t, &self.errors) {
                 Ok(()) => true,
                 Err(e) => {
-                    failed += 1;
                     last = e.0;
                     false
                 }
             });
-            rejected.add(failed, format!("transform statement failed: {last}"));
+            rejected.add(removed, format!("transform statement failed: {last}"));
         }
     }
 

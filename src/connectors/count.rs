@@ -189,13 +189,6 @@ impl CountConfig {
                 }
                 let mut conditions = Vec::new();
                 for (i, c) in info.conditions.iter().enumerate() {
-                    if ctx == Context::SpanEvent {
-                        diag.error(
-                            format!("{at}.conditions[{i}]"),
-                            "conditions on span events are not supported by otelgw yet",
-                        );
-                        continue;
-                    }
                     match compile_condition(ctx, c) {
                         Ok(c) => conditions.push(c),
                         Err(e) => {
@@ -229,21 +222,6 @@ impl CountConfig {
             metrics: self.compile(Some(signal), "", &mut Diagnostics::default()),
         }
     }
-}
-
-/// An attribute's value as text, from the first of the attribute lists that has it.
-fn lookup(key: &str, lists: &[&[KeyValue]]) -> Option<String> {
-    lists.iter().find_map(|l| {
-        l.iter().find(|kv| kv.key == key).map(|kv| {
-            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(any_value::Value::StringValue(s)) => s.clone(),
-                Some(any_value::Value::IntValue(i)) => i.to_string(),
-                Some(any_value::Value::DoubleValue(d)) => d.to_string(),
-                Some(any_value::Value::BoolValue(b)) => b.to_string(),
-                _ => String::new(),
-            }
-        })
-    })
 }
 
 /// Counts per metric and attribute combination, for one resource group.
@@ -364,34 +342,7 @@ fn visit(data: &mut Telemetry, counted: &Counted, hit: &mut dyn FnMut(usize, Vec
         What::Logs => Context::Log,
         What::DataPoints => Context::DataPoint,
         What::Metrics => Context::Metric,
-        What::SpanEvents => {
-            // no OTTL context for span events yet: their attributes, then the scope's and
-            // the resource's, read directly
-            if let Telemetry::Traces(r) = data {
-                let empty: &[KeyValue] = &[];
-                for (g, rs) in r.resource_spans.iter().enumerate() {
-                    let res = rs
-                        .resource
-                        .as_ref()
-                        .map_or(empty, |r| r.attributes.as_slice());
-                    for ss in &rs.scope_spans {
-                        let scope = ss.scope.as_ref().map_or(empty, |s| s.attributes.as_slice());
-                        for e in ss.spans.iter().flat_map(|s| &s.events) {
-                            let lists = [e.attributes.as_slice(), scope, res];
-                            let key: Option<Vec<String>> = counted
-                                .attributes
-                                .iter()
-                                .map(|(k, d)| lookup(k, &lists).or_else(|| d.clone()))
-                                .collect();
-                            if let Some(key) = key {
-                                hit(g, key);
-                            }
-                        }
-                    }
-                }
-            }
-            return;
-        }
+        What::SpanEvents => Context::SpanEvent,
     };
     let mut one_group = |g: usize, one: &mut Telemetry| {
         crate::ottl::walk::walk(one, ctx, &mut |t| {
@@ -441,6 +392,21 @@ mod tests {
     use super::*;
     use crate::testdata;
     use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+
+    /// An attribute's value as text, from the first of the attribute lists that has it.
+    fn lookup(key: &str, lists: &[&[KeyValue]]) -> Option<String> {
+        lists.iter().find_map(|l| {
+            l.iter().find(|kv| kv.key == key).map(|kv| {
+                match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(any_value::Value::StringValue(s)) => s.clone(),
+                    Some(any_value::Value::IntValue(i)) => i.to_string(),
+                    Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+                    Some(any_value::Value::BoolValue(b)) => b.to_string(),
+                    _ => String::new(),
+                }
+            })
+        })
+    }
 
     /// Per `service/metric`: the points as (attributes, count).
     type Points = Vec<(Vec<(String, String)>, i64)>;
@@ -570,7 +536,7 @@ logs:
 
     #[test]
     fn bad_conditions_are_config_errors() {
-        let cfg: CountConfig = serde_norway::from_str("spans: {x: {conditions: ['nope ==']}}\nspanevents: {y: {conditions: ['name == \"a\"']}}").unwrap();
+        let cfg: CountConfig = serde_norway::from_str("spans: {x: {conditions: ['nope ==']}}\nspanevents: {y: {conditions: ['span.name == \"a\"']}}").unwrap();
         let mut d = Diagnostics::default();
         cfg.validate("connectors.count", &mut d);
         let errs: Vec<String> = d.errors.iter().map(|e| e.to_string()).collect();

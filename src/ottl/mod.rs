@@ -5,7 +5,7 @@
 //!
 //! - [`parse`] turns a statement (`editor(args) where condition`) or a condition into an
 //!   untyped AST (winnow grammar; errors carry the column).
-//! - [`compile`] resolves it once, at config load, for one [`Context`] (`span`, `log`,
+//! - [`compile`] resolves it once, at config load, for one [`Context`] (`span`, `spanevent`, `log`,
 //!   `datapoint`, `metric`, `resource`, `scope`): every path to a [`Place`], every function to
 //!   an editor or converter with its arity and literal arguments checked (regular expressions
 //!   compiled). An unknown path or function, a wrong arity or type, a bad regex: a config error

@@ -48,6 +48,17 @@ pub(super) fn resolve(ctx: Context, p: &parse::Path) -> Result<Place, CompileErr
             "attributes" => Field::Attributes(Owner::Scope),
             _ => return err(p.col, format!("unknown path {}", p.segments.join("."))),
         },
+        (Context::SpanEvent, f) => match f {
+            ["attributes"] => Field::Attributes(Owner::Item),
+            ["name"] => Field::Name,
+            ["time_unix_nano"] => Field::Time,
+            _ => {
+                return err(
+                    p.col,
+                    format!("unknown path {} in the spanevent context (otelgw has name, attributes, time_unix_nano and the resource's and scope's paths)", p.segments.join(".")),
+                )
+            }
+        },
         (Context::Span, f) => match f {
             ["attributes"] => Field::Attributes(Owner::Item),
             ["name"] => Field::Name,

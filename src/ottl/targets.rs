@@ -249,6 +249,52 @@ impl Target for SpanTarget<'_> {
     }
 }
 
+/// A decoded span event.
+pub struct SpanEventTarget<'t> {
+    pub event: &'t mut opentelemetry_proto::tonic::trace::v1::span::Event,
+    pub outer: Outer<'t>,
+}
+
+impl Target for SpanEventTarget<'_> {
+    fn get(&self, p: &Place) -> Result<Val<'_>, EvalError> {
+        if let Some(v) = self.outer.get(p) {
+            return Ok(v);
+        }
+        let e = &*self.event;
+        Ok(match p.field {
+            Field::Attributes(_) => read(&e.attributes, p.key.as_deref()),
+            Field::Name => Val::Str(Cow::Borrowed(&e.name)),
+            Field::Time => Val::Int(e.time_unix_nano as i64),
+            _ => Val::Nil,
+        })
+    }
+
+    fn set(&mut self, p: &Place, v: Val<'_>) -> Result<(), EvalError> {
+        if let Some(r) = self.outer.set(p, &v) {
+            return r;
+        }
+        let e = &mut *self.event;
+        match p.field {
+            Field::Attributes(_) => return write(&mut e.attributes, p.key.as_deref(), v),
+            Field::Name => e.name = text(&v)?.to_string(),
+            Field::Time => e.time_unix_nano = unsigned(&v)?,
+            _ => return fail("this path cannot be set in the spanevent context"),
+        }
+        Ok(())
+    }
+
+    fn map(&mut self, p: &Place) -> Result<&mut dyn AttrsEdit, EvalError> {
+        match p.field {
+            Field::Attributes(Owner::Item) => Ok(&mut self.event.attributes),
+            _ => self
+                .outer
+                .map(p)
+                .map(|m| m as &mut dyn AttrsEdit)
+                .ok_or_else(|| EvalError("not a map".into())),
+        }
+    }
+}
+
 /// A decoded log record.
 pub struct LogTarget<'t> {
     pub log: &'t mut LogRecord,

@@ -6,12 +6,15 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 
-use super::targets::{LogTarget, MetricTarget, Outer, OuterTarget, PointTarget, SpanTarget};
+use super::targets::{
+    LogTarget, MetricTarget, Outer, OuterTarget, PointTarget, SpanEventTarget, SpanTarget,
+};
 use super::{Context, Owner, Target};
 use crate::data::{metric_point_count, Telemetry};
 
 /// Calls `visit` on every item of `ctx` in `t` (true = keep); returns how many items (spans,
 /// log records, data points) went. Contexts that do not belong to the signal visit nothing.
+/// Span events that go leave their span (a span event is not an item; nothing is counted).
 pub fn walk(
     t: &mut Telemetry,
     ctx: Context,
@@ -48,6 +51,28 @@ pub fn walk(
                     })
                 })
             });
+        }
+        (Telemetry::Traces(r), Context::SpanEvent) => {
+            for rs in &mut r.resource_spans {
+                let resource = &mut rs.resource;
+                for ss in &mut rs.scope_spans {
+                    let scope = &mut ss.scope;
+                    for span in &mut ss.spans {
+                        span.events.retain_mut(|event| {
+                            cache.clear();
+                            let mut target = SpanEventTarget {
+                                event,
+                                outer: Outer {
+                                    resource,
+                                    scope: Some(scope),
+                                    cache: &mut cache,
+                                },
+                            };
+                            visit(&mut target)
+                        });
+                    }
+                }
+            }
         }
         (Telemetry::Logs(r), Context::Log) => {
             r.resource_logs.retain_mut(|rl| {

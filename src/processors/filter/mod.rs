@@ -1,8 +1,9 @@
 //! `filter`: drops items for which an OTTL condition ([`crate::ottl`]) holds, as the
 //! Collector's filter processor.
 //!
-//! Keys: `error_mode`, `traces.span`, `metrics.metric`, `metrics.datapoint`, `logs.log_record`
-//! (lists of conditions; an item goes when any holds). Dropped items are counted in the
+//! Keys: `error_mode`, `traces.span`, `traces.spanevent`, `metrics.metric`,
+//! `metrics.datapoint`, `logs.log_record` (lists of conditions; an item goes when any holds; a
+//! span event goes from its span, uncounted). Dropped items are counted in the
 //! Collector's `otelcol_processor_filter_spans_filtered`, `…_logs_filtered` and
 //! `…_datapoints_filtered` (`filter` = the processor id) and are not rejections: the client
 //! hears success, they were dropped on purpose. A scope, metric or resource left without
@@ -32,7 +33,7 @@ use crate::wire::ItemEdit;
 pub struct TracesConditions {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub span: Vec<String>,
-    /// Not supported by otelgw yet (a config error when given).
+    /// Span events to drop (their span stays).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub spanevent: Vec<String>,
 }
@@ -69,7 +70,14 @@ impl FilterConfig {
     /// The condition lists of a signal: (context, key, conditions).
     fn lists(&self, signal: Signal) -> Vec<(Context, &'static str, &[String])> {
         match signal {
-            Signal::Traces => vec![(Context::Span, "traces.span", &self.traces.span)],
+            Signal::Traces => vec![
+                (Context::Span, "traces.span", &self.traces.span),
+                (
+                    Context::SpanEvent,
+                    "traces.spanevent",
+                    &self.traces.spanevent,
+                ),
+            ],
             Signal::Logs => vec![(Context::Log, "logs.log_record", &self.logs.log_record)],
             Signal::Metrics => vec![
                 (Context::Metric, "metrics.metric", &self.metrics.metric),
@@ -105,19 +113,13 @@ impl FilterConfig {
     }
 
     pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
-        if !self.traces.spanevent.is_empty() {
-            diag.error(
-                format!("{path}.traces.spanevent"),
-                "the spanevent context is not supported by otelgw yet",
-            );
-        }
         let mut any = false;
         for signal in Signal::ALL {
             any |= self.lists(signal).iter().any(|(_, _, l)| !l.is_empty());
             self.compile(signal, path, diag);
         }
-        if !any && self.traces.spanevent.is_empty() {
-            diag.error(path, "no conditions: give traces.span, metrics.metric, metrics.datapoint or logs.log_record");
+        if !any {
+            diag.error(path, "no conditions: give traces.span, traces.spanevent, metrics.metric, metrics.datapoint or logs.log_record");
         }
     }
 

@@ -152,7 +152,7 @@ fn logs_metrics_and_datapoints() {
 #[test]
 fn bad_conditions_are_config_errors() {
     let cfg: FilterConfig = serde_norway::from_str(
-        "traces:\n  span: ['name ==', 'Nope(name)']\n  spanevent: ['name == \"x\"']",
+        "traces:\n  span: ['name ==', 'Nope(name)']\n  spanevent: ['span.name == \"x\"']",
     )
     .unwrap();
     let mut d = Diagnostics::default();
@@ -165,9 +165,28 @@ fn bad_conditions_are_config_errors() {
     assert!(errs
         .iter()
         .any(|e| e.contains("traces.span[1]") && e.contains("unknown function Nope")));
-    assert!(errs.iter().any(|e| e.contains("spanevent")));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("traces.spanevent[0]") && e.contains("spanevent context")),
+        "{errs:?}"
+    );
     assert!(
         serde_norway::from_str::<FilterConfig>("spans: {include: {match_type: strict}}").is_err(),
         "the legacy syntax is refused"
     );
+}
+
+#[test]
+fn span_events_go_from_their_spans() {
+    let input = Telemetry::Traces(testdata::traces(5, 1, 16)); // spans 0 and 8 have a "retry" event
+    let cfg = config("traces:\n  spanevent: ['name == \"retry\" and resource.attributes[\"service.name\"] != nil']");
+    let (out, _) = run(Signal::Traces, &cfg, &input);
+    assert_eq!(out.item_count(), input.item_count(), "the spans stay");
+    let Telemetry::Traces(r) = out else { panic!() };
+    let events: usize = r.resource_spans[0].scope_spans[0]
+        .spans
+        .iter()
+        .map(|s| s.events.len())
+        .sum();
+    assert_eq!(events, 0);
 }

@@ -81,7 +81,7 @@ pub(crate) fn allowed(signal: Signal, ctx: Context) -> bool {
     matches!(
         (signal, ctx),
         (_, Context::Resource | Context::Scope)
-            | (Signal::Traces, Context::Span)
+            | (Signal::Traces, Context::Span | Context::SpanEvent)
             | (Signal::Logs, Context::Log)
             | (Signal::Metrics, Context::Metric | Context::DataPoint)
     )
@@ -171,10 +171,6 @@ impl TransformConfig {
                     )
                 }
             };
-            if ctx == Context::SpanEvent {
-                diag.error(&at, "the spanevent context is not supported by otelgw yet");
-                continue;
-            }
             if !allowed(signal, ctx) {
                 diag.error(
                     &at,

@@ -435,3 +435,18 @@ fn context_inference_picks_the_most_specific_prefix() {
         Context::Metric
     );
 }
+
+#[test]
+fn span_event_statements() {
+    let cfg = config("trace_statements:\n  - context: spanevent\n    statements: ['set(attributes[\"seen\"], name)', 'set(name, \"renamed\") where name == \"retry\"']");
+    let (out, _) = run(Signal::Traces, &cfg, &spans());
+    let mut n = 0;
+    for s in all_spans(&out) {
+        for e in &s.events {
+            n += 1;
+            assert_eq!(e.name, "renamed");
+            assert_eq!(attr(&e.attributes, "seen"), Some(&s_("retry")));
+        }
+    }
+    assert!(n > 0);
+}

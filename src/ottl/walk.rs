@@ -156,61 +156,36 @@ pub fn walk(
                 visit(&mut target);
             }
         }
-        (Telemetry::Traces(r), Context::Scope) => {
-            for rs in &mut r.resource_spans {
-                for ss in &mut rs.scope_spans {
-                    cache.clear();
-                    let mut target = OuterTarget {
-                        outer: Outer {
-                            resource: &mut rs.resource,
-                            scope: Some(&mut ss.scope),
-                            cache: &mut cache,
-                        },
-                        own: Owner::Scope,
-                    };
-                    visit(&mut target);
-                }
+        (t, Context::Scope) => {
+            // every (resource, scope) pair, whichever the signal
+            macro_rules! scopes {
+                ($groups:expr, $scopes:ident) => {
+                    for g in $groups {
+                        for sc in &mut g.$scopes {
+                            cache.clear();
+                            let mut target = OuterTarget {
+                                outer: Outer {
+                                    resource: &mut g.resource,
+                                    scope: Some(&mut sc.scope),
+                                    cache: &mut cache,
+                                },
+                                own: Owner::Scope,
+                            };
+                            visit(&mut target);
+                        }
+                    }
+                };
             }
-        }
-        (Telemetry::Logs(r), Context::Scope) => {
-            for rl in &mut r.resource_logs {
-                for sl in &mut rl.scope_logs {
-                    cache.clear();
-                    let mut target = OuterTarget {
-                        outer: Outer {
-                            resource: &mut rl.resource,
-                            scope: Some(&mut sl.scope),
-                            cache: &mut cache,
-                        },
-                        own: Owner::Scope,
-                    };
-                    visit(&mut target);
-                }
-            }
-        }
-        (Telemetry::Metrics(r), Context::Scope) => {
-            for rm in &mut r.resource_metrics {
-                for sm in &mut rm.scope_metrics {
-                    cache.clear();
-                    let mut target = OuterTarget {
-                        outer: Outer {
-                            resource: &mut rm.resource,
-                            scope: Some(&mut sm.scope),
-                            cache: &mut cache,
-                        },
-                        own: Owner::Scope,
-                    };
-                    visit(&mut target);
-                }
+            match t {
+                Telemetry::Traces(r) => scopes!(&mut r.resource_spans, scope_spans),
+                Telemetry::Logs(r) => scopes!(&mut r.resource_logs, scope_logs),
+                Telemetry::Metrics(r) => scopes!(&mut r.resource_metrics, scope_metrics),
             }
         }
         _ => {}
     }
     removed
 }
-
-/// A point target without its outer part (filled in by the caller).
-type Point<'t> = PointTarget<'t>;
 
 /// Visits the points of `metric` (true = keep); true when the metric keeps points (or had
 /// none).
@@ -272,7 +247,7 @@ pub struct PointParts<'t> {
 }
 
 impl<'t> PointParts<'t> {
-    fn with(self, outer: Outer<'t>) -> Point<'t> {
+    fn with(self, outer: Outer<'t>) -> PointTarget<'t> {
         PointTarget {
             attributes: self.attributes,
             number: self.number,

@@ -450,3 +450,53 @@ fn span_event_statements() {
     }
     assert!(n > 0);
 }
+
+#[test]
+fn scope_and_resource_statements() {
+    for signal in Signal::ALL {
+        let key = match signal {
+            Signal::Traces => "trace_statements",
+            Signal::Metrics => "metric_statements",
+            Signal::Logs => "log_statements",
+        };
+        let cfg = config(&format!(
+            "{key}:\n  - context: scope\n    statements: ['set(name, \"renamed\")', 'set(attributes[\"a\"], 1)']\n  - 'set(resource.attributes[\"r\"], \"x\")'"
+        ));
+        let input = match signal {
+            Signal::Traces => Telemetry::Traces(testdata::traces(1, 2, 2)),
+            Signal::Metrics => Telemetry::Metrics(testdata::metrics(1, 2, 2)),
+            Signal::Logs => Telemetry::Logs(testdata::logs(1, 2, 2)),
+        };
+        let (mut out, _) = run(signal, &cfg, &input);
+        for r in out.resources_mut() {
+            let r = r.as_ref().unwrap();
+            assert_eq!(attr(&r.attributes, "r"), Some(&s("x")), "{signal:?}");
+        }
+        let scopes: Vec<_> = match &out {
+            Telemetry::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|g| &g.scope_spans)
+                .map(|s| s.scope.clone())
+                .collect(),
+            Telemetry::Metrics(r) => r
+                .resource_metrics
+                .iter()
+                .flat_map(|g| &g.scope_metrics)
+                .map(|s| s.scope.clone())
+                .collect(),
+            Telemetry::Logs(r) => r
+                .resource_logs
+                .iter()
+                .flat_map(|g| &g.scope_logs)
+                .map(|s| s.scope.clone())
+                .collect(),
+        };
+        assert!(!scopes.is_empty());
+        for sc in scopes {
+            let sc = sc.unwrap();
+            assert_eq!(sc.name, "renamed", "{signal:?}");
+            assert_eq!(attr(&sc.attributes, "a"), Some(&Value::IntValue(1)));
+        }
+    }
+}

@@ -3,7 +3,9 @@
 #   - a Python venv with the OpenTelemetry SDK and its OTLP gRPC / HTTP-protobuf exporters, plus
 #     rotel (an independent OTLP receiver, PyPI package `rotel`, binary `rotel-agent`);
 #   - a second venv with the OTLP/JSON HTTP exporter (it pins a different common package);
-#   - Debian's prometheus (with promtool) and chromium (headless, for the zpages test).
+#   - Debian's prometheus (with promtool), prometheus-node-exporter (a scrape target),
+#     victoria-metrics (a second remote-write receiver) and chromium (headless, for the zpages
+#     test).
 # Prints the environment variables the tests read (`OTELGW_TEST_PYTHON`, `OTELGW_TEST_PYTHON_JSON`,
 # `OTELGW_TEST_ROTEL`) as `export` lines, so `eval "$(tests/setup-deps.sh)"` works.
 set -euo pipefail
@@ -11,7 +13,7 @@ cache="${OTELGW_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otelgw-test}"
 mkdir -p "$cache"
 py="${PYTHON:-python3}"
 
-sdk_pkgs=(opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http rotel)
+sdk_pkgs=(opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http rotel prometheus-client)
 json_pkgs=(opentelemetry-sdk opentelemetry-exporter-otlp-json-http)
 
 ensure_venv() { # dir, stamp, packages...
@@ -23,7 +25,7 @@ ensure_venv() { # dir, stamp, packages...
   echo "$stamp" > "$dir/.stamp"
 }
 
-ensure_venv "$cache/venv-sdk" "v1 ${sdk_pkgs[*]}" "${sdk_pkgs[@]}"
+ensure_venv "$cache/venv-sdk" "v2 ${sdk_pkgs[*]}" "${sdk_pkgs[@]}"
 ensure_venv "$cache/venv-json" "v1 ${json_pkgs[*]}" "${json_pkgs[@]}"
 
 rotel="$cache/venv-sdk/bin/rotel-agent"
@@ -33,21 +35,23 @@ fi
 [ -x "$rotel" ] || { echo "setup-deps: rotel-agent not found in $cache/venv-sdk" >&2; exit 1; }
 chmod +x "$rotel" || true
 
-# Prometheus 2.42 and promtool, from Debian (no systemd here: the tests start it themselves).
-if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+# Debian packages: Prometheus 2.42 with promtool, node_exporter and VictoriaMetrics (scrape
+# target and remote-write receivers; no systemd here: the tests start them themselves), and
+# Chromium (headless), which reads the zpages as a person's browser would.
+need=()
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-node-exporter >/dev/null 2>&1 || need+=(prometheus-node-exporter)
+command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}") >&2
+    # the packages start services where there is systemd; the tests want none of them
+    for svc in prometheus prometheus-node-exporter victoria-metrics; do
+      (command -v systemctl >/dev/null 2>&1 && systemctl disable --now "$svc" >/dev/null 2>&1) || true
+    done
   else
-    echo "setup-deps: prometheus is missing and this is not root; install Debian's prometheus package" >&2
-    exit 1
-  fi
-fi
-# Chromium (headless) reads the zpages as a person's browser would.
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >&2
-  else
-    echo "setup-deps: chromium is missing and this is not root; install Debian's chromium package" >&2
+    echo "setup-deps: missing Debian packages ${need[*]} and this is not root; install them" >&2
     exit 1
   fi
 fi
@@ -58,3 +62,5 @@ echo "export OTELGW_TEST_PYTHON=$cache/venv-sdk/bin/python"
 echo "export OTELGW_TEST_PYTHON_JSON=$cache/venv-json/bin/python"
 echo "export OTELGW_TEST_ROTEL=$rotel"
 echo "export OTELGW_TEST_CHROMIUM=$(command -v chromium)"
+echo "export OTELGW_TEST_NODE_EXPORTER=$(command -v prometheus-node-exporter)"
+echo "export OTELGW_TEST_VICTORIA_METRICS=$(command -v victoria-metrics)"

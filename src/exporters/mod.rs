@@ -13,6 +13,7 @@ pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod persistent_queue;
 pub mod prometheus;
+pub mod prometheusremotewrite;
 pub mod retry;
 pub mod sending_queue;
 pub mod tls;
@@ -77,6 +78,7 @@ pub enum ExporterConfig {
     File(file::FileConfig),
     Prometheus(prometheus::PrometheusConfig),
     Loki(Box<loki::LokiConfig>),
+    PrometheusRemoteWrite(Box<prometheusremotewrite::PrometheusRemoteWriteConfig>),
 }
 
 pub const EXPORTER_TYPES: &[&str] = &[
@@ -84,6 +86,7 @@ pub const EXPORTER_TYPES: &[&str] = &[
     "otlp_http (alias otlphttp)",
     "prometheus",
     "loki",
+    "prometheusremotewrite",
     "debug",
     "file",
 ];
@@ -102,6 +105,11 @@ impl ExporterConfig {
             "file" => typed(path, v, diag).map(ExporterConfig::File),
             "prometheus" => typed(path, v, diag).map(ExporterConfig::Prometheus),
             "loki" => typed(path, v, diag).map(|c| ExporterConfig::Loki(Box::new(c))),
+            "prometheusremotewrite" | "prometheus_remote_write" => {
+                typed(path, v, diag).map(|c: prometheusremotewrite::PrometheusRemoteWriteConfig| {
+                    ExporterConfig::PrometheusRemoteWrite(Box::new(c.resolved()))
+                })
+            }
             other => {
                 diag.error(
                     path,
@@ -123,6 +131,7 @@ impl ExporterConfig {
             ExporterConfig::File(c) => c.validate(path, diag),
             ExporterConfig::Prometheus(c) => c.validate(path, diag),
             ExporterConfig::Loki(c) => c.validate(path, diag),
+            ExporterConfig::PrometheusRemoteWrite(c) => c.validate(path, diag),
         }
         if let Some(q) = self.queue() {
             q.validate(&format!("{path}.sending_queue"), diag);
@@ -134,7 +143,9 @@ impl ExporterConfig {
 
     pub fn supports(&self, signal: Signal) -> bool {
         match self {
-            ExporterConfig::Prometheus(_) => signal == Signal::Metrics,
+            ExporterConfig::Prometheus(_) | ExporterConfig::PrometheusRemoteWrite(_) => {
+                signal == Signal::Metrics
+            }
             ExporterConfig::Loki(_) => signal == Signal::Logs,
             _ => true,
         }
@@ -146,6 +157,7 @@ impl ExporterConfig {
             ExporterConfig::OtlpGrpc(c) => c.auth.as_ref(),
             ExporterConfig::OtlpHttp(c) => c.auth.as_ref(),
             ExporterConfig::Loki(c) => c.auth.as_ref(),
+            ExporterConfig::PrometheusRemoteWrite(c) => c.auth.as_ref(),
             _ => None,
         };
         a.map(|a| ("auth.authenticator", a.authenticator.as_str()))
@@ -166,6 +178,7 @@ impl ExporterConfig {
             ExporterConfig::File(c) => crate::component::to_value(c),
             ExporterConfig::Prometheus(c) => crate::component::to_value(c),
             ExporterConfig::Loki(c) => crate::component::to_value(c),
+            ExporterConfig::PrometheusRemoteWrite(c) => crate::component::to_value(c),
         }
     }
 
@@ -175,10 +188,13 @@ impl ExporterConfig {
             ExporterConfig::OtlpGrpc(c) => Some(&c.sending_queue),
             ExporterConfig::OtlpHttp(c) => Some(&c.sending_queue),
             ExporterConfig::Loki(c) => Some(&c.sending_queue),
+            ExporterConfig::PrometheusRemoteWrite(c) => Some(&c.queue),
             _ => None,
         }
     }
 
+    /// The queue-level retries; `prometheusremotewrite` has none: it retries each request
+    /// itself (a batch retried whole would add its delta points twice).
     pub fn retry(&self) -> Option<&RetryConfig> {
         match self {
             ExporterConfig::OtlpGrpc(c) => Some(&c.retry_on_failure),
@@ -216,6 +232,14 @@ impl ExporterConfig {
             ExporterConfig::Prometheus(c) => std::sync::Arc::new(
                 prometheus::PrometheusExporter::new(&id.to_string(), c, reg)?,
             ),
+            ExporterConfig::PrometheusRemoteWrite(c) => {
+                std::sync::Arc::new(prometheusremotewrite::PrometheusRemoteWriteExporter::new(
+                    &id.to_string(),
+                    c,
+                    reg,
+                    auth,
+                )?)
+            }
         })
     }
 }

@@ -102,6 +102,21 @@ pub fn classify_http(status: u16, retry_after: Option<Duration>, body: &str) -> 
     }
 }
 
+/// Classifies the answer of a push API whose 5xx are all transient (Loki, remote write): 5xx
+/// and 429 are retried, other 4xx are permanent (OTLP's table would make a 500 permanent).
+pub fn classify_http_push(status: u16, retry_after: Option<Duration>, body: &str) -> ExportError {
+    if status >= 500 {
+        let body: String = body.chars().take(512).collect();
+        ExportError::Retryable {
+            kind: "http_5xx",
+            message: format!("http status {status}: {body}"),
+            retry_after,
+        }
+    } else {
+        classify_http(status, retry_after, body)
+    }
+}
+
 /// Parses `Retry-After`: delay-seconds or an HTTP date.
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();

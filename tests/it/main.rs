@@ -27,6 +27,7 @@ mod persistent_queue;
 mod probabilistic_sampler;
 mod prometheus;
 mod prometheus_endpoint;
+mod remote_write;
 mod resourcedetection;
 mod sdk_python;
 mod sdk_rust;

@@ -8,7 +8,7 @@ use prost::Message;
 
 use super::labels::parse_selector;
 use super::{LokiEncoding, LokiExporter};
-use crate::exporters::retry::{classify_http, parse_retry_after, ExportError};
+use crate::exporters::retry::{classify_http_push, parse_retry_after, ExportError};
 
 #[derive(Clone, PartialEq, Message)]
 pub struct PushRequest {
@@ -107,16 +107,8 @@ impl LokiExporter {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         let reason = resp.text().await.unwrap_or_default();
-        // Loki: 429 and every 5xx are retryable (OTLP's table would make a 500 permanent)
-        let err = if status >= 500 {
-            ExportError::Retryable {
-                kind: "http_5xx",
-                message: format!("http status {status}: {}", reason.trim()),
-                retry_after,
-            }
-        } else {
-            classify_http(status, retry_after, reason.trim())
-        };
+        // Loki: 429 and every 5xx are retryable
+        let err = classify_http_push(status, retry_after, reason.trim());
         if !err.is_retryable() {
             let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
             if warned.insert(status) {

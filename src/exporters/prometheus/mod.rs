@@ -167,7 +167,8 @@ impl PrometheusExporter {
     }
 }
 
-async fn expire_loop(
+/// Expires the store's idle series on a timer until `stop` changes.
+pub(crate) async fn expire_loop(
     store: Arc<Store>,
     expiration: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,

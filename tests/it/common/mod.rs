@@ -251,11 +251,25 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf).to_string();
     let status: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    if !chunked {
+        return Some((status, body.to_string()));
+    }
+    // de-chunk: `<hex size>\r\n<data>\r\n` … `0\r\n\r\n`
+    let (mut out, mut rest) = (String::new(), body);
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).ok()?;
+        if n == 0 {
+            break;
+        }
+        out.push_str(after.get(..n)?);
+        rest = after.get(n + 2..)?;
+    }
+    Some((status, out))
 }
 
 /// Parses one series from Prometheus text (labels given must all match; others ignored).
@@ -417,12 +431,22 @@ pub fn prom_value(port: u16, q: &str) -> f64 {
 
 /// Starts Prometheus scraping `target_port` every second; returns it and its port once ready.
 pub fn start_prometheus(bin: &str, target_port: u16) -> (Prometheus, u16) {
+    start_prometheus_with(
+        bin,
+        &format!("  - job_name: otelgw\n    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"),
+        &[],
+    )
+}
+
+/// Starts Prometheus (exemplar storage on, `scrape_interval: 1s`) with `scrape_configs` (YAML
+/// list items, indented two spaces) and extra flags; returns it and its port once ready.
+pub fn start_prometheus_with(bin: &str, scrape_configs: &str, flags: &[&str]) -> (Prometheus, u16) {
     let prom_port = free_port();
     let pdir = tempfile::tempdir().unwrap();
     let cfg = pdir.path().join("prometheus.yml");
     std::fs::write(
         &cfg,
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: otelgw\n    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"),
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{scrape_configs}"),
     )
     .unwrap();
     let child = Command::new(bin)
@@ -433,6 +457,7 @@ pub fn start_prometheus(bin: &str, target_port: u16) -> (Prometheus, u16) {
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
         .arg("--enable-feature=exemplar-storage")
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(pdir.path().join("prometheus.log")).unwrap())
         .spawn()

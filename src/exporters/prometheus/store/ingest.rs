@@ -12,8 +12,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::temporality::{temporality, Temporality};
 use super::{
-    labels::render_pairs, Exemplar, ExpHist, ExpValue, FamilyRef, Hist, Kind, Point, Series, Store,
-    SummaryValue, Value,
+    labels::render_pairs, Applied, Exemplar, ExpHist, ExpValue, FamilyRef, Hist, Kind, Point,
+    Series, Store, SummaryValue, Value,
 };
 use crate::data::hex;
 use crate::exporters::prometheus::translate::{
@@ -46,6 +46,17 @@ fn number(v: &Option<number_data_point::Value>) -> f64 {
 impl Store {
     /// Stores every point of a request.
     pub fn ingest(&self, req: &ExportMetricsServiceRequest) {
+        self.ingest_observed(req, &mut |_| {});
+    }
+
+    /// Stores every point of a request and tells `obs` what each applied point made of its
+    /// series (points dropped as out of order, over `max_series` or of a conflicting type are
+    /// not reported).
+    pub fn ingest_observed(
+        &self,
+        req: &ExportMetricsServiceRequest,
+        obs: &mut dyn FnMut(Applied<'_>),
+    ) {
         let now = self.clock.now();
         for rm in &req.resource_metrics {
             let res: &[KeyValue] = rm
@@ -92,12 +103,13 @@ impl Store {
                 if let Some(i) = &instance {
                     l.insert("instance".into(), i.clone());
                 }
+                let info_labels = render_pairs(l);
                 self.put(
                     "target_info",
                     Kind::Info,
                     "Target metadata",
                     "",
-                    &render_pairs(l),
+                    &info_labels,
                     |existing| match existing {
                         // seen again: it stays alive
                         Some(s) => {
@@ -113,6 +125,7 @@ impl Store {
                         }),
                     },
                 );
+                self.observe("target_info", &info_labels, obs);
             }
             for sm in &rm.scope_metrics {
                 let mut scoped = base.clone();
@@ -125,7 +138,7 @@ impl Store {
                     }
                 }
                 for m in &sm.metrics {
-                    self.ingest_metric(m, &scoped, now);
+                    self.ingest_metric(m, &scoped, now, obs);
                 }
             }
         }
@@ -157,6 +170,7 @@ impl Store {
         m: &opentelemetry_proto::tonic::metrics::v1::Metric,
         scoped: &BTreeMap<String, String>,
         now: u32,
+        obs: &mut dyn FnMut(Applied<'_>),
     ) {
         // promtool wants HELP on every family: the OTel name stands in for a missing description
         let help: &str = if m.description.is_empty() {
@@ -214,6 +228,7 @@ impl Store {
                             &p.exemplars,
                         ),
                         now,
+                        obs,
                     );
                 }
             }
@@ -238,6 +253,7 @@ impl Store {
                             &p.exemplars,
                         ),
                         now,
+                        obs,
                     );
                 }
             }
@@ -265,6 +281,7 @@ impl Store {
                             &p.exemplars,
                         ),
                         now,
+                        obs,
                     );
                 }
             }
@@ -289,6 +306,7 @@ impl Store {
                             &p.exemplars,
                         ),
                         now,
+                        obs,
                     );
                 }
             }
@@ -316,6 +334,7 @@ impl Store {
                             &[],
                         ),
                         now,
+                        obs,
                     );
                 }
             }

@@ -61,6 +61,36 @@ pub fn render_pairs<K: AsRef<str>, V: AsRef<str>>(
     out
 }
 
+/// The pairs of a [`LabelSet`]'s text, unescaped (the inverse of [`render_pairs`]). Text that
+/// `render_pairs` did not make ends the parse early; what was read so far is returned.
+pub fn parse_pairs(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some((name, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    end = Some(i + 1);
+                    break;
+                }
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, c)) => value.push(c),
+                    None => break,
+                },
+                c => value.push(c),
+            }
+        }
+        let Some(end) = end else { break };
+        out.push((name.to_string(), value));
+        rest = after[end..].strip_prefix(',').unwrap_or("");
+    }
+    out
+}
+
 const SHARDS: usize = 16;
 
 type Set = HashSet<LabelSet, foldhash::fast::RandomState>;
@@ -146,5 +176,21 @@ mod tests {
             }
         });
         assert_eq!(i.len(), 0);
+    }
+
+    #[test]
+    fn parse_pairs_reads_back_what_render_pairs_wrote() {
+        let pairs = vec![
+            ("a".to_string(), "plain".to_string()),
+            ("b".to_string(), "quote \" back \\ nl \n end".to_string()),
+            ("c".to_string(), String::new()),
+            ("d".to_string(), "=\",x=\"".to_string()),
+            ("e".to_string(), "ünï".to_string()),
+        ];
+        let text = render_pairs(pairs.iter().map(|(k, v)| (k, v)));
+        assert_eq!(parse_pairs(&text), pairs);
+        assert!(parse_pairs("").is_empty());
+        // cut short: what was complete is kept
+        assert_eq!(parse_pairs("a=\"1\",b=\"2"), vec![("a".into(), "1".into())]);
     }
 }

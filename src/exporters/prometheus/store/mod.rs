@@ -50,7 +50,7 @@ use crate::telemetry::metrics::names;
 use crate::telemetry::metrics::{Counter, Gauge, Registry};
 use clock::Clock;
 use labels::Interner;
-pub use labels::LabelSet;
+pub use labels::{parse_pairs, render_pairs, LabelSet};
 
 /// The kinds of family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +167,29 @@ struct Point {
     value: Value,
     delta: bool,
     exemplar: Option<Box<Exemplar>>,
+}
+
+/// What one point did to its series, for an exporter that pushes what changed (remote write)
+/// instead of serving the whole store ([`Store::ingest_observed`]).
+pub enum Applied<'a> {
+    /// The point was applied: the series as it is now (a delta point already added up).
+    Series {
+        family: &'a str,
+        kind: Kind,
+        help: &'a str,
+        unit: &'a str,
+        labels: &'a str,
+        series: &'a Series,
+    },
+    /// The point was flagged `NoRecordedValue`: the series ended (a staleness marker).
+    Stale {
+        family: &'a str,
+        kind: Kind,
+        labels: &'a str,
+        time_ns: u64,
+        /// The series as it was, when it was stored (its shape: histogram buckets, quantiles).
+        last: Option<&'a Series>,
+    },
 }
 
 /// Store settings (from the exporter config).
@@ -319,6 +342,22 @@ impl Store {
                 fam.series.insert(self.labels.intern(labels), next);
             }
             None => self.limiter.forget(id),
+        }
+    }
+
+    /// Tells `obs` the current state of one stored series.
+    fn observe(&self, name: &str, labels: &str, obs: &mut dyn FnMut(Applied<'_>)) {
+        if let Some(fam) = self.families.get(name) {
+            if let Some(series) = fam.series.get(labels) {
+                obs(Applied::Series {
+                    family: name,
+                    kind: fam.kind,
+                    help: &fam.help,
+                    unit: &fam.unit,
+                    labels,
+                    series,
+                });
+            }
         }
     }
 

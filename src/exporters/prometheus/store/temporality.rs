@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{series_id, FamilyRef, Point, Series, Store, Value};
+use super::{series_id, Applied, FamilyRef, Point, Series, Store, Value};
 
 pub(super) enum Temporality {
     Delta,
@@ -47,7 +47,13 @@ fn add_delta(into: &mut Value, more: &Value) -> bool {
 
 impl Store {
     /// Applies one point to its series (temporality rules in the module docs), in place.
-    pub(super) fn update(&self, f: &FamilyRef, p: Point, now: u32) {
+    pub(super) fn update(
+        &self,
+        f: &FamilyRef,
+        p: Point,
+        now: u32,
+        obs: &mut dyn FnMut(Applied<'_>),
+    ) {
         let Point {
             labels,
             flags,
@@ -63,15 +69,25 @@ impl Store {
                 .families
                 .get_mut(name)
                 .and_then(|mut f| f.series.remove_entry(labels.as_str()));
-            if let Some((key, _)) = removed {
+            let last = removed.map(|(key, last)| {
                 self.series.fetch_sub(1, Ordering::Relaxed);
                 self.limiter.forget(series_id(name, &labels));
                 self.labels.release(key);
-            }
+                last
+            });
+            obs(Applied::Stale {
+                family: name,
+                kind,
+                labels: &labels,
+                time_ns: time,
+                last: last.as_ref(),
+            });
             return;
         }
         let c_ooo = &self.c.out_of_order;
+        let mut applied = false;
         self.put(name, kind, help, unit, &labels, |existing| {
+            applied = true;
             let Some(s) = existing else {
                 return Some(Series {
                     value,
@@ -84,6 +100,7 @@ impl Store {
             if !delta {
                 if time < s.time_ns {
                     c_ooo.inc();
+                    applied = false;
                     return None;
                 }
                 // a start time that moves forward is a reset: take the new value as is
@@ -93,6 +110,7 @@ impl Store {
                 // delta: add windows that start where (or after) the last one ended
                 if time <= s.time_ns || (start != 0 && start < s.time_ns) {
                     c_ooo.inc();
+                    applied = false;
                     return None;
                 }
                 if !add_delta(&mut s.value, &value) {
@@ -108,5 +126,8 @@ impl Store {
             }
             None
         });
+        if applied {
+            self.observe(name, &labels, obs);
+        }
     }
 }

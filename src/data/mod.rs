@@ -281,6 +281,13 @@ pub fn metric_point_count(m: &Metric) -> u64 {
 }
 
 /// Lowercase hex of ids (trace and span ids are hex in OTLP/JSON, Loki and exemplars).
+/// A wall-clock time as Unix nanoseconds (0 before the epoch, saturating past 2554).
+pub fn unix_nanos(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 pub fn hex(b: &[u8]) -> String {
     const H: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);

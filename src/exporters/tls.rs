@@ -55,8 +55,22 @@ impl TlsClientConfig {
         &self,
         timeout: std::time::Duration,
     ) -> Result<reqwest::Client, super::BuildError> {
+        self.http_client_with(timeout, true)
+    }
+
+    /// [`Self::http_client`], following redirects (up to 10) or not.
+    pub fn http_client_with(
+        &self,
+        timeout: std::time::Duration,
+        follow_redirects: bool,
+    ) -> Result<reqwest::Client, super::BuildError> {
         use super::BuildError;
         let mut b = reqwest::Client::builder()
+            .redirect(if follow_redirects {
+                reqwest::redirect::Policy::limited(10)
+            } else {
+                reqwest::redirect::Policy::none()
+            })
             .timeout(timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(std::time::Duration::from_secs(90))

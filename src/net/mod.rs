@@ -28,6 +28,21 @@ use tokio::net::TcpListener;
 
 use crate::component::BuildError;
 
+/// The error and its causes, outermost first (`error sending request for url (…): client
+/// error (Connect): tcp connect error: Connection refused (os error 111)`).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
+}
+
 /// Resolves `host:port` to a socket address for clash checks (`localhost` → 127.0.0.1).
 pub fn parse_listen_addr(endpoint: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = endpoint.parse::<SocketAddr>() {

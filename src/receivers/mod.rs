@@ -4,13 +4,15 @@
 //! (validate → pipelines) and the codec helpers in [`decode`]. A receiver answers success only
 //! after every pipeline it feeds accepted the data into its bounded queues; refusals carry a
 //! retry hint ([`status`]). `httpcheck` ([`httpcheck`]) is a pull receiver for metrics: it
-//! opens no listener and enters the pipelines through the same [`intake`].
+//! opens no listener and enters the pipelines through the same [`intake`]; so does
+//! `prometheus` ([`prometheus`]), which scrapes `/metrics` endpoints.
 
 pub mod decode;
 pub mod httpcheck;
 pub mod intake;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod prometheus;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_norway::Value;
@@ -63,9 +65,10 @@ impl ReceiverContext {
 pub enum ReceiverConfig {
     Otlp(Box<OtlpReceiverConfig>),
     HttpCheck(httpcheck::HttpCheckConfig),
+    Prometheus(Box<prometheus::PrometheusReceiverConfig>),
 }
 
-pub const RECEIVER_TYPES: &[&str] = &["otlp", "httpcheck (alias http_check)"];
+pub const RECEIVER_TYPES: &[&str] = &["otlp", "httpcheck (alias http_check)", "prometheus"];
 
 impl ReceiverConfig {
     pub fn from_value(
@@ -77,6 +80,7 @@ impl ReceiverConfig {
         match id.kind.as_str() {
             "otlp" => typed(path, v, diag).map(|c| ReceiverConfig::Otlp(Box::new(c))),
             "httpcheck" | "http_check" => typed(path, v, diag).map(ReceiverConfig::HttpCheck),
+            "prometheus" => typed(path, v, diag).map(|c| ReceiverConfig::Prometheus(Box::new(c))),
             other => {
                 diag.error(
                     path,
@@ -94,12 +98,15 @@ impl ReceiverConfig {
         match self {
             ReceiverConfig::Otlp(c) => c.validate(path, diag),
             ReceiverConfig::HttpCheck(c) => c.validate(path, diag),
+            ReceiverConfig::Prometheus(c) => c.validate(path, diag),
         }
     }
 
     pub fn supports(&self, signal: Signal) -> bool {
         match self {
-            ReceiverConfig::HttpCheck(_) => signal == Signal::Metrics,
+            ReceiverConfig::HttpCheck(_) | ReceiverConfig::Prometheus(_) => {
+                signal == Signal::Metrics
+            }
             ReceiverConfig::Otlp(_) => true,
         }
     }
@@ -116,7 +123,7 @@ impl ReceiverConfig {
                 }
                 out
             }
-            ReceiverConfig::HttpCheck(_) => vec![],
+            ReceiverConfig::HttpCheck(_) | ReceiverConfig::Prometheus(_) => vec![],
         }
     }
 
@@ -124,6 +131,7 @@ impl ReceiverConfig {
         match self {
             ReceiverConfig::Otlp(c) => crate::component::to_value(c),
             ReceiverConfig::HttpCheck(c) => crate::component::to_value(c),
+            ReceiverConfig::Prometheus(c) => crate::component::to_value(c),
         }
     }
 
@@ -146,7 +154,7 @@ impl ReceiverConfig {
                 }
                 out
             }
-            ReceiverConfig::HttpCheck(_) => vec![],
+            ReceiverConfig::HttpCheck(_) | ReceiverConfig::Prometheus(_) => vec![],
         }
     }
 }
@@ -612,6 +620,7 @@ pub async fn start(
             }
         }
         ReceiverConfig::HttpCheck(c) => tasks.push(httpcheck::spawn(c, &ctx, stop_rx.clone())?),
+        ReceiverConfig::Prometheus(c) => tasks.push(prometheus::spawn(c, &ctx, stop_rx.clone())?),
     }
     Ok(RunningReceiver {
         addresses,

@@ -94,6 +94,8 @@ pub mod names {
     pub const PROMETHEUS_EXPIRED_SERIES: &str = "otelgw_prometheus_expired_series_total";
     pub const PROMETHEUS_SCRAPES: &str = "otelgw_prometheus_scrapes_total";
     pub const PROMETHEUS_SERIES: &str = "otelgw_prometheus_series";
+    pub const PROMETHEUS_RECEIVER_SCRAPES: &str = "otelgw_prometheus_receiver_scrapes_total";
+    pub const PROMETHEUS_RECEIVER_TARGETS: &str = "otelgw_prometheus_receiver_targets";
     pub const PRW_FAILED_SAMPLES: &str = "otelgw_prometheusremotewrite_failed_samples_total";
     pub const PRW_SENT_BATCHES: &str = "otelcol_exporter_prometheusremotewrite_sent_batches";
     pub const PRW_TRANSLATED_TIME_SERIES: &str =

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -199,12 +199,6 @@ impl PeriodicReader {
     }
 }
 
-fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 /// The resource of pushed self-metrics: `service.telemetry.resource`, with `service.name`
 /// (`otelgw`) and `service.version` unless given.
 pub fn resource(attrs: &BTreeMap<String, serde_norway::Value>) -> Resource {
@@ -290,7 +284,7 @@ pub fn spawn(
     };
     let interval = Duration::from_millis(reader.interval.0.max(1));
     let endpoint = otlp.endpoint.clone();
-    let start = unix_nanos(SystemTime::now());
+    let start = crate::data::unix_nanos(SystemTime::now());
     Some(tokio::spawn(async move {
         let mut failing = false;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -299,7 +293,11 @@ pub fn spawn(
                 _ = tick.tick() => false,
                 _ = stop.changed() => true,
             };
-            let req = registry.to_otlp(resource.clone(), start, unix_nanos(SystemTime::now()));
+            let req = registry.to_otlp(
+                resource.clone(),
+                start,
+                crate::data::unix_nanos(SystemTime::now()),
+            );
             match push(&sender, &headers, req).await {
                 Ok(()) => {
                     if failing {

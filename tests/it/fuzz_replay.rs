@@ -163,6 +163,8 @@ fuzz_targets!(
     prometheus_names,
     item_edit,
     ottl_compile,
+    prometheus_exposition,
+    prometheus_relabel,
 );
 
 #[test]
@@ -177,6 +179,8 @@ fn every_target_is_replayed_and_has_a_libfuzzer_binary() {
         "prometheus_names",
         "item_edit",
         "ottl_compile",
+        "prometheus_exposition",
+        "prometheus_relabel",
     ];
     let names: Vec<&str> = targets::TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, replayed);

@@ -27,6 +27,7 @@ mod persistent_queue;
 mod probabilistic_sampler;
 mod prometheus;
 mod prometheus_endpoint;
+mod prometheus_receiver;
 mod remote_write;
 mod resourcedetection;
 mod sdk_python;

@@ -6,7 +6,7 @@
 //! ends the task at once, between checks or in the middle of them.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -139,7 +139,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 impl Run {
     async fn run(self, mut stop: watch::Receiver<bool>) {
-        let start = unix_nanos(SystemTime::now());
+        let start = crate::data::unix_nanos(SystemTime::now());
         tokio::select! {
             biased;
             _ = stopped(&mut stop) => return,
@@ -206,7 +206,7 @@ impl Run {
 
 /// One request, bounded by its client's timeout.
 async fn check(c: &Check) -> Observation {
-    let time = unix_nanos(SystemTime::now());
+    let time = crate::data::unix_nanos(SystemTime::now());
     let started = Instant::now();
     let mut req = c
         .client
@@ -218,7 +218,7 @@ async fn check(c: &Check) -> Observation {
     // the answer's head is enough: its body is dropped unread
     let outcome = match req.send().await {
         Ok(resp) => Ok(resp.status().as_u16()),
-        Err(e) => Err(error_message(&e)),
+        Err(e) => Err(crate::net::error_chain(&e)),
     };
     Observation {
         url: c.url.clone(),
@@ -227,27 +227,6 @@ async fn check(c: &Check) -> Observation {
         duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
         outcome,
     }
-}
-
-/// The error and its causes, outermost first (`error sending request for url (…): client
-/// error (Connect): tcp connect error: Connection refused (os error 111)`).
-fn error_message(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cause = c.source();
-    }
-    parts.join(": ")
-}
-
-fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {

@@ -44,6 +44,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("prometheus_names", prometheus_names),
     ("item_edit", item_edit),
     ("ottl_compile", ottl_compile),
+    ("prometheus_exposition", prometheus_exposition),
+    ("prometheus_relabel", prometheus_relabel),
 ];
 
 // ---- oracles, written from the rules, not from otelgw's code ----
@@ -561,5 +563,45 @@ pub fn ottl_compile(data: &[u8]) {
             let _ = c.matches(target);
             true
         });
+    }
+}
+
+/// Any bytes parse as a Prometheus text 0.0.4 and OpenMetrics 1.0 page or are refused with a
+/// line inside the input (never a panic); what parses keeps the parser's invariants (every
+/// sample named after its family with a suffix its type allows, valid names, no duplicate
+/// labels, OpenMetrics families unique, timestamps in range).
+pub fn prometheus_exposition(data: &[u8]) {
+    if let Err(e) = otelgw::receivers::prometheus::exposition::fuzz_one(data) {
+        panic!("{e}");
+    }
+}
+
+/// Any relabel rule (YAML) is refused by `check`/`compile` or runs over any label set without
+/// panicking; a kept set stays sorted by name, without empty values or duplicate names.
+pub fn prometheus_relabel(data: &[u8]) {
+    use otelgw::receivers::prometheus::relabel::{process, RelabelConfig};
+    let input = Input::new(data, 0);
+    let Some((rule, rest)) = input.strings().split_first() else {
+        return;
+    };
+    let Ok(cfg) = serde_norway::from_str::<RelabelConfig>(rule) else {
+        return;
+    };
+    let Ok(rule) = cfg.compile() else {
+        return;
+    };
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for pair in rest.chunks(2) {
+        if let [k, v] = pair {
+            if !v.is_empty() && !labels.iter().any(|(n, _)| n == k) {
+                labels.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    if process(std::slice::from_ref(&rule), &mut labels) {
+        assert!(labels.windows(2).all(|w| w[0].0 < w[1].0), "{labels:?}");
+        assert!(labels.iter().all(|(_, v)| !v.is_empty()), "{labels:?}");
+    } else {
+        assert!(labels.is_empty());
     }
 }

@@ -439,14 +439,18 @@ pub fn start_prometheus(bin: &str, target_port: u16) -> (Prometheus, u16) {
 }
 
 /// Starts Prometheus (exemplar storage on, `scrape_interval: 1s`) with `scrape_configs` (YAML
-/// list items, indented two spaces) and extra flags; returns it and its port once ready.
+/// list items, indented two spaces; `{self}` stands for its own address) and extra flags;
+/// returns it and its port once ready.
 pub fn start_prometheus_with(bin: &str, scrape_configs: &str, flags: &[&str]) -> (Prometheus, u16) {
     let prom_port = free_port();
     let pdir = tempfile::tempdir().unwrap();
     let cfg = pdir.path().join("prometheus.yml");
     std::fs::write(
         &cfg,
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{scrape_configs}"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n{}",
+            scrape_configs.replace("{self}", &format!("127.0.0.1:{prom_port}"))
+        ),
     )
     .unwrap();
     let child = Command::new(bin)

@@ -22,6 +22,8 @@ pub fn all() -> Vec<(&'static str, Files)> {
         ("prometheus_names", prometheus_names()),
         ("item_edit", item_edit()),
         ("ottl_compile", ottl_compile()),
+        ("prometheus_exposition", prometheus_exposition()),
+        ("prometheus_relabel", prometheus_relabel()),
     ]
 }
 
@@ -399,5 +401,33 @@ fn ottl_compile() -> Files {
         ("condition", br#"attributes["http.route"] == "/healthz" or severity_number < SEVERITY_NUMBER_WARN"#.to_vec()),
         ("json", br#"merge_maps(attributes, ParseJSON("{\"a\": [1, 2.5, true, null]}"), "upsert")"#.to_vec()),
         ("bad", br#"set(name, "x) where ((("#.to_vec()),
+    ]
+}
+
+fn prometheus_exposition() -> Files {
+    vec![
+        ("text", b"# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\",path=\"/a \\\"b\\\"\"} 1027 1395066363000\n# TYPE rpc summary\nrpc{quantile=\"0.5\"} 4773\nrpc_sum 1.7560473e+07\nrpc_count 2693\n# TYPE h histogram\nh_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.5\nh_count 2\nuntyped_thing NaN\n".to_vec()),
+        ("openmetrics", b"# TYPE jobs counter\n# HELP jobs Jobs.\njobs_total{q=\"a\"} 10.0 # {trace_id=\"0af7651916cd43dd8448eb211c80319c\"} 1.0 1700000000.5\njobs_created{q=\"a\"} 1.7e+09\n# TYPE t gauge\n# UNIT t_celsius celsius\n# TYPE g gaugehistogram\ng_bucket{le=\"+Inf\"} 3\ng_gcount 3\ng_gsum 2.5\n# TYPE s stateset\ns{s=\"a\"} 1\n# TYPE b info\nb_info{v=\"1\"} 1\n# EOF\n".to_vec()),
+        ("bad", b"metric{a=\"1\",a=\"2\"} 1\nx{ 1\n# EOF\ntrailing".to_vec()),
+    ]
+}
+
+fn prometheus_relabel() -> Files {
+    let with_ff = |parts: &[&str]| {
+        let mut out = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push(0xff);
+            }
+            out.extend_from_slice(p.as_bytes());
+        }
+        out
+    };
+    vec![
+        ("replace", with_ff(&["{source_labels: [__address__], regex: '(.*):\\d+', target_label: host, replacement: '$1'}", "__address__", "h:9100", "job", "node"])),
+        ("labelmap", with_ff(&["{action: labelmap, regex: '__meta_(.+)'}", "__meta_pod", "p1", "a", "b"])),
+        ("hashmod", with_ff(&["{action: hashmod, source_labels: [instance], modulus: 4, target_label: shard}", "instance", "x:1"])),
+        ("drop", with_ff(&["{action: drop, source_labels: [a, b], separator: '-', regex: '1-2'}", "a", "1", "b", "2"])),
+        ("bad-regex", with_ff(&["{regex: '(('}", "a", "1"])),
     ]
 }

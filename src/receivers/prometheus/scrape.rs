@@ -48,18 +48,30 @@ use crate::telemetry::metrics::{names, Counter, Gauge};
 /// What Prometheus 2.42 sends: OpenMetrics first, then the text format.
 const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
+/// How a page becomes samples: the job's label rules and limits (see [`Shaping::samples`]).
+pub struct Shaping {
+    pub honor_labels: bool,
+    pub honor_timestamps: bool,
+    /// `global.external_labels`.
+    pub external_labels: Labels,
+    pub metric_rules: Vec<Rule>,
+    pub sample_limit: u64,
+    pub label_limit: u64,
+    pub label_name_length_limit: u64,
+    pub label_value_length_limit: u64,
+}
+
 /// One scrape config, ready to run.
 struct Job {
     receiver: String,
     sc: ScrapeConfig,
+    shaping: Shaping,
     interval: Duration,
     timeout: Duration,
     global: super::Global,
     client: reqwest::Client,
     headers: HeaderMap,
     target_rules: Vec<Rule>,
-    metric_rules: Vec<Rule>,
-    external_labels: Labels,
     extra_metrics: bool,
     intake: Arc<Intake>,
     gate: Option<Arc<MemoryGate>>,
@@ -157,12 +169,20 @@ impl Job {
             client,
             headers,
             target_rules: compile(&sc.relabel_configs)?,
-            metric_rules: compile(&sc.metric_relabel_configs)?,
-            external_labels: g
-                .external_labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            shaping: Shaping {
+                honor_labels: sc.honor_labels,
+                honor_timestamps: sc.honor_timestamps,
+                external_labels: g
+                    .external_labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                metric_rules: compile(&sc.metric_relabel_configs)?,
+                sample_limit: sc.sample_limit,
+                label_limit: sc.label_limit,
+                label_name_length_limit: sc.label_name_length_limit,
+                label_value_length_limit: sc.label_value_length_limit,
+            },
             extra_metrics: cfg.report_extra_scrape_metrics,
             intake,
             gate: ctx.gate.clone(),
@@ -427,7 +447,12 @@ impl Job {
             }
         }
         let body_size = fetched.as_ref().map(|b| b.bytes.len()).unwrap_or(0);
-        let result = fetched.and_then(|b| self.samples(target, &b, &mut st.scratch));
+        let result = fetched.and_then(|b| {
+            let text = std::str::from_utf8(&b.bytes)
+                .map_err(|e| format!("the body is not UTF-8 ({e})"))?;
+            self.shaping
+                .samples(text, b.format, &target.labels, &mut st.scratch)
+        });
         let duration = started.elapsed().as_secs_f64();
         let mut report: Vec<(&str, f64)> = Vec::with_capacity(8);
         let rm = match result {
@@ -563,18 +588,19 @@ impl Job {
         }
         Ok(Body { bytes, format })
     }
+}
 
+impl Shaping {
     /// Parses a body into samples with target labels joined and metric relabeling applied;
     /// also returns how many samples the page had.
-    fn samples(
+    pub fn samples(
         &self,
-        target: &Target,
-        body: &Body,
+        text: &str,
+        format: Format,
+        target_labels: &Labels,
         scratch: &mut Scratch,
     ) -> Result<(Vec<Scraped>, usize), String> {
-        let text =
-            std::str::from_utf8(&body.bytes).map_err(|e| format!("the body is not UTF-8 ({e})"))?;
-        let families = exposition::parse(text, body.format).map_err(|e| e.to_string())?;
+        let families = exposition::parse(text, format).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         let mut scraped = 0usize;
         for fam in &families {
@@ -586,7 +612,7 @@ impl Job {
                     .filter(|(_, v)| !v.is_empty())
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
-                join_target_labels(&mut labels, &target.labels, self.sc.honor_labels);
+                join_target_labels(&mut labels, target_labels, self.honor_labels);
                 for (k, v) in &self.external_labels {
                     if !labels.iter().any(|(n, _)| n == k) {
                         labels.push((k.clone(), v.clone()));
@@ -618,7 +644,7 @@ impl Job {
                     name,
                     labels,
                     value: s.value,
-                    timestamp_ms: s.timestamp_ms.filter(|_| self.sc.honor_timestamps),
+                    timestamp_ms: s.timestamp_ms.filter(|_| self.honor_timestamps),
                     exemplar: s.exemplar.as_ref().map(|e| ScrapedExemplar {
                         labels: e
                             .labels
@@ -629,10 +655,10 @@ impl Job {
                         timestamp_ms: e.timestamp_ms,
                     }),
                 });
-                if self.sc.sample_limit > 0 && out.len() as u64 > self.sc.sample_limit {
+                if self.sample_limit > 0 && out.len() as u64 > self.sample_limit {
                     return Err(format!(
                         "sample_limit exceeded: more than {} samples after metric relabeling",
-                        self.sc.sample_limit
+                        self.sample_limit
                     ));
                 }
             }
@@ -641,7 +667,7 @@ impl Job {
     }
 
     fn check_limits(&self, labels: &Labels) -> Result<(), String> {
-        let sc = &self.sc;
+        let sc = self;
         if sc.label_limit > 0 && labels.len() as u64 + 1 > sc.label_limit {
             return Err(format!(
                 "label_limit exceeded: a sample has {} labels (limit {})",

@@ -319,3 +319,116 @@ async fn broken_targets_are_down_with_a_reason_and_never_block_the_others() {
         ) >= 6.0
     );
 }
+
+/// `up` per instance from an otelgw `prometheus` exporter's page.
+fn up_of(exp_port: u16) -> BTreeMap<String, f64> {
+    let (_, text) = http_get(&format!("127.0.0.1:{exp_port}"), "/metrics").unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("up{"))
+        .filter_map(|l| {
+            let inst = l
+                .split("instance=\"")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .to_string();
+            let v = l.rsplit(' ').next()?.parse().ok()?;
+            Some((inst, v))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_sd_changes_move_the_scrapes_and_the_old_target_goes_stale() {
+    let page = || {
+        Script::always(
+            Reply::status(200)
+                .header("content-type", "text/plain; version=0.0.4")
+                .body("# TYPE hits_total counter\nhits_total 1\n"),
+        )
+    };
+    let (a, b) = (Backend::start(page()).await, Backend::start(page()).await);
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().join("targets.json");
+    let write = |port: u16| {
+        // written whole, then renamed: a reader never sees half a file
+        let tmp = dir.path().join("next.tmp");
+        std::fs::write(
+            &tmp,
+            format!(r#"[{{"targets": ["127.0.0.1:{port}"], "labels": {{"team": "t"}}}}]"#),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, &sd).unwrap();
+    };
+    write(a.port);
+    let ports = Ports::new();
+    let exp_port = free_port();
+    let config = format!(
+        "receivers:\n  prometheus:\n    config:\n      scrape_configs:\n        - job_name: sd\n          scrape_interval: 300ms\n          scrape_timeout: 300ms\n          file_sd_configs: [{{files: ['{}/*.json'], refresh_interval: 200ms}}]\nexporters:\n  prometheus:\n    endpoint: 127.0.0.1:{exp_port}\nservice:\n  pipelines:\n    metrics: {{receivers: [prometheus], exporters: [prometheus]}}\n{}",
+        dir.path().display(),
+        ports.telemetry()
+    );
+    let gw_dir = tempfile::tempdir().unwrap();
+    let _gw = Gateway::start(ports, gw_dir, &config);
+    let (ia, ib) = (
+        format!("127.0.0.1:{}", a.port),
+        format!("127.0.0.1:{}", b.port),
+    );
+    wait_until("target a scraped", Duration::from_secs(20), || {
+        up_of(exp_port).get(&ia) == Some(&1.0)
+    });
+    // the file now names b: b is scraped, a stops being scraped and its series end
+    // (staleness removes them from the exporter)
+    write(b.port);
+    wait_until("b scraped and a gone", Duration::from_secs(20), || {
+        let up = up_of(exp_port);
+        up.get(&ib) == Some(&1.0) && !up.contains_key(&ia)
+    });
+    let (_, text) = http_get(&format!("127.0.0.1:{exp_port}"), "/metrics").unwrap();
+    // (target_info, made by the exporter from the resource, lives until metric_expiration)
+    let left: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&format!("instance=\"{ia}\"")) && !l.starts_with("target_info"))
+        .collect();
+    assert!(left.is_empty(), "a's series are stale: {left:?}");
+    let a_scrapes = a.count();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(a.count(), a_scrapes, "a is no longer scraped");
+    assert!(b.count() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_pipeline_fails_the_scrape_for_that_reason_and_nothing_piles_up() {
+    let target = Backend::start(Script::always(
+        Reply::status(200)
+            .header("content-type", "text/plain; version=0.0.4")
+            .body("# TYPE hits_total counter\nhits_total 1\n"),
+    ))
+    .await;
+    // the exporter's peer never answers and its queue holds one batch: later scrapes are
+    // refused by the pipeline
+    let dead = free_port();
+    let ports = Ports::new();
+    let config = format!(
+        "receivers:\n  prometheus:\n    config:\n      scrape_configs:\n        - job_name: bp\n          scrape_interval: 200ms\n          scrape_timeout: 200ms\n          static_configs: [{{targets: ['127.0.0.1:{}']}}]\nexporters:\n  otlp:\n    endpoint: 127.0.0.1:{dead}\n    tls: {{insecure: true}}\n    sending_queue: {{queue_size: 1, num_consumers: 1, block_on_overflow: false}}\n    retry_on_failure: {{initial_interval: 5s, max_interval: 5s, max_elapsed_time: 0s}}\nservice:\n  pipelines:\n    metrics: {{receivers: [prometheus], exporters: [otlp]}}\n{}",
+        target.port,
+        ports.telemetry()
+    );
+    let gw_dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(ports, gw_dir, &config);
+    wait_until("refused scrapes counted", Duration::from_secs(20), || {
+        gw.metric(
+            "otelgw_prometheus_receiver_scrapes_total",
+            &[("job", "bp"), ("result", "refused")],
+        ) >= 3.0
+    });
+    // the scraping goes on at its interval, and nothing beyond the queue's one batch is held
+    let before = target.count();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(target.count() >= before + 3, "scrapes continue on schedule");
+    assert_eq!(
+        gw.metric("otelcol_exporter_queue_size", &[("exporter", "otlp")]),
+        1.0
+    );
+    assert!(gw.logs().contains("did not take this scrape"));
+}

@@ -45,6 +45,22 @@ use crate::receivers::intake::{Intake, Outcome};
 use crate::receivers::ReceiverContext;
 use crate::telemetry::metrics::{names, Counter, Gauge};
 
+/// The series every scrape reports about itself.
+const REPORT: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+/// With `report_extra_scrape_metrics`.
+const EXTRA_REPORT: [&str; 3] = [
+    "scrape_body_size_bytes",
+    "scrape_sample_limit",
+    "scrape_timeout_seconds",
+];
+
 /// What Prometheus 2.42 sends: OpenMetrics first, then the text format.
 const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
@@ -396,13 +412,15 @@ impl Job {
                 _ = self.scrape_once(&target, &mut st) => {}
             }
         }
-        // the target went away: its series end (no `up` report: there is no scrape)
+        // the target went away: its series and its `up`/`scrape_*` end
+        let mut names: Vec<&str> = REPORT.to_vec();
+        if self.extra_metrics {
+            names.extend(EXTRA_REPORT);
+        }
         let rm = st
             .state
-            .fail(&target.meta, &[], unix_nanos(SystemTime::now()));
-        if rm.scope_metrics.iter().any(|s| !s.metrics.is_empty()) {
-            self.deliver(rm, 0).await;
-        }
+            .end(&target.meta, &names, unix_nanos(SystemTime::now()));
+        self.deliver(rm, 0).await;
     }
 }
 
@@ -470,16 +488,13 @@ impl Job {
                 if st.last_error.take().is_some() {
                     tracing::info!(receiver = %self.receiver, target = %target.url, "prometheus: target is up again");
                 }
-                report.extend([
-                    ("up", 1.0),
-                    ("scrape_duration_seconds", duration),
-                    ("scrape_samples_scraped", scraped as f64),
-                    (
-                        "scrape_samples_post_metric_relabeling",
-                        samples.len() as f64,
-                    ),
-                    ("scrape_series_added", added as f64),
-                ]);
+                report.extend(REPORT.into_iter().zip([
+                    1.0,
+                    duration,
+                    scraped as f64,
+                    samples.len() as f64,
+                    added as f64,
+                ]));
                 self.extra(&mut report, body_size);
                 self.ok.inc();
                 st.state.translate(&target.meta, samples, &report, now_ns)
@@ -490,13 +505,7 @@ impl Job {
                     st.last_error = Some(e);
                 }
                 st.seen.clear();
-                report.extend([
-                    ("up", 0.0),
-                    ("scrape_duration_seconds", duration),
-                    ("scrape_samples_scraped", 0.0),
-                    ("scrape_samples_post_metric_relabeling", 0.0),
-                    ("scrape_series_added", 0.0),
-                ]);
+                report.extend(REPORT.into_iter().zip([0.0, duration, 0.0, 0.0, 0.0]));
                 self.extra(&mut report, body_size);
                 self.failed.inc();
                 st.state.fail(&target.meta, &report, now_ns)
@@ -507,11 +516,11 @@ impl Job {
 
     fn extra(&self, report: &mut Vec<(&str, f64)>, body_size: usize) {
         if self.extra_metrics {
-            report.extend([
-                ("scrape_body_size_bytes", body_size as f64),
-                ("scrape_sample_limit", self.sc.sample_limit as f64),
-                ("scrape_timeout_seconds", self.timeout.as_secs_f64()),
-            ]);
+            report.extend(EXTRA_REPORT.into_iter().zip([
+                body_size as f64,
+                self.sc.sample_limit as f64,
+                self.timeout.as_secs_f64(),
+            ]));
         }
     }
 

@@ -226,6 +226,31 @@ impl TargetState {
         assemble(target, Vec::new(), out.metrics)
     }
 
+    /// The target went away (service discovery no longer lists it): every series of the
+    /// previous scrape and the scrape's own series named in `report` (`up`, …) get one point
+    /// flagged NoRecordedValue, as Prometheus marks a removed target's series stale.
+    pub fn end(&mut self, target: &TargetMeta, report: &[&str], now_ns: u64) -> ResourceMetrics {
+        let mut rm = self.fail(target, &[], now_ns);
+        let stale: Vec<Metric> = report
+            .iter()
+            .map(|name| Metric {
+                name: (*name).to_string(),
+                data: Some(metric::Data::Gauge(Gauge {
+                    data_points: vec![NumberDataPoint {
+                        time_unix_nano: now_ns,
+                        flags: NO_RECORDED_VALUE,
+                        ..Default::default()
+                    }],
+                })),
+                ..Default::default()
+            })
+            .collect();
+        if let Some(scope) = rm.scope_metrics.first_mut() {
+            scope.metrics.extend(stale);
+        }
+        rm
+    }
+
     /// Series currently remembered (for tests and self-metrics).
     pub fn series(&self) -> usize {
         self.series.len()
@@ -2213,5 +2238,29 @@ mod tests {
         assert_eq!(to_count(f64::NAN), 0);
         assert_eq!(to_count(-3.0), 0);
         assert_eq!(to_count(2.9), 2);
+    }
+
+    #[test]
+    fn a_removed_target_ends_its_series_and_its_report() {
+        let mut st = TargetState::default();
+        let _ = st.translate(
+            &target(),
+            vec![counter("hits_total", &[("code", "200")], 3.0)],
+            &[("up", 1.0)],
+            1_000,
+        );
+        let rm = st.end(&target(), &["up", "scrape_duration_seconds"], 2_000);
+        let metrics = &rm.scope_metrics[0].metrics;
+        let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, vec!["hits_total", "up", "scrape_duration_seconds"]);
+        assert_eq!(sum_of(&metrics[0]).data_points[0].flags, NO_RECORDED_VALUE);
+        for m in &metrics[1..] {
+            let p = &gauge_of(m).data_points[0];
+            assert_eq!(
+                (p.flags, p.time_unix_nano, p.value),
+                (NO_RECORDED_VALUE, 2_000, None)
+            );
+        }
+        assert_eq!(st.series(), 0);
     }
 }

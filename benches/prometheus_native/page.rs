@@ -109,6 +109,7 @@ pub fn translate(state: &mut TargetState, samples: Vec<Scraped>) -> ResourceMetr
         job: "web".into(),
         instance: "10.0.0.7:8080".into(),
         scheme: "http".into(),
+        labels: Vec::new(),
     };
     state.translate(&meta, samples, &[("up", 1.0)], 1_700_000_000_000_000_000)
 }

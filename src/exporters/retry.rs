@@ -219,7 +219,13 @@ impl Backoff {
         let grown = (base * self.cfg.multiplier).min(self.cfg.max_interval.get().as_secs_f64());
         self.next = Duration::from_secs_f64(grown);
         let budget = self.cfg.max_elapsed_time.get();
-        if !budget.is_zero() && self.started.elapsed() + delay > budget {
+        if !budget.is_zero()
+            && self
+                .started
+                .elapsed()
+                .checked_add(delay)
+                .is_none_or(|t| t > budget)
+        {
             return None;
         }
         Some(delay)

@@ -210,7 +210,9 @@ impl Chain {
                                     .then(|| Arc::new(g.hold(Cost::Decoded(len))));
                                 batch.with_memory(Some(shared)).with_memory(decoded)
                             }
-                            Cost::Decoded(_) => batch.with_memory(Some(Arc::new(g.hold(cost)))),
+                            Cost::Decoded(_) | Cost::Scrape { .. } => {
+                                batch.with_memory(Some(Arc::new(g.hold(cost))))
+                            }
                         }
                         .with_wire_size(cost.wire_bytes());
                     }

@@ -184,7 +184,7 @@ pub struct Protocols {
 }
 
 /// A key that is present with a null value (`grpc:`) means "on, with defaults".
-fn present_means_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+pub(crate) fn present_means_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,

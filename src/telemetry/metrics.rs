@@ -100,6 +100,7 @@ pub mod names {
     pub const PRW_SENT_BATCHES: &str = "otelcol_exporter_prometheusremotewrite_sent_batches";
     pub const PRW_TRANSLATED_TIME_SERIES: &str =
         "otelcol_exporter_prometheusremotewrite_translated_time_series";
+    pub const SCRAPER_ERRORED_METRIC_POINTS: &str = "otelcol_scraper_errored_metric_points";
     pub const SCRAPER_SCRAPED_METRIC_POINTS: &str = "otelcol_scraper_scraped_metric_points";
     pub const RESOURCEDETECTION_ATTRIBUTES_DETECTED: &str =
         "otelcol_resourcedetection_attributes_detected";

@@ -185,6 +185,14 @@ fn otelgw_scrapes_what_prometheus_scrapes() {
         ),
         7.0
     );
+    // the scrape's own series carry the target's labels, as Prometheus' do
+    assert_eq!(
+        prom_value(
+            prom_port,
+            "up{job=\"relabeled\",team=\"a\",path=\"otelgw\"}"
+        ),
+        1.0
+    );
     assert!(
         prom_query(prom_port, "room_temperature_celsius{job=\"relabeled\"}")["data"]["result"]
             .as_array()

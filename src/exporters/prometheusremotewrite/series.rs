@@ -83,7 +83,8 @@ impl Builder<'_> {
         ex: Option<&StoreExemplar>,
     ) {
         let mut labels = Vec::with_capacity(self.base.len() + 2);
-        labels.extend(self.base.iter().cloned());
+        // an attribute named `__name__` never competes with the metric's name
+        labels.extend(self.base.iter().filter(|l| l.name != "__name__").cloned());
         labels.push(Label {
             name: "__name__".into(),
             value: format!("{}{suffix}", self.family),
@@ -143,7 +144,7 @@ impl Builder<'_> {
         let mut cumulative = 0u64;
         let mut ex_left = ex;
         for (le, c) in buckets {
-            cumulative += c;
+            cumulative = cumulative.saturating_add(*c);
             let here = ex_left.filter(|e| e.value <= *le);
             if here.is_some() {
                 ex_left = None;

@@ -424,6 +424,20 @@ impl ScrapeConfig {
                 );
             }
         }
+        if let Some(t) = &self.tls_config {
+            if t.server_name.is_some() {
+                diag.error(
+                    format!("{p}.tls_config.server_name"),
+                    "not supported by otelgw yet; scrape the name the certificate is for",
+                );
+            }
+            if t.cert_file.is_some() != t.key_file.is_some() {
+                diag.error(
+                    format!("{p}.tls_config"),
+                    "cert_file and key_file go together",
+                );
+            }
+        }
         if self.basic_auth.is_some() && self.authorization.is_some() {
             diag.error(p, "set basic_auth or authorization, not both");
         }

@@ -23,6 +23,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Read as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -95,6 +96,8 @@ struct Job {
     failed: Counter,
     refused: Counter,
     targets: Gauge,
+    /// The number of targets when it is over `target_limit` (0: within it).
+    over_limit: AtomicUsize,
 }
 
 fn compile(rules: &[super::relabel::RelabelConfig]) -> Result<Vec<Rule>, BuildError> {
@@ -210,6 +213,7 @@ impl Job {
                 "Targets being scraped, by job.",
                 &[("receiver", &id), ("job", &sc.job_name)],
             ),
+            over_limit: AtomicUsize::new(0),
             receiver: id,
         })
     }
@@ -314,6 +318,8 @@ impl Job {
             .max(Duration::from_millis(100));
         let mut files = FileSd::default();
         let mut running: HashMap<u64, Running> = HashMap::new();
+        // loops of targets that went away, finishing their staleness markers
+        let mut draining: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
         let mut first = true;
         loop {
             if files.refresh(&patterns, &self.receiver) || first {
@@ -332,13 +338,15 @@ impl Job {
                 for p in paths {
                     groups.extend(files.groups.get(p).cloned().unwrap_or_default());
                 }
-                let mut found =
-                    targets::targets(&self.sc, &self.global, &self.target_rules, &groups);
-                if self.sc.target_limit > 0 && found.len() as u64 > self.sc.target_limit {
-                    tracing::error!(receiver = %self.receiver, job = %self.sc.job_name, targets = found.len(), limit = self.sc.target_limit, "prometheus: target_limit exceeded; no target of this job is scraped");
-                    found.clear();
+                let found = targets::targets(&self.sc, &self.global, &self.target_rules, &groups);
+                let over = self.sc.target_limit > 0 && found.len() as u64 > self.sc.target_limit;
+                if over {
+                    tracing::error!(receiver = %self.receiver, job = %self.sc.job_name, targets = found.len(), limit = self.sc.target_limit, "prometheus: target_limit exceeded; every target of this job reports up 0");
                 }
-                self.reconcile(&mut running, found, &stop);
+                self.over_limit
+                    .store(if over { found.len() } else { 0 }, Ordering::Relaxed);
+                self.reconcile(&mut running, &mut draining, found, &stop)
+                    .await;
             }
             if patterns.is_empty() {
                 stopped(&mut stop).await;
@@ -353,26 +361,40 @@ impl Job {
         for (_, r) in running.drain() {
             let _ = r.task.await;
         }
+        for (_, t) in draining.drain() {
+            let _ = t.await;
+        }
     }
 
-    /// Starts loops for new targets and stops those of targets that went away.
-    fn reconcile(
+    /// Starts loops for new targets and stops those of targets that went away (their loops
+    /// finish their staleness markers in `draining`; a target that comes back waits for its
+    /// old loop first, so old markers never end new series).
+    async fn reconcile(
         self: &Arc<Self>,
         running: &mut HashMap<u64, Running>,
+        draining: &mut HashMap<u64, tokio::task::JoinHandle<()>>,
         found: Vec<Target>,
         stop: &watch::Receiver<bool>,
     ) {
         let keys: HashSet<u64> = found.iter().map(|t| t.key).collect();
-        running.retain(|k, r| {
-            let keep = keys.contains(k);
-            if !keep {
+        let gone: Vec<u64> = running
+            .keys()
+            .filter(|k| !keys.contains(k))
+            .copied()
+            .collect();
+        for k in gone {
+            if let Some(r) = running.remove(&k) {
                 let _ = r.stop.send(true);
+                draining.insert(k, r.task);
             }
-            keep
-        });
+        }
+        draining.retain(|_, t| !t.is_finished());
         for t in found {
             if running.contains_key(&t.key) {
                 continue;
+            }
+            if let Some(old) = draining.remove(&t.key) {
+                let _ = old.await;
             }
             let (own, own_rx) = watch::channel(false);
             let key = t.key;
@@ -444,17 +466,31 @@ impl Job {
     async fn scrape_once(&self, target: &Target, st: &mut Scrapes) {
         let started = Instant::now();
         let now_ns = unix_nanos(SystemTime::now());
-        let fetched = match tokio::time::timeout(self.timeout, self.fetch(&target.url)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "scrape timed out after {:?} (scrape_timeout)",
-                self.timeout
-            )),
+        let over = self.over_limit.load(Ordering::Relaxed);
+        let fetched = if over > 0 {
+            Err(format!(
+                "target_limit exceeded ({over} targets, limit {})",
+                self.sc.target_limit
+            ))
+        } else {
+            match tokio::time::timeout(self.timeout, self.fetch(&target.url)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "scrape timed out after {:?} (scrape_timeout)",
+                    self.timeout
+                )),
+            }
         };
         // the body is admitted before it is parsed; held until the pipelines took the result
         let mut _held = None;
         if let (Ok(body), Some(g)) = (&fetched, &self.gate) {
-            match g.admit(Cost::Decoded(body.bytes.len() as u64).bytes()) {
+            // priced by lines: a page of tiny samples costs far more than its bytes
+            let lines = body.bytes.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+            let cost = Cost::Scrape {
+                bytes: body.bytes.len() as u64,
+                lines,
+            };
+            match g.admit(cost.bytes()) {
                 Ok(t) => _held = Some(t),
                 Err(_) => {
                     self.refused.inc();
@@ -579,7 +615,8 @@ impl Job {
             .await
             .map_err(|e| crate::net::error_chain(&e))?
         {
-            if !gzip && bytes.len() as u64 + chunk.len() as u64 > limit {
+            // compressed bytes count too: a gzip stream never needs more than the limit
+            if bytes.len() as u64 + chunk.len() as u64 > limit {
                 return Err(too_big());
             }
             bytes.extend_from_slice(&chunk);
@@ -622,11 +659,6 @@ impl Shaping {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 join_target_labels(&mut labels, target_labels, self.honor_labels);
-                for (k, v) in &self.external_labels {
-                    if !labels.iter().any(|(n, _)| n == k) {
-                        labels.push((k.clone(), v.clone()));
-                    }
-                }
                 let mut name = s.name.to_string();
                 if !self.metric_rules.is_empty() {
                     labels.push(("__name__".into(), name));
@@ -638,8 +670,14 @@ impl Shaping {
                     };
                     name = labels.remove(i).1;
                 }
-                labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 self.check_limits(&labels)?;
+                // after relabeling and limits, as Prometheus adds them
+                for (k, v) in &self.external_labels {
+                    if !labels.iter().any(|(n, _)| n == k) {
+                        labels.push((k.clone(), v.clone()));
+                    }
+                }
+                labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 let same = name == s.name;
                 out.push(Scraped {
                     family: if same {

@@ -94,8 +94,9 @@ pub fn targets(sc: &ScrapeConfig, g: &Global, rules: &[Rule], groups: &[Group]) 
 
 fn finish(sc: &ScrapeConfig, labels: Labels) -> Option<Target> {
     let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let address = get("__address__").filter(|a| !a.is_empty())?.to_string();
     let scheme = get("__scheme__").unwrap_or("http").to_string();
+    let address = get("__address__").filter(|a| !a.is_empty() && !a.contains('/'))?;
+    let address = with_port(address, &scheme);
     let path = get("__metrics_path__").unwrap_or("/metrics").to_string();
     // query: every value of `params`, with `__param_<name>` replacing the first
     let mut query: Vec<(String, String)> = Vec::new();
@@ -145,6 +146,11 @@ fn finish(sc: &ScrapeConfig, labels: Labels) -> Option<Target> {
         job: find("job"),
         instance: find("instance"),
         scheme,
+        labels: kept
+            .iter()
+            .filter(|(n, _)| n != "job" && n != "instance")
+            .cloned()
+            .collect(),
     };
     let mut key_text = url.clone();
     for (n, v) in &kept {
@@ -161,13 +167,40 @@ fn finish(sc: &ScrapeConfig, labels: Labels) -> Option<Target> {
     })
 }
 
+/// `host` without a port gets the scheme's (80 or 443), as Prometheus 2.42 does; IPv6 literals
+/// are bracketed.
+fn with_port(address: &str, scheme: &str) -> String {
+    let has_port = match address.rsplit_once(':') {
+        Some((host, port)) => {
+            (host.starts_with('[') && host.ends_with(']') || !host.contains(':'))
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    };
+    if has_port {
+        return address.to_string();
+    }
+    let port = if scheme == "https" { 443 } else { 80 };
+    if address.contains(':') && !address.starts_with('[') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
 /// The files a `files` entry names: itself, or with `*` in the file name, the matching files of
 /// its directory (sorted).
 pub fn expand(pattern: &str) -> Vec<PathBuf> {
     let p = Path::new(pattern);
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if !name.contains('*') {
-        return vec![p.to_path_buf()];
+        // a file that is gone names no targets (as Prometheus' glob finds nothing)
+        return if p.exists() {
+            vec![p.to_path_buf()]
+        } else {
+            Vec::new()
+        };
     }
     let dir = p
         .parent()
@@ -284,6 +317,27 @@ mod tests {
     }
 
     #[test]
+    fn addresses_without_a_port_get_the_schemes() {
+        assert_eq!(with_port("example.org", "http"), "example.org:80");
+        assert_eq!(with_port("example.org", "https"), "example.org:443");
+        assert_eq!(with_port("h:9100", "https"), "h:9100");
+        assert_eq!(with_port("[::1]:9100", "http"), "[::1]:9100");
+        assert_eq!(with_port("::1", "http"), "[::1]:80");
+        let t = targets(
+            &sc("job_name: j\n"),
+            &Global::default(),
+            &[],
+            &[Group {
+                targets: vec!["example.org".into(), "http://bad/x".into()],
+                labels: BTreeMap::new(),
+            }],
+        );
+        assert_eq!(t.len(), 1, "an address with a path is no target");
+        assert_eq!(t[0].meta.instance, "example.org:80");
+        assert_eq!(t[0].url, "http://example.org:80/metrics");
+    }
+
+    #[test]
     fn file_sd_reads_json_and_yaml_and_globs() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -301,6 +355,8 @@ mod tests {
         let pat = format!("{}/*.json", dir.path().display());
         assert_eq!(expand(&pat), vec![dir.path().join("a.json")]);
         assert!(read_file(&dir.path().join("c.txt")).is_err());
+        assert!(expand(&format!("{}/gone.json", dir.path().display())).is_empty());
+        assert_eq!(expand(&format!("{}/b.yml", dir.path().display())).len(), 1);
         assert!(wildcard("*.y*ml", "x.yaml") && !wildcard("a*b", "ab_") && wildcard("a*", "a"));
     }
 }

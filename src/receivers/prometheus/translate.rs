@@ -142,6 +142,9 @@ pub struct TargetMeta {
     pub job: String,
     pub instance: String,
     pub scheme: String,
+    /// The target's other labels (not `job`/`instance`), sorted: the attributes of the
+    /// scrape's own series (`up`, …), as Prometheus puts every target label on them.
+    pub labels: Vec<(String, String)>,
 }
 
 /// Per-target state kept across scrapes (bounded by what the last scrape had): the series of
@@ -205,7 +208,7 @@ impl TargetState {
         }
         let gone = self.sweep();
         out.markers(gone, now_ns);
-        out.report(report, now_ns);
+        out.report(report, &target.labels, now_ns);
         assemble(target, info, out.metrics)
     }
 
@@ -222,7 +225,7 @@ impl TargetState {
         let gone = self.sweep();
         let mut out = Output::with_capacity(report.len() + 8);
         out.markers(gone, now_ns);
-        out.report(report, now_ns);
+        out.report(report, &target.labels, now_ns);
         assemble(target, Vec::new(), out.metrics)
     }
 
@@ -237,6 +240,7 @@ impl TargetState {
                 name: (*name).to_string(),
                 data: Some(metric::Data::Gauge(Gauge {
                     data_points: vec![NumberDataPoint {
+                        attributes: attributes(target.labels.clone()),
                         time_unix_nano: now_ns,
                         flags: NO_RECORDED_VALUE,
                         ..Default::default()
@@ -482,12 +486,13 @@ impl Output {
     }
 
     /// The scrape's own gauges.
-    fn report(&mut self, report: &[(&str, f64)], now_ns: u64) {
+    fn report(&mut self, report: &[(&str, f64)], labels: &[(String, String)], now_ns: u64) {
         for (name, value) in report {
             self.metrics.push(Metric {
                 name: (*name).to_string(),
                 data: Some(metric::Data::Gauge(Gauge {
                     data_points: vec![NumberDataPoint {
+                        attributes: attributes(labels.to_vec()),
                         time_unix_nano: now_ns,
                         value: Some(number_data_point::Value::AsDouble(*value)),
                         ..Default::default()
@@ -1167,6 +1172,7 @@ mod tests {
             job: "node".into(),
             instance: "10.0.0.1:9100".into(),
             scheme: "http".into(),
+            labels: vec![],
         }
     }
 
@@ -1688,6 +1694,7 @@ mod tests {
             job: "team/api".into(),
             instance: "[::1]:9100".into(),
             scheme: "https".into(),
+            labels: vec![],
         };
         let rm = st.translate(&t, vec![], &[], NOW);
         assert_eq!(
@@ -1712,6 +1719,7 @@ mod tests {
                 job: job.into(),
                 instance: instance.into(),
                 scheme: String::new(),
+                labels: vec![],
             };
             let got = resource(&st.translate(&t, vec![], &[], NOW));
             let want_name = if job == "a/b/c" { "b/c" } else { job };

@@ -30,15 +30,15 @@ fn add_delta(into: &mut Value, more: &Value) -> bool {
             if a.bounds == b.bounds && a.counts.len() == b.counts.len() =>
         {
             for (x, y) in a.counts.iter_mut().zip(&b.counts) {
-                *x += y;
+                *x = x.saturating_add(*y);
             }
             a.sum += b.sum;
-            a.count += b.count;
+            a.count = a.count.saturating_add(b.count);
         }
         (Value::Exponential(a), Value::Exponential(b)) => {
             a.h.add(&b.h);
             a.sum += b.sum;
-            a.count += b.count;
+            a.count = a.count.saturating_add(b.count);
         }
         _ => return false,
     }

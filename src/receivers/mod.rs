@@ -5,9 +5,11 @@
 //! after every pipeline it feeds accepted the data into its bounded queues; refusals carry a
 //! retry hint ([`status`]). `httpcheck` ([`httpcheck`]) is a pull receiver for metrics: it
 //! opens no listener and enters the pipelines through the same [`intake`]; so does
-//! `prometheus` ([`prometheus`]), which scrapes `/metrics` endpoints.
+//! `prometheus` ([`prometheus`]), which scrapes `/metrics` endpoints, and `hostmetrics`
+//! ([`hostmetrics`]), which reads the host's `/proc` and `/sys`.
 
 pub mod decode;
+pub mod hostmetrics;
 pub mod httpcheck;
 pub mod intake;
 pub mod otlp_grpc;
@@ -66,9 +68,15 @@ pub enum ReceiverConfig {
     Otlp(Box<OtlpReceiverConfig>),
     HttpCheck(httpcheck::HttpCheckConfig),
     Prometheus(Box<prometheus::PrometheusReceiverConfig>),
+    HostMetrics(Box<hostmetrics::HostMetricsConfig>),
 }
 
-pub const RECEIVER_TYPES: &[&str] = &["otlp", "httpcheck (alias http_check)", "prometheus"];
+pub const RECEIVER_TYPES: &[&str] = &[
+    "otlp",
+    "httpcheck (alias http_check)",
+    "prometheus",
+    "hostmetrics (alias host_metrics)",
+];
 
 impl ReceiverConfig {
     pub fn from_value(
@@ -81,6 +89,9 @@ impl ReceiverConfig {
             "otlp" => typed(path, v, diag).map(|c| ReceiverConfig::Otlp(Box::new(c))),
             "httpcheck" | "http_check" => typed(path, v, diag).map(ReceiverConfig::HttpCheck),
             "prometheus" => typed(path, v, diag).map(|c| ReceiverConfig::Prometheus(Box::new(c))),
+            "hostmetrics" | "host_metrics" => {
+                typed(path, v, diag).map(|c| ReceiverConfig::HostMetrics(Box::new(c)))
+            }
             other => {
                 diag.error(
                     path,
@@ -99,14 +110,15 @@ impl ReceiverConfig {
             ReceiverConfig::Otlp(c) => c.validate(path, diag),
             ReceiverConfig::HttpCheck(c) => c.validate(path, diag),
             ReceiverConfig::Prometheus(c) => c.validate(path, diag),
+            ReceiverConfig::HostMetrics(c) => c.validate(path, diag),
         }
     }
 
     pub fn supports(&self, signal: Signal) -> bool {
         match self {
-            ReceiverConfig::HttpCheck(_) | ReceiverConfig::Prometheus(_) => {
-                signal == Signal::Metrics
-            }
+            ReceiverConfig::HttpCheck(_)
+            | ReceiverConfig::Prometheus(_)
+            | ReceiverConfig::HostMetrics(_) => signal == Signal::Metrics,
             ReceiverConfig::Otlp(_) => true,
         }
     }
@@ -123,7 +135,9 @@ impl ReceiverConfig {
                 }
                 out
             }
-            ReceiverConfig::HttpCheck(_) | ReceiverConfig::Prometheus(_) => vec![],
+            ReceiverConfig::HttpCheck(_)
+            | ReceiverConfig::Prometheus(_)
+            | ReceiverConfig::HostMetrics(_) => vec![],
         }
     }
 
@@ -132,6 +146,7 @@ impl ReceiverConfig {
             ReceiverConfig::Otlp(c) => crate::component::to_value(c),
             ReceiverConfig::HttpCheck(c) => crate::component::to_value(c),
             ReceiverConfig::Prometheus(c) => crate::component::to_value(c),
+            ReceiverConfig::HostMetrics(c) => crate::component::to_value(c),
         }
     }
 
@@ -154,7 +169,9 @@ impl ReceiverConfig {
                 }
                 out
             }
-            ReceiverConfig::HttpCheck(_) | ReceiverConfig::Prometheus(_) => vec![],
+            ReceiverConfig::HttpCheck(_)
+            | ReceiverConfig::Prometheus(_)
+            | ReceiverConfig::HostMetrics(_) => vec![],
         }
     }
 }
@@ -621,6 +638,7 @@ pub async fn start(
         }
         ReceiverConfig::HttpCheck(c) => tasks.push(httpcheck::spawn(c, &ctx, stop_rx.clone())?),
         ReceiverConfig::Prometheus(c) => tasks.push(prometheus::spawn(c, &ctx, stop_rx.clone())?),
+        ReceiverConfig::HostMetrics(c) => tasks.push(hostmetrics::spawn(c, &ctx, stop_rx.clone())?),
     }
     Ok(RunningReceiver {
         addresses,

@@ -16,6 +16,7 @@ mod edge_security;
 mod exporter_faults;
 mod exporter_tls;
 mod fuzz_replay;
+mod hostmetrics;
 mod httpcheck;
 mod loki;
 mod memory_limiter;

@@ -724,12 +724,15 @@ service:
         m,
         ["connectors.forward: connector forward is an exporter of traces but no pipeline lists it under receivers"]
     );
-    let unknown = "connectors:\n  spanmetrics:\n    histogram: {}\n";
+    let unknown = "connectors:\n  routing:\n    table: []\n";
     let m = messages(&load(unknown).unwrap_err());
     assert!(
-        m.iter().any(
-            |x| x.starts_with("connectors.spanmetrics: unknown connector type \"spanmetrics\"")
-        ),
+        m.iter()
+            .any(|x| x.starts_with("connectors.routing: unknown connector type \"routing\"")),
         "{m:?}"
     );
+    // spanmetrics takes traces to metrics, nothing else
+    let wrong = "receivers:\n  otlp:\n    protocols: {grpc: {endpoint: 127.0.0.1:4317}}\nexporters:\n  debug:\nconnectors:\n  spanmetrics:\nservice:\n  pipelines:\n    logs: {receivers: [otlp], exporters: [spanmetrics]}\n    metrics: {receivers: [spanmetrics], exporters: [debug]}\n";
+    let m = messages(&load(wrong).unwrap_err());
+    assert!(m.iter().any(|x| x.contains("traces → metrics")), "{m:?}");
 }

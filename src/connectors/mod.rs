@@ -10,10 +10,17 @@
 //! supports and that connectors form no cycle.
 //!
 //! Types: `forward` (any signal to pipelines of the same signal), `count` (traces, metrics or
-//! logs to metrics: item counts as sums).
+//! logs to metrics: item counts as sums), `spanmetrics` (traces to metrics: calls and duration
+//! per service, span name, kind, status and dimensions). `spanmetrics` is the one stateful
+//! connector: spans are folded in inline (the upstream request's answer does not wait for the
+//! metrics), and a flush task ([`RunningConnector::take_flush`], owned by the graph) hands the
+//! metrics to the downstream pipelines every `metrics_flush_interval` and once more at
+//! shutdown; a refused flush is counted and logged (cumulative series are complete again at the
+//! next flush; delta ones lose that interval).
 
 pub mod count;
 pub mod forward;
+pub mod spanmetrics;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,9 +38,10 @@ use crate::pipeline::Fanout;
 pub enum ConnectorConfig {
     Count(Box<count::CountConfig>),
     Forward(forward::ForwardConfig),
+    SpanMetrics(Box<spanmetrics::SpanMetricsConfig>),
 }
 
-pub const CONNECTOR_TYPES: &[&str] = &["count", "forward"];
+pub const CONNECTOR_TYPES: &[&str] = &["count", "forward", "spanmetrics (alias span_metrics)"];
 
 impl ConnectorConfig {
     pub fn from_value(
@@ -45,11 +53,14 @@ impl ConnectorConfig {
         match id.kind.as_str() {
             "count" => typed(path, v, diag).map(|c| ConnectorConfig::Count(Box::new(c))),
             "forward" => typed(path, v, diag).map(ConnectorConfig::Forward),
+            "spanmetrics" | "span_metrics" => {
+                typed(path, v, diag).map(|c| ConnectorConfig::SpanMetrics(Box::new(c)))
+            }
             other => {
                 diag.error(
                     path,
                     format!(
-                        "unknown connector type {other:?} (known: {}; spanmetrics and routing are not supported by otelgw yet)",
+                        "unknown connector type {other:?} (known: {}; routing is not supported by otelgw yet)",
                         CONNECTOR_TYPES.join(", ")
                     ),
                 );
@@ -62,6 +73,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Count(c) => c.validate(path, diag),
             ConnectorConfig::Forward(_) => {}
+            ConnectorConfig::SpanMetrics(c) => c.validate(path, diag),
         }
     }
 
@@ -71,6 +83,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Count(_) => to == Signal::Metrics,
             ConnectorConfig::Forward(_) => from == to,
+            ConnectorConfig::SpanMetrics(_) => from == Signal::Traces && to == Signal::Metrics,
         }
     }
 
@@ -79,6 +92,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Count(_) => "traces, metrics or logs → metrics",
             ConnectorConfig::Forward(_) => "traces → traces, metrics → metrics, logs → logs",
+            ConnectorConfig::SpanMetrics(_) => "traces → metrics",
         }
     }
 
@@ -86,6 +100,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Count(c) => crate::component::to_value(c),
             ConnectorConfig::Forward(c) => crate::component::to_value(c),
+            ConnectorConfig::SpanMetrics(c) => crate::component::to_value(c),
         }
     }
 }
@@ -94,26 +109,128 @@ impl ConnectorConfig {
 pub struct RunningConnector {
     pub id: ComponentId,
     kind: Kind,
+    /// The flush task of a stateful connector, until the graph takes it.
+    flush: std::sync::Mutex<Option<FlushTask>>,
 }
+
+/// A connector's flush task: its stop signal (the task flushes once more and ends) and handle.
+pub type FlushTask = (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+);
 
 enum Kind {
     /// The pipelines that receive from the connector.
     Forward(Fanout),
     /// The counts go to the metrics pipelines that receive from the connector.
     Count(count::Counter, Fanout),
+    /// Spans are folded into the aggregator; its flush task feeds the metrics pipelines.
+    SpanMetrics(Arc<spanmetrics::Aggregator>),
 }
 
 impl ConnectorConfig {
     /// Builds the connector for a pipeline of signal `from` that exports to it, given the
     /// pipelines that receive from it (of the signals the connector produces from `from`).
-    pub fn build(&self, id: &ComponentId, from: Signal, downstream: Fanout) -> RunningConnector {
+    /// Must run inside the runtime (a stateful connector starts its flush task here).
+    pub fn build(
+        &self,
+        id: &ComponentId,
+        from: Signal,
+        downstream: Fanout,
+        registry: &crate::telemetry::metrics::Registry,
+    ) -> RunningConnector {
+        let mut flush = None;
         let kind = match self {
             ConnectorConfig::Count(c) => Kind::Count(c.build(from), downstream),
             ConnectorConfig::Forward(_) => Kind::Forward(downstream),
+            ConnectorConfig::SpanMetrics(c) => {
+                use crate::telemetry::metrics::names;
+                let agg = Arc::new(spanmetrics::Aggregator::new(c));
+                let (stop, stop_rx) = tokio::sync::watch::channel(false);
+                let name = id.to_string();
+                let flushes = |result: &str| {
+                    registry.counter(
+                        names::CONNECTOR_FLUSHES,
+                        "Flushes of a stateful connector's metrics to its pipelines, by result.",
+                        &[("connector", name.as_str()), ("result", result)],
+                    )
+                };
+                let counters = FlushCounters {
+                    ok: flushes("success"),
+                    refused: flushes("refused"),
+                    series: registry.gauge(
+                        names::CONNECTOR_SERIES,
+                        "Series a stateful connector aggregates.",
+                        &[("connector", name.as_str())],
+                    ),
+                };
+                let task = tokio::spawn(flush_loop(
+                    name,
+                    agg.clone(),
+                    c.metrics_flush_interval.get(),
+                    downstream,
+                    stop_rx,
+                    counters,
+                ));
+                flush = Some((stop, task));
+                Kind::SpanMetrics(agg)
+            }
         };
         RunningConnector {
             id: id.clone(),
             kind,
+            flush: std::sync::Mutex::new(flush),
+        }
+    }
+}
+
+struct FlushCounters {
+    ok: crate::telemetry::metrics::Counter,
+    refused: crate::telemetry::metrics::Counter,
+    series: crate::telemetry::metrics::Gauge,
+}
+
+/// Hands the aggregator's metrics to `downstream` every `interval`, and once more when told to
+/// stop.
+async fn flush_loop(
+    id: String,
+    agg: Arc<spanmetrics::Aggregator>,
+    interval: std::time::Duration,
+    downstream: Fanout,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    c: FlushCounters,
+) {
+    let FlushCounters {
+        ok,
+        refused,
+        series,
+    } = c;
+    let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate: nothing to flush yet
+    loop {
+        let last = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        series.set(agg.series() as i64);
+        let now = crate::data::unix_nanos(std::time::SystemTime::now());
+        if let Some(req) = agg.flush(now) {
+            let data = crate::data::Telemetry::Metrics(req);
+            let meta = Arc::new(RequestMeta {
+                wire_size: data.encoded_len() as u64,
+                ..RequestMeta::default()
+            });
+            match downstream.consume(data.into(), meta).await {
+                Ok(_) => ok.inc(),
+                Err(e) => {
+                    refused.inc();
+                    tracing::warn!(connector = %id, error = %e, "spanmetrics: the metrics pipelines refused a flush");
+                }
+            }
+        }
+        if last {
+            return;
         }
     }
 }
@@ -129,6 +246,12 @@ impl RunningConnector {
         Box::pin(async move {
             match &self.kind {
                 Kind::Forward(f) => f.consume(data, meta).await,
+                Kind::SpanMetrics(agg) => {
+                    if let crate::data::Telemetry::Traces(req) = data.into_decoded() {
+                        agg.add(&req);
+                    }
+                    Ok(Rejections::default())
+                }
                 Kind::Count(counter, f) => {
                     let mut t = data.into_decoded();
                     match counter.count(&mut t) {
@@ -149,7 +272,13 @@ impl RunningConnector {
     pub fn reads_items(&self) -> bool {
         match &self.kind {
             Kind::Forward(_) => false,
-            Kind::Count(..) => true,
+            Kind::Count(..) | Kind::SpanMetrics(_) => true,
         }
+    }
+
+    /// The flush task, once (the graph stops it at shutdown before closing the pipelines it
+    /// feeds).
+    pub fn take_flush(&self) -> Option<FlushTask> {
+        self.flush.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }

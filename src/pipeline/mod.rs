@@ -19,6 +19,7 @@ use crate::cardinality::report::Board;
 use crate::component::Signal;
 use crate::component::{ComponentId, PipelineId};
 use crate::config::Config;
+use crate::connectors::RunningConnector;
 use crate::exporters::sending_queue::{local_queue, local_retry, ExporterHandle, RunningExporter};
 use crate::exporters::BuildError;
 use crate::extensions::ExtensionConfig;
@@ -42,6 +43,9 @@ pub struct Graph {
     )>,
     /// Batch stages, head of each pipeline first: closed and awaited in this order at shutdown.
     stages: Vec<(BatchHandle, tokio::task::JoinHandle<()>)>,
+    /// Stateful connectors' flush tasks: stopped (one last flush) after the receivers, before
+    /// the stages of the pipelines they feed close.
+    connector_tasks: Vec<crate::connectors::FlushTask>,
     exporters: Vec<RunningExporter>,
 }
 
@@ -119,6 +123,9 @@ impl Graph {
         // to it, so each connector has its downstream pipelines to hand requests to.
         let mut built: BTreeMap<usize, Arc<Pipeline>> = BTreeMap::new();
         let mut stages = Vec::new();
+        let mut built_connectors: BTreeMap<(ComponentId, Signal), Arc<RunningConnector>> =
+            BTreeMap::new();
+        let mut connector_tasks: Vec<crate::connectors::FlushTask> = Vec::new();
         for i in build_order(cfg) {
             let (pid, pcfg) = &cfg.pipelines[i];
             // Build from the tail: exporters, then each processor in reverse; a batch stage
@@ -142,7 +149,18 @@ impl Graph {
                             }
                         }
                     }
-                    Some(Arc::new(ccfg.build(c, pid.signal, fanout)))
+                    // one running connector per id and upstream signal, however many
+                    // pipelines export to it (a stateful one keeps one state)
+                    let key = (c.clone(), pid.signal);
+                    if let Some(rc) = built_connectors.get(&key) {
+                        return Some(Arc::clone(rc));
+                    }
+                    let rc = Arc::new(ccfg.build(c, pid.signal, fanout, registry));
+                    if let Some(t) = rc.take_flush() {
+                        connector_tasks.push(t);
+                    }
+                    built_connectors.insert(key, rc.clone());
+                    Some(rc)
                 })
                 .collect();
             let mut next = Next::Exporters {
@@ -246,6 +264,7 @@ impl Graph {
             sampler: sampler.map(|t| (gate_stop, t)),
             gate,
             stages,
+            connector_tasks,
             exporters,
         })
     }
@@ -268,6 +287,17 @@ impl Graph {
                 .is_err()
             {
                 tracing::warn!("receiver did not stop before the shutdown deadline");
+            }
+        }
+        for (stop, task) in self.connector_tasks {
+            let _ = stop.send(true);
+            if tokio::time::timeout_at(deadline.into(), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "a connector's last flush did not finish before the shutdown deadline"
+                );
             }
         }
         close_stages(self.stages, deadline).await;

@@ -46,6 +46,8 @@ pub mod names {
     pub const RECEIVER_FORWARDED: &str = "otelgw_receiver_forwarded_requests_total";
     pub const DROPPED_ITEMS: &str = "otelgw_dropped_items_total";
     pub const EXPORTER_RETRIES: &str = "otelgw_exporter_retries_total";
+    pub const CONNECTOR_FLUSHES: &str = "otelgw_connector_flushes_total";
+    pub const CONNECTOR_SERIES: &str = "otelgw_connector_series";
     pub const CONFIG_RELOADS: &str = "otelgw_config_reloads_total";
     pub const PERSISTENT_QUEUE_DISK_BYTES: &str = "otelgw_exporter_persistent_queue_disk_bytes";
     pub const PERSISTENT_QUEUE_RECOVERED: &str =

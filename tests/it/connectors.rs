@@ -252,3 +252,72 @@ service:
     // and the spans themselves still went to their exporter
     assert_eq!(backend.count(), 2);
 }
+
+/// The OTel demo's shape: traces export to `spanmetrics`, a metrics pipeline receives from it
+/// and serves Prometheus. The OTel Python SDK sends the demo frontend's spans; the RED metrics
+/// come out under the Collector's names, per span name and `http.route` dimension, and the
+/// spans still reach their own exporter.
+#[test]
+fn spanmetrics_turns_the_sdks_spans_into_the_collectors_red_metrics() {
+    let python = peer("OTELGW_TEST_PYTHON");
+    let ports = Ports::new();
+    let exp_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("spans.json");
+    let config = format!(
+        "receivers:\n{}connectors:\n  spanmetrics:\n    dimensions: [{{name: http.route}}]\n    metrics_flush_interval: 200ms\nexporters:\n  file:\n    path: {}\n  prometheus:\n    endpoint: 127.0.0.1:{exp_port}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [file, spanmetrics]}}\n    metrics: {{receivers: [spanmetrics], exporters: [prometheus]}}\n{}",
+        ports.otlp_receiver(),
+        out.display(),
+        ports.telemetry()
+    );
+    let gw_dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(ports, gw_dir, &config);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/send_spans.py");
+    let sent = std::process::Command::new(&python)
+        .arg(script)
+        .arg(format!("127.0.0.1:{}", gw.grpc_port))
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let base = [
+        ("service_name", "frontend"),
+        ("span_kind", "SPAN_KIND_INTERNAL"),
+        ("status_code", "STATUS_CODE_UNSET"),
+    ];
+    let calls = |name: &str, route: &str| {
+        let (_, text) = http_get(&format!("127.0.0.1:{exp_port}"), "/metrics").unwrap_or_default();
+        let mut labels = base.to_vec();
+        labels.extend([("span_name", name), ("http_route", route)]);
+        metric_value(&text, "traces_span_metrics_calls_total", &labels)
+    };
+    wait_until("the health checks counted", Duration::from_secs(20), || {
+        calls("GET /healthz", "/healthz") == 2.0
+    });
+    assert_eq!(calls("POST /api/cart", "/api/cart"), 1.0);
+    assert_eq!(
+        calls("GET /api/products/OLJCESPC7Z", "/api/products/{productId}"),
+        1.0
+    );
+    let (_, text) = http_get(&format!("127.0.0.1:{exp_port}"), "/metrics").unwrap();
+    let mut inf = base.to_vec();
+    inf.extend([("span_name", "GET /healthz"), ("le", "+Inf")]);
+    assert_eq!(
+        metric_value(
+            &text,
+            "traces_span_metrics_duration_milliseconds_bucket",
+            &inf
+        ),
+        2.0,
+        "{text}"
+    );
+    assert!(text.contains("# TYPE traces_span_metrics_duration_milliseconds histogram"));
+    // the spans themselves went on to their exporter
+    wait_until("five spans in the file", Duration::from_secs(10), || {
+        count_items(&read_file_export(&out), otelgw::data::Signal::Traces) == 5
+    });
+    assert!(gw.metric("otelgw_connector_flushes_total", &[("result", "success")]) >= 1.0);
+}

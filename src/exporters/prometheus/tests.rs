@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::render::{render, Format};
-use super::store::{Options, Store};
+use super::store::{Applied, Options, Store};
 use crate::telemetry::metrics::Registry;
 use crate::testdata::{kv, s};
 
@@ -286,6 +286,28 @@ fn cumulative_resets_and_out_of_order_points() {
     assert_eq!(value_of(&st, "jobs_total"), vec![50.0]);
     st.ingest(&c(3.0, T0 + 2 * MIN, T0 + 3 * MIN)); // start moved forward: a reset, taken as is
     assert_eq!(value_of(&st, "jobs_total"), vec![3.0]);
+    // a staleness marker older than the last point is out of order: the series stays, and
+    // a pushing exporter is not told (it would write a marker before a newer sample)
+    let stale = |time| {
+        let mut r = c(0.0, T0, time);
+        if let Some(Data::Sum(s)) = &mut r.resource_metrics[0].scope_metrics[0].metrics[0].data {
+            s.data_points[0].flags = 1;
+            s.data_points[0].value = None;
+        }
+        r
+    };
+    let mut told = 0;
+    let mut count = |a: Applied<'_>| {
+        if matches!(a, Applied::Stale { .. }) {
+            told += 1
+        }
+    };
+    st.ingest_observed(&stale(T0 + 2 * MIN), &mut count);
+    st.ingest_observed(&stale(T0 + 2 * MIN), &mut count);
+    assert_eq!(value_of(&st, "jobs_total"), vec![3.0]);
+    st.ingest_observed(&stale(T0 + 4 * MIN), &mut count);
+    assert_eq!((value_of(&st, "jobs_total").len(), told), (0, 1));
+    st.ingest(&c(3.0, T0 + 2 * MIN, T0 + 3 * MIN));
     let om = render(&st, Format::OpenMetrics, false);
     // _created follows the new start time
     assert!(om.contains("jobs_created{instance=\"i-1\",job=\"prod/shop\",otel_scope_name=\"otelgw.test\",otel_scope_version=\"1.0\"} 1700000120.0\n"), "{om}");

@@ -158,6 +158,7 @@ pub struct TargetState {
 }
 
 /// A remembered series.
+#[derive(Clone)]
 struct Series {
     hash: u64,
     meta: Arc<Meta>,
@@ -167,6 +168,14 @@ struct Series {
     last: Option<f64>,
     /// The generation (scrape) that last had it.
     seen: u64,
+    /// Already ended with a staleness marker by a failed scrape: kept (with its start time and
+    /// last value) until the next successful scrape, so a target that comes back does not
+    /// restart every counter's window; a series that does not come back is then dropped
+    /// without a second marker.
+    marked: bool,
+    /// Its last sample carried its own timestamp: Prometheus tracks no staleness for those
+    /// (a marker at the scrape's time could be older than the sample), so it gets no marker.
+    explicit: bool,
 }
 
 /// What a metric is, shared by its series.
@@ -213,8 +222,10 @@ impl TargetState {
     }
 
     /// A failed scrape: `report` (with up = 0) plus one point flagged NoRecordedValue
-    /// (flags = 1) for every series the previous scrape had, with its metric type; the state
-    /// forgets them.
+    /// (flags = 1) for every series the previous scrape had, with its metric type. The state
+    /// keeps their start times until the next successful scrape (the Collector keeps its
+    /// adjuster state across staleness too): a target that is briefly down does not restart
+    /// every counter, a counter that went down meanwhile is still a reset.
     pub fn fail(
         &mut self,
         target: &TargetMeta,
@@ -222,7 +233,7 @@ impl TargetState {
         now_ns: u64,
     ) -> ResourceMetrics {
         self.generation = self.generation.wrapping_add(1);
-        let gone = self.sweep();
+        let gone = self.mark();
         let mut out = Output::with_capacity(report.len() + 8);
         out.markers(gone, now_ns);
         out.report(report, &target.labels, now_ns);
@@ -234,6 +245,9 @@ impl TargetState {
     /// flagged NoRecordedValue, as Prometheus marks a removed target's series stale.
     pub fn end(&mut self, target: &TargetMeta, report: &[&str], now_ns: u64) -> ResourceMetrics {
         let mut rm = self.fail(target, &[], now_ns);
+        // the target is gone for good: nothing to keep
+        self.series.clear();
+        self.index.clear();
         let stale: Vec<Metric> = report
             .iter()
             .map(|name| Metric {
@@ -361,6 +375,8 @@ impl TargetState {
             };
             s.last = observed.or(s.last);
             s.seen = self.generation;
+            s.marked = false;
+            s.explicit = acc.time_ms.is_some();
             s.meta = Arc::clone(meta);
             return s.start_ns;
         }
@@ -373,6 +389,8 @@ impl TargetState {
             start_ns,
             last: observed,
             seen: self.generation,
+            marked: false,
+            explicit: acc.time_ms.is_some(),
         });
         start_ns
     }
@@ -391,7 +409,24 @@ impl TargetState {
         for (i, s) in self.series.iter().enumerate() {
             self.index.insert(s.hash, i);
         }
-        gone
+        // those a failed scrape already ended need no second marker; explicit-timestamp
+        // series get none
+        gone.into_iter()
+            .filter(|s| !s.marked && !s.explicit)
+            .collect()
+    }
+
+    /// A failed scrape: every series not yet ended is marked (and returned for its staleness
+    /// marker) but kept, with its start time and last value.
+    fn mark(&mut self) -> Vec<Series> {
+        self.series
+            .iter_mut()
+            .filter(|s| !s.marked)
+            .filter_map(|s| {
+                s.marked = true;
+                (!s.explicit).then(|| s.clone())
+            })
+            .collect()
     }
 }
 
@@ -1995,12 +2030,59 @@ mod tests {
             value(&gauge_of(find(&rm, "scrape_duration_seconds")).data_points[0]),
             Some(0.5)
         );
-        assert_eq!(st.series(), 0);
-        // nothing left to mark
+        // kept (marked) for the next successful scrape, but nothing left to mark
+        assert_eq!(st.series(), 3);
         let rm = st.fail(&target(), &report, NOW + 2 * SEC);
         assert_eq!(names(&rm), ["up", "scrape_duration_seconds"]);
         // a target removed without a report
         assert!(metrics(&st.fail(&target(), &[], NOW)).is_empty());
+    }
+
+    #[test]
+    fn series_with_their_own_timestamps_get_no_staleness_markers() {
+        let mut st = TargetState::default();
+        let mut timed = gauge_s("timed", &[], 1.0);
+        timed.timestamp_ms = Some(1_700_000_000_000);
+        run(&mut st, vec![timed, gauge_s("plain", &[], 1.0)], NOW);
+        let rm = run(&mut st, vec![], NOW + SEC);
+        assert_eq!(
+            names(&rm),
+            ["plain"],
+            "only the series without a timestamp is ended"
+        );
+        let mut timed = gauge_s("timed", &[], 1.0);
+        timed.timestamp_ms = Some(1_700_000_000_000);
+        run(&mut st, vec![timed], NOW + 2 * SEC);
+        assert!(metrics(&st.fail(&target(), &[], NOW + 3 * SEC)).is_empty());
+    }
+
+    #[test]
+    fn a_target_back_after_failed_scrapes_keeps_its_start_times_and_still_sees_resets() {
+        let mut st = TargetState::default();
+        run(
+            &mut st,
+            vec![
+                counter("c_total", &[], 10.0),
+                counter("r_total", &[], 10.0),
+                gauge_s("gone", &[], 1.0),
+            ],
+            NOW,
+        );
+        let _ = st.fail(&target(), &[("up", 0.0)], NOW + SEC);
+        let _ = st.fail(&target(), &[("up", 0.0)], NOW + 2 * SEC);
+        // back: c grew (same window), r went down (a reset), `gone` did not come back
+        let rm = run(
+            &mut st,
+            vec![counter("c_total", &[], 12.0), counter("r_total", &[], 3.0)],
+            NOW + 3 * SEC,
+        );
+        let c = &sum_of(find(&rm, "c_total")).data_points[0];
+        assert_eq!((c.start_time_unix_nano, c.flags), (NOW, 0));
+        let r = &sum_of(find(&rm, "r_total")).data_points[0];
+        assert_eq!(r.start_time_unix_nano, NOW + 3 * SEC - NS_PER_MS);
+        // `gone` was ended by the first failure: no second marker, and it is forgotten
+        assert_eq!(names(&rm), ["c_total", "r_total"]);
+        assert_eq!(st.series(), 2);
     }
 
     fn ex(l: &[(&str, &str)], value: f64, ts: Option<i64>) -> Option<ScrapedExemplar> {

@@ -65,6 +65,17 @@ impl Store {
         } = p;
         let (name, kind, help, unit) = (f.name.as_str(), f.kind, f.help, f.unit.as_str());
         if flags & NO_RECORDED_VALUE != 0 {
+            // a marker older than the series' last point is out of order: ignored (a stale
+            // marker written before a newer sample would be refused by a remote-write store)
+            let older = self.families.get(name).is_some_and(|f| {
+                f.series
+                    .get(labels.as_str())
+                    .is_some_and(|s| time != 0 && time < s.time_ns)
+            });
+            if older {
+                self.c.out_of_order.inc();
+                return;
+            }
             let removed = self
                 .families
                 .get_mut(name)

@@ -724,11 +724,20 @@ service:
         m,
         ["connectors.forward: connector forward is an exporter of traces but no pipeline lists it under receivers"]
     );
-    let unknown = "connectors:\n  routing:\n    table: []\n";
+    let unknown = "connectors:\n  servicegraph:\n    store: {}\n";
     let m = messages(&load(unknown).unwrap_err());
     assert!(
         m.iter()
-            .any(|x| x.starts_with("connectors.routing: unknown connector type \"routing\"")),
+            .any(|x| x
+                .starts_with("connectors.servicegraph: unknown connector type \"servicegraph\"")),
+        "{m:?}"
+    );
+    // a route names a pipeline that does not receive from the routing connector
+    let routes = "receivers:\n  otlp:\n    protocols: {grpc: {endpoint: 127.0.0.1:4317}}\nexporters:\n  debug:\nconnectors:\n  routing:\n    default_pipelines: [traces/all]\n    table:\n      - condition: attributes[\"tenant\"] == \"a\"\n        pipelines: [traces/a]\nservice:\n  pipelines:\n    traces/in: {receivers: [otlp], exporters: [routing]}\n    traces/all: {receivers: [routing], exporters: [debug]}\n    traces/a: {receivers: [otlp], exporters: [debug]}\n";
+    let m = messages(&load(routes).unwrap_err());
+    assert!(
+        m.iter()
+            .any(|x| x.contains("route pipeline \"traces/a\" does not list routing")),
         "{m:?}"
     );
     // spanmetrics takes traces to metrics, nothing else

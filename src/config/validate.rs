@@ -199,6 +199,17 @@ fn check_connectors(
                 used.insert(("connector", cid.clone()));
             }
         }
+        // a routing connector's routes name pipelines that receive from it
+        if let crate::connectors::ConnectorConfig::Routing(r) = c {
+            for name in r.pipelines() {
+                if !out_of.iter().any(|p| p.to_string() == name) {
+                    diag.error(
+                        &path,
+                        format!("route pipeline {name:?} does not list {cid} under receivers"),
+                    );
+                }
+            }
+        }
         for a in &into {
             for b in &out_of {
                 if !c.supports(a.signal, b.signal) {

@@ -10,7 +10,8 @@
 //! supports and that connectors form no cycle.
 //!
 //! Types: `forward` (any signal to pipelines of the same signal), `count` (traces, metrics or
-//! logs to metrics: item counts as sums), `spanmetrics` (traces to metrics: calls and duration
+//! logs to metrics: item counts as sums), `routing` (each resource to the pipelines of the
+//! first route its OTTL condition matches), `spanmetrics` (traces to metrics: calls and duration
 //! per service, span name, kind, status and dimensions). `spanmetrics` is the one stateful
 //! connector: spans are folded in inline (the upstream request's answer does not wait for the
 //! metrics), and a flush task ([`RunningConnector::take_flush`], owned by the graph) hands the
@@ -20,6 +21,7 @@
 
 pub mod count;
 pub mod forward;
+pub mod routing;
 pub mod spanmetrics;
 
 use std::future::Future;
@@ -39,9 +41,15 @@ pub enum ConnectorConfig {
     Count(Box<count::CountConfig>),
     Forward(forward::ForwardConfig),
     SpanMetrics(Box<spanmetrics::SpanMetricsConfig>),
+    Routing(Box<routing::RoutingConfig>),
 }
 
-pub const CONNECTOR_TYPES: &[&str] = &["count", "forward", "spanmetrics (alias span_metrics)"];
+pub const CONNECTOR_TYPES: &[&str] = &[
+    "count",
+    "forward",
+    "routing",
+    "spanmetrics (alias span_metrics)",
+];
 
 impl ConnectorConfig {
     pub fn from_value(
@@ -53,6 +61,7 @@ impl ConnectorConfig {
         match id.kind.as_str() {
             "count" => typed(path, v, diag).map(|c| ConnectorConfig::Count(Box::new(c))),
             "forward" => typed(path, v, diag).map(ConnectorConfig::Forward),
+            "routing" => typed(path, v, diag).map(|c| ConnectorConfig::Routing(Box::new(c))),
             "spanmetrics" | "span_metrics" => {
                 typed(path, v, diag).map(|c| ConnectorConfig::SpanMetrics(Box::new(c)))
             }
@@ -60,7 +69,7 @@ impl ConnectorConfig {
                 diag.error(
                     path,
                     format!(
-                        "unknown connector type {other:?} (known: {}; routing is not supported by otelgw yet)",
+                        "unknown connector type {other:?} (known: {})",
                         CONNECTOR_TYPES.join(", ")
                     ),
                 );
@@ -74,6 +83,7 @@ impl ConnectorConfig {
             ConnectorConfig::Count(c) => c.validate(path, diag),
             ConnectorConfig::Forward(_) => {}
             ConnectorConfig::SpanMetrics(c) => c.validate(path, diag),
+            ConnectorConfig::Routing(c) => c.validate(path, diag),
         }
     }
 
@@ -82,7 +92,7 @@ impl ConnectorConfig {
     pub fn supports(&self, from: Signal, to: Signal) -> bool {
         match self {
             ConnectorConfig::Count(_) => to == Signal::Metrics,
-            ConnectorConfig::Forward(_) => from == to,
+            ConnectorConfig::Forward(_) | ConnectorConfig::Routing(_) => from == to,
             ConnectorConfig::SpanMetrics(_) => from == Signal::Traces && to == Signal::Metrics,
         }
     }
@@ -91,7 +101,9 @@ impl ConnectorConfig {
     pub fn pairs(&self) -> &'static str {
         match self {
             ConnectorConfig::Count(_) => "traces, metrics or logs → metrics",
-            ConnectorConfig::Forward(_) => "traces → traces, metrics → metrics, logs → logs",
+            ConnectorConfig::Forward(_) | ConnectorConfig::Routing(_) => {
+                "traces → traces, metrics → metrics, logs → logs"
+            }
             ConnectorConfig::SpanMetrics(_) => "traces → metrics",
         }
     }
@@ -101,6 +113,7 @@ impl ConnectorConfig {
             ConnectorConfig::Count(c) => crate::component::to_value(c),
             ConnectorConfig::Forward(c) => crate::component::to_value(c),
             ConnectorConfig::SpanMetrics(c) => crate::component::to_value(c),
+            ConnectorConfig::Routing(c) => crate::component::to_value(c),
         }
     }
 }
@@ -126,6 +139,13 @@ enum Kind {
     Count(count::Counter, Fanout),
     /// Spans are folded into the aggregator; its flush task feeds the metrics pipelines.
     SpanMetrics(Arc<spanmetrics::Aggregator>),
+    /// Each route's pipelines, and the default ones.
+    Routing {
+        routes: Vec<routing::CompiledRoute>,
+        mode: crate::ottl::ErrorMode,
+        fanouts: Vec<Fanout>,
+        default: Fanout,
+    },
 }
 
 impl ConnectorConfig {
@@ -143,6 +163,18 @@ impl ConnectorConfig {
         let kind = match self {
             ConnectorConfig::Count(c) => Kind::Count(c.build(from), downstream),
             ConnectorConfig::Forward(_) => Kind::Forward(downstream),
+            ConnectorConfig::Routing(c) => {
+                let routes = c.compile();
+                Kind::Routing {
+                    fanouts: routes
+                        .iter()
+                        .map(|r| downstream.only(&r.pipelines))
+                        .collect(),
+                    default: downstream.only(&c.default_pipelines),
+                    mode: c.error_mode,
+                    routes,
+                }
+            }
             ConnectorConfig::SpanMetrics(c) => {
                 use crate::telemetry::metrics::names;
                 let agg = Arc::new(spanmetrics::Aggregator::new(c));
@@ -246,6 +278,36 @@ impl RunningConnector {
         Box::pin(async move {
             match &self.kind {
                 Kind::Forward(f) => f.consume(data, meta).await,
+                Kind::Routing {
+                    routes,
+                    mode,
+                    fanouts,
+                    default,
+                } => {
+                    let parts =
+                        routing::split(routes, *mode, data.into_decoded(), &meta).map_err(|e| {
+                            ConsumeError::Invalid {
+                                message: format!("routing: {e}"),
+                            }
+                        })?;
+                    let mut total = Rejections::default();
+                    for (route, part) in parts {
+                        let f = match route {
+                            Some(i) => fanouts.get(i).unwrap_or(default),
+                            None => default,
+                        };
+                        if f.is_empty() {
+                            // no default pipelines: what no route took is dropped, counted
+                            total.add(
+                                part.item_count(),
+                                "no route matched and routing has no default_pipelines",
+                            );
+                            continue;
+                        }
+                        total.merge(f.consume(part.into(), meta.clone()).await?);
+                    }
+                    Ok(total)
+                }
                 Kind::SpanMetrics(agg) => {
                     if let crate::data::Telemetry::Traces(req) = data.into_decoded() {
                         agg.add(&req);
@@ -272,7 +334,7 @@ impl RunningConnector {
     pub fn reads_items(&self) -> bool {
         match &self.kind {
             Kind::Forward(_) => false,
-            Kind::Count(..) | Kind::SpanMetrics(_) => true,
+            Kind::Count(..) | Kind::SpanMetrics(_) | Kind::Routing { .. } => true,
         }
     }
 

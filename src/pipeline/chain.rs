@@ -270,6 +270,18 @@ impl Fanout {
         self.pipelines.push(p);
     }
 
+    /// The pipelines of this fan-out named in `ids` (`traces/acme`).
+    pub fn only(&self, ids: &[String]) -> Fanout {
+        Fanout {
+            pipelines: self
+                .pipelines
+                .iter()
+                .filter(|p| ids.iter().any(|id| *id == p.id.to_string()))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Sends `data` into every pipeline. Rejections are summed; the first error wins.
     pub async fn consume(
         &self,

@@ -321,3 +321,31 @@ fn spanmetrics_turns_the_sdks_spans_into_the_collectors_red_metrics() {
     });
     assert!(gw.metric("otelgw_connector_flushes_total", &[("result", "success")]) >= 1.0);
 }
+
+/// `routing` by a resource attribute: one resource of the request to its tenant's pipeline,
+/// the others to the default pipeline; each pipeline its own exporter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_sends_each_resource_to_its_route_and_the_rest_to_the_default() {
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (zero, rest) = (dir.path().join("zero.json"), dir.path().join("rest.json"));
+    let config = format!(
+        "receivers:\n{}connectors:\n  routing:\n    default_pipelines: [traces/rest]\n    table:\n      - statement: route() where attributes[\"service.instance.id\"] == \"checkout-0\"\n        pipelines: [traces/zero]\nexporters:\n  file/zero:\n    path: {}\n  file/rest:\n    path: {}\nservice:\n  pipelines:\n    traces/in: {{receivers: [otlp], exporters: [routing]}}\n    traces/zero: {{receivers: [routing], exporters: [file/zero]}}\n    traces/rest: {{receivers: [routing], exporters: [file/rest]}}\n{}",
+        ports.otlp_receiver(),
+        zero.display(),
+        rest.display(),
+        ports.telemetry()
+    );
+    let gw_dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(ports, gw_dir, &config);
+    let mut client = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(format!("http://127.0.0.1:{}", gw.grpc_port))
+        .await
+        .unwrap();
+    // three resources (instances checkout-0, -1, -2), two spans each
+    client.export(testdata::traces(1, 3, 2)).await.unwrap();
+    let spans =
+        |p: &std::path::Path| count_items(&read_file_export(p), otelgw::data::Signal::Traces);
+    wait_until("routed spans written", Duration::from_secs(10), || {
+        spans(&zero) == 2 && spans(&rest) == 4
+    });
+}

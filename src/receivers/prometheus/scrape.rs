@@ -137,7 +137,12 @@ impl Job {
                 ..TlsClientConfig::default()
             })
             .unwrap_or_default();
-        let client = tls.http_client_with(sc.timeout(g), sc.follow_redirects)?;
+        // the scrape's own timeout (in `scrape_once`) fires first, with its clear message; the
+        // client's is a backstop
+        let client = tls.http_client_with(
+            sc.timeout(g) + Duration::from_millis(500),
+            sc.follow_redirects,
+        )?;
         let mut headers = HeaderMap::new();
         let value = |s: String| {
             HeaderValue::from_str(&s).map_err(|e| BuildError::Other(format!("credentials: {e}")))
@@ -582,6 +587,14 @@ impl Job {
         }
     }
 
+    fn fetch_error(&self, e: &reqwest::Error) -> String {
+        if e.is_timeout() {
+            format!("scrape timed out after {:?} (scrape_timeout)", self.timeout)
+        } else {
+            crate::net::error_chain(e)
+        }
+    }
+
     /// GET the target: status, gzip and the size limit (on the decompressed body).
     async fn fetch(&self, url: &str) -> Result<Body, String> {
         let resp = self
@@ -590,7 +603,7 @@ impl Job {
             .headers(self.headers.clone())
             .send()
             .await
-            .map_err(|e| crate::net::error_chain(&e))?;
+            .map_err(|e| self.fetch_error(&e))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("server returned HTTP status {status}"));
@@ -610,11 +623,7 @@ impl Job {
         let too_big = || format!("body size limit exceeded (limit: {limit} bytes)");
         let mut bytes = Vec::new();
         let mut resp = resp;
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| crate::net::error_chain(&e))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.fetch_error(&e))? {
             // compressed bytes count too: a gzip stream never needs more than the limit
             if bytes.len() as u64 + chunk.len() as u64 > limit {
                 return Err(too_big());

@@ -97,6 +97,16 @@ impl Running {
                         stop_rx.clone(),
                     ));
                 }
+                ExtensionConfig::Pprof(p) => {
+                    let edge = crate::net::Edge::new(id.to_string(), Some(registry));
+                    let listener = crate::net::bind(&p.endpoint)?;
+                    tracing::info!(extension = %id, address = %p.endpoint, "pprof listening: /debug/pprof/profile?seconds=N");
+                    ext_tasks.push(crate::extensions::pprof::serve(
+                        edge,
+                        listener,
+                        stop_rx.clone(),
+                    ));
+                }
                 // Nothing to run: exporters open their queues in its directory; authenticators
                 // are built with the pipelines that use them.
                 ExtensionConfig::FileStorage(_)

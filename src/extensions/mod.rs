@@ -9,6 +9,7 @@ pub mod basicauth;
 pub mod bearertokenauth;
 pub mod file_storage;
 pub mod headers_setter;
+pub mod pprof;
 pub mod zpages;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ pub enum ExtensionConfig {
     BasicAuth(basicauth::BasicAuthConfig),
     HeadersSetter(headers_setter::HeadersSetterConfig),
     Zpages(zpages::ZpagesConfig),
+    Pprof(pprof::PprofConfig),
 }
 
 pub const EXTENSION_TYPES: &[&str] = &[
@@ -39,6 +41,7 @@ pub const EXTENSION_TYPES: &[&str] = &[
     "basicauth",
     "headers_setter",
     "zpages",
+    "pprof",
 ];
 
 /// The authenticators of the started extensions, by extension id.
@@ -77,6 +80,7 @@ impl ExtensionConfig {
             "basicauth" => typed(path, v, diag).map(ExtensionConfig::BasicAuth),
             "headers_setter" => typed(path, v, diag).map(ExtensionConfig::HeadersSetter),
             "zpages" => typed(path, v, diag).map(ExtensionConfig::Zpages),
+            "pprof" => typed(path, v, diag).map(ExtensionConfig::Pprof),
             other => {
                 diag.error(
                     path,
@@ -108,6 +112,7 @@ impl ExtensionConfig {
             ExtensionConfig::BasicAuth(c) => c.validate(path, diag),
             ExtensionConfig::HeadersSetter(c) => c.validate(path, diag),
             ExtensionConfig::Zpages(c) => c.validate(path, diag),
+            ExtensionConfig::Pprof(c) => c.validate(path, diag),
         }
     }
 
@@ -115,6 +120,7 @@ impl ExtensionConfig {
         match self {
             ExtensionConfig::HealthCheck(c) => vec![("endpoint", c.endpoint.as_str())],
             ExtensionConfig::Zpages(c) => vec![("endpoint", c.endpoint.as_str())],
+            ExtensionConfig::Pprof(c) => vec![("endpoint", c.endpoint.as_str())],
             ExtensionConfig::FileStorage(_)
             | ExtensionConfig::BearerTokenAuth(_)
             | ExtensionConfig::BasicAuth(_)
@@ -130,6 +136,7 @@ impl ExtensionConfig {
             ExtensionConfig::BasicAuth(c) => crate::component::to_value(c),
             ExtensionConfig::HeadersSetter(c) => crate::component::to_value(c),
             ExtensionConfig::Zpages(c) => crate::component::to_value(c),
+            ExtensionConfig::Pprof(c) => crate::component::to_value(c),
         }
     }
 }

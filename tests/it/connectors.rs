@@ -1,4 +1,4 @@
-//! Connectors end to end: `forward` joins two source pipelines (one with its own processor)
+//! Connectors end to end (`routing`, `spanmetrics` and `count` are described at their tests): `forward` joins two source pipelines (one with its own processor)
 //! into a common pipeline whose exporter is an in-process OTLP/HTTP backend; what arrives is
 //! every span of both sources, edited by the processors on its way, still forwarded as the
 //! client's protobuf (nothing decoded). A stuck backend behind the common pipeline makes the
@@ -348,4 +348,150 @@ async fn routing_sends_each_resource_to_its_route_and_the_rest_to_the_default() 
     wait_until("routed spans written", Duration::from_secs(10), || {
         spans(&zero) == 2 && spans(&rest) == 4
     });
+}
+
+/// The multi-tenant gateway: `routing` on the `X-Tenant` request header (the receiver keeps
+/// headers with `include_metadata`) sends tenant a and tenant b to their own exporters —
+/// nothing crosses — and an unknown tenant to the default; when tenant b's pipeline refuses
+/// (its queue is full), tenant b's client gets the refusal with a retry hint while tenant a
+/// is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_by_tenant_header_keeps_tenants_apart_and_refusals_reach_their_client() {
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, other) = (dir.path().join("a.json"), dir.path().join("other.json"));
+    // tenant b's exporter points at a port where nothing answers, with a queue of one batch
+    // that refuses when full
+    let dead = free_port();
+    let config = format!(
+        "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:{}\n        include_metadata: true\nconnectors:\n  routing:\n    default_pipelines: [traces/other]\n    table:\n      - context: request\n        condition: request[\"X-Tenant\"] == \"a\"\n        pipelines: [traces/a]\n      - context: request\n        condition: request[\"X-Tenant\"] == \"b\"\n        pipelines: [traces/b]\nexporters:\n  file/a:\n    path: {}\n  file/other:\n    path: {}\n  otlphttp/b:\n    endpoint: http://127.0.0.1:{dead}\n    sending_queue: {{queue_size: 1, num_consumers: 1, block_on_overflow: false}}\n    retry_on_failure: {{initial_interval: 5s, max_interval: 5s, max_elapsed_time: 0s}}\nservice:\n  pipelines:\n    traces/in: {{receivers: [otlp], exporters: [routing]}}\n    traces/a: {{receivers: [routing], exporters: [file/a]}}\n    traces/b: {{receivers: [routing], exporters: [otlphttp/b]}}\n    traces/other: {{receivers: [routing], exporters: [file/other]}}\n{}",
+        ports.http,
+        a.display(),
+        other.display(),
+        ports.telemetry()
+    );
+    let gw_dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(ports, gw_dir, &config);
+    let send = |tenant: &'static str, seed: u64| {
+        let port = gw.http_port;
+        async move {
+            reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/v1/traces"))
+                .header("content-type", "application/x-protobuf")
+                .header("x-tenant", tenant)
+                .body(testdata::traces(seed, 1, 3).encode_to_vec())
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(send("a", 1).await.status().as_u16(), 200);
+    assert_eq!(send("zz", 2).await.status().as_u16(), 200);
+    // tenant b: the first batch fills the queue; later ones are refused with a retry hint
+    let mut refused = None;
+    for seed in 10..20 {
+        let r = send("b", seed).await;
+        if r.status().as_u16() == 429 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("tenant b refused once its queue is full");
+    assert!(refused.headers().get("retry-after").is_some());
+    // tenant a is still served, and nothing crossed
+    assert_eq!(send("a", 3).await.status().as_u16(), 200);
+    let spans =
+        |p: &std::path::Path| count_items(&read_file_export(p), otelgw::data::Signal::Traces);
+    wait_until(
+        "tenant a and the default written",
+        Duration::from_secs(10),
+        || spans(&a) == 6 && spans(&other) == 3,
+    );
+}
+
+/// The demo's RED path read by a real Prometheus 2.42: spans of known names and durations go
+/// through `spanmetrics` to the `prometheus` exporter; PromQL gives exactly the calls per span
+/// name, the bucket counts and the 95th percentile the test computes from what it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spanmetrics_in_prometheus_match_the_spans_sent() {
+    use std::collections::BTreeMap;
+    let prom_bin = peer("OTELGW_TEST_PROMETHEUS");
+    let ports = Ports::new();
+    let exp_port = free_port();
+    let config = format!(
+        "receivers:\n{}connectors:\n  spanmetrics:\n    metrics_flush_interval: 200ms\nexporters:\n  prometheus:\n    endpoint: 127.0.0.1:{exp_port}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [spanmetrics]}}\n    metrics: {{receivers: [spanmetrics], exporters: [prometheus]}}\n{}",
+        ports.otlp_receiver(),
+        ports.telemetry()
+    );
+    let gw_dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(ports, gw_dir, &config);
+    // three requests of 4 resources × 40 spans; names cycle over 16 routes, durations 1–6 ms
+    let reqs: Vec<_> = (0..3).map(|i| testdata::traces(100 + i, 4, 40)).collect();
+    let mut calls: BTreeMap<String, f64> = BTreeMap::new();
+    let mut durations_ms: Vec<f64> = Vec::new();
+    for r in &reqs {
+        for rs in &r.resource_spans {
+            for ss in &rs.scope_spans {
+                for s in &ss.spans {
+                    *calls.entry(s.name.clone()).or_default() += 1.0;
+                    durations_ms.push((s.end_time_unix_nano - s.start_time_unix_nano) as f64 / 1e6);
+                }
+            }
+        }
+    }
+    let mut client = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(format!("http://127.0.0.1:{}", gw.grpc_port))
+        .await
+        .unwrap();
+    for r in reqs {
+        client.export(r).await.unwrap();
+    }
+    let (_prom, prom_port) = start_prometheus(&prom_bin, exp_port);
+    let total = durations_ms.len() as f64;
+    wait_until("prometheus has every call", Duration::from_secs(30), || {
+        prom_query(prom_port, "sum(traces_span_metrics_calls_total)")["data"]["result"][0]["value"]
+            [1]
+            == total.to_string()
+    });
+    // calls per span name, exactly
+    let r = prom_query(
+        prom_port,
+        "sum by (span_name) (traces_span_metrics_calls_total)",
+    );
+    let got: BTreeMap<String, f64> = r["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["span_name"].as_str().unwrap().to_string(),
+                s["value"][1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, calls);
+    // bucket placement: the Collector's default bounds (ms), upper-inclusive
+    let bounds = [2.0, 4.0, 6.0, 8.0, 10.0];
+    for le in bounds {
+        let want = durations_ms.iter().filter(|d| **d <= le).count() as f64;
+        let q = format!("sum(traces_span_metrics_duration_milliseconds_bucket{{le=\"{le}\"}})");
+        assert_eq!(prom_value(prom_port, &q), want, "le={le}");
+    }
+    // the 95th percentile as Prometheus interpolates it within its bucket
+    let rank = 0.95 * total;
+    let mut lower = 0.0;
+    let mut below = 0.0;
+    let mut want = f64::NAN;
+    for le in bounds {
+        let cum = durations_ms.iter().filter(|d| **d <= le).count() as f64;
+        if cum >= rank {
+            want = lower + (le - lower) * (rank - below) / (cum - below);
+            break;
+        }
+        (lower, below) = (le, cum);
+    }
+    let q = prom_value(
+        prom_port,
+        "histogram_quantile(0.95, sum by (le) (traces_span_metrics_duration_milliseconds_bucket))",
+    );
+    assert!((q - want).abs() < 1e-9, "p95 {q} vs {want}");
 }

@@ -1,6 +1,7 @@
-//! Connectors end to end (`routing`, `spanmetrics` and `count` are described at their tests): `forward` joins two source pipelines (one with its own processor)
-//! into a common pipeline whose exporter is an in-process OTLP/HTTP backend; what arrives is
-//! every span of both sources, edited by the processors on its way, still forwarded as the
+//! Connectors end to end (`routing`, `spanmetrics` and `count` are described at their tests):
+//! `forward` joins two source pipelines (one with its own processor) into a common pipeline
+//! whose exporter is an in-process OTLP/HTTP backend; what arrives is every span of both
+//! sources, edited by the processors on its way, still forwarded as the
 //! client's protobuf (nothing decoded). A stuck backend behind the common pipeline makes the
 //! *upstream* receiver refuse with a retry hint once the queue is full: backpressure crosses
 //! the connector, nothing is dropped silently.
@@ -448,9 +449,11 @@ async fn spanmetrics_in_prometheus_match_the_spans_sent() {
     let (_prom, prom_port) = start_prometheus(&prom_bin, exp_port);
     let total = durations_ms.len() as f64;
     wait_until("prometheus has every call", Duration::from_secs(30), || {
-        prom_query(prom_port, "sum(traces_span_metrics_calls_total)")["data"]["result"][0]["value"]
-            [1]
-            == total.to_string()
+        let r = prom_query(prom_port, "sum(traces_span_metrics_calls_total)");
+        r["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            == Some(total)
     });
     // calls per span name, exactly
     let r = prom_query(

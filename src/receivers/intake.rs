@@ -182,6 +182,35 @@ impl Intake {
         self.outcome_refused.inc();
     }
 
+    /// What a pull receiver (a scraper) does with one collection it made: the memory gate, when
+    /// there is one, admits it (a refusal is counted and nothing is kept), then the pipelines
+    /// take it. `Err` says why it was not taken, for the receiver's log.
+    pub async fn offer(
+        &self,
+        data: Telemetry,
+        gate: Option<&Arc<crate::admission::MemoryGate>>,
+    ) -> Result<(), String> {
+        let wire = data.encoded_len() as u64;
+        let _held = match gate {
+            None => None,
+            Some(g) => match g.admit(crate::admission::Cost::Decoded(wire).bytes()) {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    self.count_refused_request();
+                    return Err("memory limit reached".into());
+                }
+            },
+        };
+        let meta = RequestMeta {
+            wire_size: wire,
+            ..RequestMeta::default()
+        };
+        match self.receive(Payload::Decoded(data), Arc::new(meta)).await {
+            Outcome::Accepted { .. } => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
     /// True when every pipeline fed by this intake reads the items, so the receiver decodes up
     /// front; false when one forwards the client's protobuf as it is and the receiver keeps it
     /// encoded ([`Fanout::reads_items`]).

@@ -200,6 +200,11 @@ pub struct Protocols {
     pub http: Option<HttpServerConfig>,
 }
 
+/// Returns once a receiver's stop signal says so (or its sender is gone).
+pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 /// A key that is present with a null value (`grpc:`) means "on, with defaults".
 pub(crate) fn present_means_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where

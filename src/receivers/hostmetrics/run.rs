@@ -19,11 +19,10 @@ use super::scrapers::{
     cpu, disk, filesystem, load, memory, network, paging, process, processes, system, Ctx, Output,
 };
 use super::HostMetricsConfig;
-use crate::admission::Cost;
 use crate::component::{BuildError, Signal};
-use crate::data::{metric_point_count, unix_nanos, Payload, RequestMeta, Telemetry};
-use crate::receivers::intake::{Intake, Outcome};
-use crate::receivers::ReceiverContext;
+use crate::data::{metric_point_count, unix_nanos, Telemetry};
+use crate::receivers::intake::Intake;
+use crate::receivers::{stopped, ReceiverContext};
 use crate::telemetry::metrics::{names, Counter};
 
 /// The Collector's scope name for a scraper's metrics.
@@ -137,10 +136,6 @@ struct Run {
     interval: std::time::Duration,
     initial_delay: std::time::Duration,
     scrapers: Arc<Mutex<Vec<Named>>>,
-}
-
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// The host's boot time from `/proc/stat` (`btime`), in Unix nanoseconds.
@@ -276,31 +271,8 @@ impl Run {
 
     async fn deliver(&self, req: ExportMetricsServiceRequest) {
         let data = Telemetry::Metrics(req);
-        let wire = data.encoded_len() as u64;
-        let _held = match &self.gate {
-            None => None,
-            Some(g) => match g.admit(Cost::Decoded(wire).bytes()) {
-                Ok(t) => Some(t),
-                Err(_) => {
-                    self.intake.count_refused_request();
-                    tracing::warn!(receiver = %self.id, "hostmetrics: memory limit reached; this collection is dropped");
-                    return;
-                }
-            },
-        };
-        let meta = RequestMeta {
-            wire_size: wire,
-            ..RequestMeta::default()
-        };
-        match self
-            .intake
-            .receive(Payload::Decoded(data), Arc::new(meta))
-            .await
-        {
-            Outcome::Accepted { .. } => {}
-            other => {
-                tracing::warn!(receiver = %self.id, outcome = ?other, "hostmetrics: the pipelines did not take this collection")
-            }
+        if let Err(e) = self.intake.offer(data, self.gate.as_ref()).await {
+            tracing::warn!(receiver = %self.id, reason = %e, "hostmetrics: this collection was not taken");
         }
     }
 }

@@ -18,11 +18,11 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio::sync::watch;
 
 use super::HttpCheckConfig;
-use crate::admission::{Cost, MemoryGate};
+use crate::admission::MemoryGate;
 use crate::component::{BuildError, Signal};
-use crate::data::{Payload, RequestMeta, Telemetry};
-use crate::receivers::intake::{Intake, Outcome};
-use crate::receivers::ReceiverContext;
+use crate::data::Telemetry;
+use crate::receivers::intake::Intake;
+use crate::receivers::{stopped, ReceiverContext};
 use crate::telemetry::metrics::{names, Counter};
 
 /// The instrumentation scope the Collector's receiver reports its metrics under.
@@ -132,11 +132,6 @@ struct Run {
     initial_delay: std::time::Duration,
 }
 
-/// Returns once the receiver is told to stop (or its owner is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
 impl Run {
     async fn run(self, mut stop: watch::Receiver<bool>) {
         let start = crate::data::unix_nanos(SystemTime::now());
@@ -173,33 +168,9 @@ impl Run {
             return;
         };
         let data = Telemetry::Metrics(req);
-        let points = data.item_count();
-        let wire = data.encoded_len() as u64;
-        let _held = match &self.gate {
-            None => None,
-            Some(g) => match g.admit(Cost::Decoded(wire).bytes()) {
-                Ok(t) => Some(t),
-                Err(_) => {
-                    self.intake.count_refused_request();
-                    tracing::warn!(receiver = %self.id, "httpcheck: memory limit reached; this collection is dropped");
-                    return;
-                }
-            },
-        };
-        self.scraped.add(points);
-        let meta = RequestMeta {
-            wire_size: wire,
-            ..RequestMeta::default()
-        };
-        match self
-            .intake
-            .receive(Payload::Decoded(data), Arc::new(meta))
-            .await
-        {
-            Outcome::Accepted { .. } => {}
-            other => {
-                tracing::warn!(receiver = %self.id, outcome = ?other, "httpcheck: the pipelines did not take the collected metrics")
-            }
+        self.scraped.add(data.item_count());
+        if let Err(e) = self.intake.offer(data, self.gate.as_ref()).await {
+            tracing::warn!(receiver = %self.id, reason = %e, "httpcheck: this collection was not taken");
         }
     }
 }

@@ -43,7 +43,7 @@ use crate::component::{BuildError, Signal};
 use crate::data::{unix_nanos, Payload, RequestMeta, Telemetry};
 use crate::exporters::tls::TlsClientConfig;
 use crate::receivers::intake::{Intake, Outcome};
-use crate::receivers::ReceiverContext;
+use crate::receivers::{stopped, ReceiverContext};
 use crate::telemetry::metrics::{names, Counter, Gauge};
 
 /// The series every scrape reports about itself.
@@ -248,11 +248,6 @@ pub fn spawn(
     Ok(tokio::spawn(async move {
         futures_util::future::join_all(jobs.into_iter().map(|j| j.manage(stop.clone()))).await;
     }))
-}
-
-/// Returns once `stop` says so (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// What the file SD files looked like when last read.

@@ -25,7 +25,9 @@
 use opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint};
 use serde::{Deserialize, Serialize};
 
-use super::{attr, gauge, point, sum, Ctx, Num, Output, Switches};
+use super::{
+    attr, enabled_in as enabled, gauge, point, sum, unknown_metrics, Ctx, Num, Output, Switches,
+};
 
 pub const TIME: &str = "system.cpu.time";
 pub const UTILIZATION: &str = "system.cpu.utilization";
@@ -382,37 +384,6 @@ fn sysfs_physical_cores(ctx: &Ctx) -> usize {
         }
     }
     lists.len()
-}
-
-/// `metrics.<name>.enabled`, else the scraper's default for `name`.
-fn enabled(switches: &Switches, metrics: &[(&str, bool)], name: &str) -> bool {
-    let default = metrics
-        .iter()
-        .find(|(m, _)| *m == name)
-        .is_some_and(|(_, d)| *d);
-    Ctx::enabled(switches, name, default)
-}
-
-/// `metrics.<name>` entries that are not metrics of the scraper.
-fn unknown_metrics(
-    scraper: &str,
-    switches: &Switches,
-    metrics: &[(&str, bool)],
-) -> Vec<(String, String)> {
-    switches
-        .keys()
-        .filter(|k| !metrics.iter().any(|(m, _)| m == k))
-        .map(|k| {
-            let known: Vec<&str> = metrics.iter().map(|(m, _)| *m).collect();
-            (
-                format!("metrics.{k}"),
-                format!(
-                    "unknown metric of the {scraper} scraper; known: {}",
-                    known.join(", ")
-                ),
-            )
-        })
-        .collect()
 }
 
 /// Test helpers shared by the scrapers' tests: a fake root and metric lookups.

@@ -46,7 +46,7 @@ pub struct Config {
 impl Config {
     /// Every problem as (sub-path, message): unknown metric names, bad regexps.
     pub fn validate(&self) -> Vec<(String, String)> {
-        let mut out = unknown_metrics(&self.metrics);
+        let mut out = super::unknown_metrics("disk", &self.metrics, METRICS);
         for (key, m) in [("include", &self.include), ("exclude", &self.exclude)] {
             if let Err(e) = Matcher::new(m.match_type, &m.devices) {
                 out.push((format!("{key}.devices"), e));
@@ -77,20 +77,6 @@ const MERGED: &str = "system.disk.merged";
 
 /// Bytes per diskstats sector (the kernel's unit, whatever the device's real sector size).
 const SECTOR: u64 = 512;
-
-fn unknown_metrics(switches: &Switches) -> Vec<(String, String)> {
-    switches
-        .keys()
-        .filter(|k| !METRICS.iter().any(|(n, _)| n == k))
-        .map(|k| {
-            let known: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
-            (
-                format!("metrics.{k}"),
-                format!("unknown metric; known: {}", known.join(", ")),
-            )
-        })
-        .collect()
-}
 
 /// The disk scraper: the compiled device filter and the metric switches.
 pub struct Scraper {

@@ -83,7 +83,7 @@ pub struct Config {
 impl Config {
     /// Every problem as (sub-path, message): unknown metric names, bad regexps.
     pub fn validate(&self) -> Vec<(String, String)> {
-        let mut out = unknown_metrics(&self.metrics);
+        let mut out = super::unknown_metrics("filesystem", &self.metrics, METRICS);
         let lists: [(&str, MatchType, &[String]); 6] = [
             (
                 "include_devices.devices",
@@ -131,20 +131,6 @@ pub const METRICS: &[(&str, bool)] = &[(USAGE, true), (INODES_USAGE, true), (UTI
 const USAGE: &str = "system.filesystem.usage";
 const INODES_USAGE: &str = "system.filesystem.inodes.usage";
 const UTILIZATION: &str = "system.filesystem.utilization";
-
-fn unknown_metrics(switches: &Switches) -> Vec<(String, String)> {
-    switches
-        .keys()
-        .filter(|k| !METRICS.iter().any(|(n, _)| n == k))
-        .map(|k| {
-            let known: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
-            (
-                format!("metrics.{k}"),
-                format!("unknown metric; known: {}", known.join(", ")),
-            )
-        })
-        .collect()
-}
 
 /// The filesystem scraper: compiled filters and switches.
 pub struct Scraper {

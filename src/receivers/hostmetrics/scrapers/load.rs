@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{gauge, point, Ctx, Num, Output, Switches};
+use super::{enabled_in as enabled, gauge, point, unknown_metrics, Ctx, Num, Output, Switches};
 
 pub const LOAD_1M: &str = "system.cpu.load_average.1m";
 pub const LOAD_5M: &str = "system.cpu.load_average.5m";
@@ -117,37 +117,6 @@ fn logical_cpus(ctx: &Ctx) -> usize {
         Some(n) if n > 0 => n,
         _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
     }
-}
-
-/// `metrics.<name>.enabled`, else the scraper's default for `name`.
-fn enabled(switches: &Switches, metrics: &[(&str, bool)], name: &str) -> bool {
-    let default = metrics
-        .iter()
-        .find(|(m, _)| *m == name)
-        .is_some_and(|(_, d)| *d);
-    Ctx::enabled(switches, name, default)
-}
-
-/// `metrics.<name>` entries that are not metrics of the scraper.
-fn unknown_metrics(
-    scraper: &str,
-    switches: &Switches,
-    metrics: &[(&str, bool)],
-) -> Vec<(String, String)> {
-    switches
-        .keys()
-        .filter(|k| !metrics.iter().any(|(m, _)| m == k))
-        .map(|k| {
-            let known: Vec<&str> = metrics.iter().map(|(m, _)| *m).collect();
-            (
-                format!("metrics.{k}"),
-                format!(
-                    "unknown metric of the {scraper} scraper; known: {}",
-                    known.join(", ")
-                ),
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]

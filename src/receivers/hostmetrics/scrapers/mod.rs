@@ -72,6 +72,43 @@ impl Ctx<'_> {
     }
 }
 
+/// `metrics.<name>.enabled`, else `name`'s default in the scraper's `metrics` list.
+pub fn enabled_in(switches: &Switches, metrics: &[(&str, bool)], name: &str) -> bool {
+    let default = metrics
+        .iter()
+        .find(|(m, _)| *m == name)
+        .is_some_and(|(_, d)| *d);
+    Ctx::enabled(switches, name, default)
+}
+
+/// A problem for every `metrics.<name>` entry that is not a metric of `scraper`.
+pub fn unknown_metrics(
+    scraper: &str,
+    switches: &Switches,
+    metrics: &[(&str, bool)],
+) -> Vec<(String, String)> {
+    let known = || {
+        metrics
+            .iter()
+            .map(|(m, _)| *m)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    switches
+        .keys()
+        .filter(|k| !metrics.iter().any(|(m, _)| m == k))
+        .map(|k| {
+            (
+                format!("metrics.{k}"),
+                format!(
+                    "unknown metric of the {scraper} scraper; known: {}",
+                    known()
+                ),
+            )
+        })
+        .collect()
+}
+
 /// A string attribute.
 pub fn attr(key: &str, value: &str) -> KeyValue {
     KeyValue {

@@ -157,21 +157,7 @@ impl Config {
     /// Every problem as (sub-path, message): unknown metric names under `metrics`, bad regexps
     /// under `include`/`exclude`.
     pub fn validate(&self) -> Vec<(String, String)> {
-        let known: Vec<&str> = METRICS.iter().map(|(m, _)| *m).collect();
-        let mut errors: Vec<(String, String)> = self
-            .metrics
-            .keys()
-            .filter(|k| !known.contains(&k.as_str()))
-            .map(|k| {
-                (
-                    format!("metrics.{k}"),
-                    format!(
-                        "unknown metric of the network scraper; known: {}",
-                        known.join(", ")
-                    ),
-                )
-            })
-            .collect();
+        let mut errors = super::unknown_metrics("network", &self.metrics, METRICS);
         for (key, m) in [("include", &self.include), ("exclude", &self.exclude)] {
             if m.match_type != MatchType::Regexp {
                 continue;

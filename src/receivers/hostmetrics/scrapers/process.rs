@@ -185,41 +185,11 @@ fn unknown(section: &str, switches: &Switches, known: &[(&str, bool)]) -> Vec<(S
 pub fn parse_duration(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let t = t.strip_prefix('+').unwrap_or(t);
-    if t.is_empty() || t == "0" {
+    if t.is_empty() {
         return Ok(0);
     }
-    let bad = || format!("invalid duration {s:?} (e.g. 10s, 1m30s, 500ms)");
-    let mut rest = t;
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let (num, after) = rest.split_at(num_len);
-        if num.is_empty() || num == "." {
-            return Err(bad());
-        }
-        let value: f64 = num.parse().map_err(|_| bad())?;
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += value * scale;
-        rest = next;
-    }
-    if !total.is_finite() || total > u64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok(total as u64)
+    crate::component::units::parse_duration(t)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// What the scraper keeps between collections and from the last one.
@@ -430,13 +400,11 @@ impl Scraper {
     }
 
     fn on(&self, name: &str) -> bool {
-        let default = METRICS.iter().any(|(n, d)| *n == name && *d);
-        Ctx::enabled(&self.cfg.metrics, name, default)
+        super::enabled_in(&self.cfg.metrics, METRICS, name)
     }
 
     fn ra(&self, name: &str) -> bool {
-        let default = RESOURCE_ATTRIBUTES.iter().any(|(n, d)| *n == name && *d);
-        Ctx::enabled(&self.cfg.resource_attributes, name, default)
+        super::enabled_in(&self.cfg.resource_attributes, RESOURCE_ATTRIBUTES, name)
     }
 
     fn report(&mut self, kind: Kind, msg: String) {

@@ -61,20 +61,7 @@ pub struct Config {
 impl Config {
     /// Every problem as (sub-path, message): unknown metric names under `metrics`.
     pub fn validate(&self) -> Vec<(String, String)> {
-        let known: Vec<&str> = METRICS.iter().map(|(m, _)| *m).collect();
-        self.metrics
-            .keys()
-            .filter(|k| !known.contains(&k.as_str()))
-            .map(|k| {
-                (
-                    format!("metrics.{k}"),
-                    format!(
-                        "unknown metric of the processes scraper; known: {}",
-                        known.join(", ")
-                    ),
-                )
-            })
-            .collect()
+        super::unknown_metrics("processes", &self.metrics, METRICS)
     }
 }
 

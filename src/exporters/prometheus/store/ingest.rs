@@ -46,7 +46,7 @@ fn number(v: &Option<number_data_point::Value>) -> f64 {
 impl Store {
     /// Stores every point of a request.
     pub fn ingest(&self, req: &ExportMetricsServiceRequest) {
-        self.ingest_observed(req, &mut |_| {});
+        self.ingest_with(req, None);
     }
 
     /// Stores every point of a request and tells `obs` what each applied point made of its
@@ -56,6 +56,16 @@ impl Store {
         &self,
         req: &ExportMetricsServiceRequest,
         obs: &mut dyn FnMut(Applied<'_>),
+    ) {
+        self.ingest_with(req, Some(obs));
+    }
+
+    /// Without an observer nothing is looked up again after a point is applied (the
+    /// `prometheus` exporter's path stays as it was).
+    fn ingest_with(
+        &self,
+        req: &ExportMetricsServiceRequest,
+        mut obs: Option<&mut dyn FnMut(Applied<'_>)>,
     ) {
         let now = self.clock.now();
         for rm in &req.resource_metrics {
@@ -125,7 +135,9 @@ impl Store {
                         }),
                     },
                 );
-                self.observe("target_info", &info_labels, obs);
+                if let Some(o) = obs.as_mut() {
+                    self.observe("target_info", &info_labels, &mut **o);
+                }
             }
             for sm in &rm.scope_metrics {
                 let mut scoped = base.clone();
@@ -138,7 +150,7 @@ impl Store {
                     }
                 }
                 for m in &sm.metrics {
-                    self.ingest_metric(m, &scoped, now, obs);
+                    self.ingest_metric(m, &scoped, now, &mut obs);
                 }
             }
         }
@@ -170,7 +182,7 @@ impl Store {
         m: &opentelemetry_proto::tonic::metrics::v1::Metric,
         scoped: &BTreeMap<String, String>,
         now: u32,
-        obs: &mut dyn FnMut(Applied<'_>),
+        obs: &mut Option<&mut dyn FnMut(Applied<'_>)>,
     ) {
         // promtool wants HELP on every family: the OTel name stands in for a missing description
         let help: &str = if m.description.is_empty() {

@@ -52,7 +52,7 @@ impl Store {
         f: &FamilyRef,
         p: Point,
         now: u32,
-        obs: &mut dyn FnMut(Applied<'_>),
+        obs: &mut Option<&mut dyn FnMut(Applied<'_>)>,
     ) {
         let Point {
             labels,
@@ -86,6 +86,7 @@ impl Store {
                 self.labels.release(key);
                 last
             });
+            let Some(obs) = obs.as_mut() else { return };
             obs(Applied::Stale {
                 family: name,
                 kind,
@@ -138,7 +139,9 @@ impl Store {
             None
         });
         if applied {
-            self.observe(name, &labels, obs);
+            if let Some(obs) = obs.as_mut() {
+                self.observe(name, &labels, &mut **obs);
+            }
         }
     }
 }

@@ -301,18 +301,25 @@ fn connector_cycle(cfg: &Config) -> Option<Vec<PipelineId>> {
     None
 }
 
-/// `sending_queue.storage` must name a `file_storage` extension that `service.extensions`
-/// starts (the Collector's rule).
+/// `sending_queue.storage` (exporters) and `storage` (receivers) must name a `file_storage`
+/// extension that `service.extensions` starts (the Collector's rule).
 fn check_storage(
     cfg: &Config,
     used: &mut BTreeSet<(&'static str, ComponentId)>,
     diag: &mut Diagnostics,
 ) {
-    for (id, e) in &cfg.exporters {
-        let Some(storage) = e.queue().and_then(|q| q.storage.as_deref()) else {
-            continue;
-        };
-        let path = format!("exporters.{id}.sending_queue.storage");
+    let refs = cfg
+        .exporters
+        .iter()
+        .filter_map(|(id, e)| {
+            let s = e.queue().and_then(|q| q.storage.as_deref())?;
+            Some((format!("exporters.{id}.sending_queue.storage"), s))
+        })
+        .chain(cfg.receivers.iter().filter_map(|(id, r)| {
+            let (key, s) = r.storage()?;
+            Some((format!("receivers.{id}.{key}"), s))
+        }));
+    for (path, storage) in refs {
         let sid = match ComponentId::parse(storage) {
             Ok(sid) => sid,
             Err(err) => {

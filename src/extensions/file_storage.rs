@@ -1,4 +1,5 @@
-//! `extensions.file_storage`: where persistent sending queues keep their write-ahead logs.
+//! `extensions.file_storage`: where persistent sending queues keep their write-ahead logs and
+//! the `filelog` receiver its checkpoints (`receiver_<id>/checkpoints.json`).
 //!
 //! The extension itself runs nothing. An exporter whose `sending_queue.storage` names it opens
 //! its queue in `<directory>/<exporter id, escaped>/` (one subdirectory per exporter, so two
@@ -83,8 +84,14 @@ impl FileStorageConfig {
     /// The queue directory of one exporter: its id with every byte outside `[A-Za-z0-9_-]`
     /// written as `%XX`, so distinct ids never share a directory.
     pub fn queue_dir(&self, exporter_id: &str) -> PathBuf {
-        let mut name = String::from("exporter_");
-        for b in exporter_id.bytes() {
+        self.component_dir("exporter", exporter_id)
+    }
+
+    /// The directory of one component's state (`<kind>_<escaped id>`): a receiver's
+    /// checkpoints, an exporter's queue.
+    pub fn component_dir(&self, kind: &str, id: &str) -> PathBuf {
+        let mut name = format!("{kind}_");
+        for b in id.bytes() {
             if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
                 name.push(b as char);
             } else {

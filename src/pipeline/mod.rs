@@ -233,6 +233,13 @@ impl Graph {
                 registry: registry.clone(),
                 gate: gate.clone(),
                 authenticators: authenticators.clone(),
+                storage: rcfg
+                    .storage()
+                    .and_then(|(_, s)| ComponentId::parse(s).ok())
+                    .and_then(|s| match cfg.extensions.get(&s) {
+                        Some(ExtensionConfig::FileStorage(f)) => Some(f.clone()),
+                        _ => None,
+                    }),
             };
             for (pid, recv, p) in &pipelines {
                 if recv.contains(id) {

@@ -6,9 +6,11 @@
 //! retry hint ([`status`]). `httpcheck` ([`httpcheck`]) is a pull receiver for metrics: it
 //! opens no listener and enters the pipelines through the same [`intake`]; so does
 //! `prometheus` ([`prometheus`]), which scrapes `/metrics` endpoints, and `hostmetrics`
-//! ([`hostmetrics`]), which reads the host's `/proc` and `/sys`.
+//! ([`hostmetrics`]), which reads the host's `/proc` and `/sys`. `filelog` ([`filelog`]) tails
+//! files into logs pipelines, with checkpoints in a `file_storage` extension.
 
 pub mod decode;
+pub mod filelog;
 pub mod hostmetrics;
 pub mod httpcheck;
 pub mod intake;
@@ -50,6 +52,8 @@ pub struct ReceiverContext {
     pub gate: Option<Arc<MemoryGate>>,
     /// The started authenticator extensions (`auth.authenticator` names one).
     pub authenticators: Arc<Authenticators>,
+    /// The `file_storage` extension the receiver's `storage` names, if any.
+    pub storage: Option<crate::extensions::file_storage::FileStorageConfig>,
 }
 
 impl ReceiverContext {
@@ -69,6 +73,7 @@ pub enum ReceiverConfig {
     HttpCheck(httpcheck::HttpCheckConfig),
     Prometheus(Box<prometheus::PrometheusReceiverConfig>),
     HostMetrics(Box<hostmetrics::HostMetricsConfig>),
+    FileLog(Box<filelog::FileLogConfig>),
 }
 
 pub const RECEIVER_TYPES: &[&str] = &[
@@ -76,6 +81,7 @@ pub const RECEIVER_TYPES: &[&str] = &[
     "httpcheck (alias http_check)",
     "prometheus",
     "hostmetrics (alias host_metrics)",
+    "filelog (alias file_log)",
 ];
 
 impl ReceiverConfig {
@@ -91,6 +97,9 @@ impl ReceiverConfig {
             "prometheus" => typed(path, v, diag).map(|c| ReceiverConfig::Prometheus(Box::new(c))),
             "hostmetrics" | "host_metrics" => {
                 typed(path, v, diag).map(|c| ReceiverConfig::HostMetrics(Box::new(c)))
+            }
+            "filelog" | "file_log" => {
+                typed(path, v, diag).map(|c| ReceiverConfig::FileLog(Box::new(c)))
             }
             other => {
                 diag.error(
@@ -111,6 +120,7 @@ impl ReceiverConfig {
             ReceiverConfig::HttpCheck(c) => c.validate(path, diag),
             ReceiverConfig::Prometheus(c) => c.validate(path, diag),
             ReceiverConfig::HostMetrics(c) => c.validate(path, diag),
+            ReceiverConfig::FileLog(c) => c.validate(path, diag),
         }
     }
 
@@ -119,6 +129,7 @@ impl ReceiverConfig {
             ReceiverConfig::HttpCheck(_)
             | ReceiverConfig::Prometheus(_)
             | ReceiverConfig::HostMetrics(_) => signal == Signal::Metrics,
+            ReceiverConfig::FileLog(_) => signal == Signal::Logs,
             ReceiverConfig::Otlp(_) => true,
         }
     }
@@ -137,7 +148,8 @@ impl ReceiverConfig {
             }
             ReceiverConfig::HttpCheck(_)
             | ReceiverConfig::Prometheus(_)
-            | ReceiverConfig::HostMetrics(_) => vec![],
+            | ReceiverConfig::HostMetrics(_)
+            | ReceiverConfig::FileLog(_) => vec![],
         }
     }
 
@@ -147,6 +159,15 @@ impl ReceiverConfig {
             ReceiverConfig::HttpCheck(c) => crate::component::to_value(c),
             ReceiverConfig::Prometheus(c) => crate::component::to_value(c),
             ReceiverConfig::HostMetrics(c) => crate::component::to_value(c),
+            ReceiverConfig::FileLog(c) => crate::component::to_value(c),
+        }
+    }
+
+    /// The `file_storage` extension this receiver keeps state in: `(path, extension id)`.
+    pub fn storage(&self) -> Option<(&'static str, &str)> {
+        match self {
+            ReceiverConfig::FileLog(c) => c.storage.as_deref().map(|s| ("storage", s)),
+            _ => None,
         }
     }
 
@@ -171,7 +192,8 @@ impl ReceiverConfig {
             }
             ReceiverConfig::HttpCheck(_)
             | ReceiverConfig::Prometheus(_)
-            | ReceiverConfig::HostMetrics(_) => vec![],
+            | ReceiverConfig::HostMetrics(_)
+            | ReceiverConfig::FileLog(_) => vec![],
         }
     }
 }
@@ -644,6 +666,9 @@ pub async fn start(
         ReceiverConfig::HttpCheck(c) => tasks.push(httpcheck::spawn(c, &ctx, stop_rx.clone())?),
         ReceiverConfig::Prometheus(c) => tasks.push(prometheus::spawn(c, &ctx, stop_rx.clone())?),
         ReceiverConfig::HostMetrics(c) => tasks.push(hostmetrics::spawn(c, &ctx, stop_rx.clone())?),
+        ReceiverConfig::FileLog(c) => {
+            tasks.push(filelog::spawn(c, &ctx, ctx.storage.as_ref(), stop_rx.clone())?)
+        }
     }
     Ok(RunningReceiver {
         addresses,

@@ -393,6 +393,7 @@ fn context() -> crate::receivers::ReceiverContext {
         registry: crate::telemetry::metrics::Registry::new(),
         gate: None,
         authenticators: Default::default(),
+        storage: None,
     }
 }
 

@@ -666,9 +666,12 @@ pub async fn start(
         ReceiverConfig::HttpCheck(c) => tasks.push(httpcheck::spawn(c, &ctx, stop_rx.clone())?),
         ReceiverConfig::Prometheus(c) => tasks.push(prometheus::spawn(c, &ctx, stop_rx.clone())?),
         ReceiverConfig::HostMetrics(c) => tasks.push(hostmetrics::spawn(c, &ctx, stop_rx.clone())?),
-        ReceiverConfig::FileLog(c) => {
-            tasks.push(filelog::spawn(c, &ctx, ctx.storage.as_ref(), stop_rx.clone())?)
-        }
+        ReceiverConfig::FileLog(c) => tasks.push(filelog::spawn(
+            c,
+            &ctx,
+            ctx.storage.as_ref(),
+            stop_rx.clone(),
+        )?),
     }
     Ok(RunningReceiver {
         addresses,

@@ -15,6 +15,7 @@ mod connectors;
 mod edge_security;
 mod exporter_faults;
 mod exporter_tls;
+mod filelog;
 mod fuzz_replay;
 mod hostmetrics;
 mod httpcheck;

@@ -224,12 +224,18 @@ pub enum Encoding {
 impl FileLogConfig {
     pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
         if self.include.is_empty() {
-            diag.error(format!("{path}.include"), "at least one pattern is required");
+            diag.error(
+                format!("{path}.include"),
+                "at least one pattern is required",
+            );
         }
         for (key, list) in [("include", &self.include), ("exclude", &self.exclude)] {
             for (i, p) in list.iter().enumerate() {
                 if let Err(e) = glob::Pattern::new(p) {
-                    diag.error(format!("{path}.{key}[{i}]"), format!("invalid glob {p:?}: {e}"));
+                    diag.error(
+                        format!("{path}.{key}[{i}]"),
+                        format!("invalid glob {p:?}: {e}"),
+                    );
                 }
             }
         }
@@ -246,7 +252,10 @@ impl FileLogConfig {
                         } else {
                             "line_end_pattern"
                         };
-                        diag.error(format!("{path}.multiline.{key}"), format!("invalid regex: {e}"));
+                        diag.error(
+                            format!("{path}.multiline.{key}"),
+                            format!("invalid regex: {e}"),
+                        );
                     }
                 }
             }
@@ -263,14 +272,20 @@ impl FileLogConfig {
         if !matches!(self.compression.as_str(), "" | "gzip" | "auto") {
             diag.error(
                 format!("{path}.compression"),
-                format!("unknown compression {:?} (\"\", gzip or auto)", self.compression),
+                format!(
+                    "unknown compression {:?} (\"\", gzip or auto)",
+                    self.compression
+                ),
             );
         }
         if self.poll_interval.is_zero() {
             diag.error(format!("{path}.poll_interval"), "must be greater than 0");
         }
         if self.fingerprint_size.bytes() < 16 {
-            diag.error(format!("{path}.fingerprint_size"), "must be at least 16 bytes");
+            diag.error(
+                format!("{path}.fingerprint_size"),
+                "must be at least 16 bytes",
+            );
         }
         if self.max_log_size.bytes() == 0 {
             diag.error(format!("{path}.max_log_size"), "must be greater than 0");
@@ -295,10 +310,16 @@ impl FileLogConfig {
             ("header", self.header.is_some()),
             ("ordering_criteria", self.ordering_criteria.is_some()),
             ("include_file_owner_name", self.include_file_owner_name),
-            ("include_file_owner_group_name", self.include_file_owner_group_name),
+            (
+                "include_file_owner_group_name",
+                self.include_file_owner_group_name,
+            ),
         ] {
             if set {
-                diag.error(format!("{path}.{key}"), "not supported by otelgw's filelog receiver");
+                diag.error(
+                    format!("{path}.{key}"),
+                    "not supported by otelgw's filelog receiver",
+                );
             }
         }
         diag.warn_inert(path, &[("acquire_fs_lock", self.acquire_fs_lock)]);

@@ -213,7 +213,11 @@ impl Grouped {
                 self.groups.len() - 1
             }
         };
-        if let Some(s) = self.groups.get_mut(i).and_then(|g| g.scope_logs.first_mut()) {
+        if let Some(s) = self
+            .groups
+            .get_mut(i)
+            .and_then(|g| g.scope_logs.first_mut())
+        {
             s.log_records.push(record);
         }
     }

@@ -166,9 +166,8 @@ impl Splitter {
                     .map(|m| [&rec[..m.start()], &rec[m.end()..]].concat()),
                 Mode::End(re) => {
                     let last = rec.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-                    re.find(&rec[last..]).map(|m| {
-                        [&rec[..last + m.start()], &rec[last + m.end()..]].concat()
-                    })
+                    re.find(&rec[last..])
+                        .map(|m| [&rec[..last + m.start()], &rec[last + m.end()..]].concat())
                 }
                 Mode::Lines => None,
             };

@@ -270,7 +270,7 @@ impl Tailer {
             let Some((file, fp, len)) = open(&path, self.opts.fingerprint_size, gz) else {
                 continue;
             };
-            if fp.is_empty() || seen.iter().any(|s| *s == fp) {
+            if fp.is_empty() || seen.contains(&fp) {
                 // nothing to identify it by yet, or a copy of a file read in this poll
                 continue;
             }
@@ -440,8 +440,12 @@ impl Tailer {
                     .any(|r| r.id == id && r.handed == 0 && r.consumed == r.known.offset);
                 if committed {
                     match std::fs::remove_file(&path) {
-                        Ok(()) => tracing::debug!(path = %path.display(), "filelog: deleted after read"),
-                        Err(e) => tracing::warn!(path = %path.display(), error = %e, "filelog: delete after read failed"),
+                        Ok(()) => {
+                            tracing::debug!(path = %path.display(), "filelog: deleted after read")
+                        }
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), error = %e, "filelog: delete after read failed")
+                        }
                     }
                     self.readers.retain(|r| r.id != id);
                 }

@@ -55,8 +55,10 @@ fn whitespace_is_kept_when_asked() {
 
 #[test]
 fn a_long_line_is_cut_into_pieces_and_the_buffer_stays_bounded() {
-    let mut c = FileLogConfig::default();
-    c.max_log_size = ByteSize(10);
+    let c = FileLogConfig {
+        max_log_size: ByteSize(10),
+        ..FileLogConfig::default()
+    };
     let s = Splitter::new(&c).unwrap();
     let mut p = Pending::default();
     let mut out = vec![];
@@ -104,7 +106,11 @@ fn multiline_start_pattern_groups_a_stack_trace() {
         ]
     );
     assert_eq!(&p.buf, b"2024-");
-    assert_eq!(n, input.len() - 5, "all but the partial start line is consumed");
+    assert_eq!(
+        n,
+        input.len() - 5,
+        "all but the partial start line is consumed"
+    );
     // the last record waits for the next start line (or the flush)
     p.buf.extend_from_slice(b"01-02 WARN w\n  more\n");
     out.clear();
@@ -126,7 +132,8 @@ fn multiline_end_pattern_and_omit_pattern() {
     };
     let s = Splitter::new(&c).unwrap();
     let mut p = Pending::default();
-    p.buf.extend_from_slice(b"select *\nfrom t;\nupdate x;\ndangling");
+    p.buf
+        .extend_from_slice(b"select *\nfrom t;\nupdate x;\ndangling");
     let mut out = vec![];
     s.split(&mut p, &mut out);
     assert_eq!(texts(&out), ["select *\nfrom t", "update x"]);
@@ -294,7 +301,10 @@ fn gzip_files_and_appended_members_are_read() {
     std::fs::write(&a, member(&lines(0, 3))).unwrap();
     let mut t = tailer(d.path(), "start_at: beginning, compression: auto", vec![]);
     assert_eq!(poll(&mut t).len(), 3);
-    assert!(poll(&mut t).is_empty(), "an unchanged file is not read again");
+    assert!(
+        poll(&mut t).is_empty(),
+        "an unchanged file is not read again"
+    );
     let mut f = std::fs::OpenOptions::new().append(true).open(&a).unwrap();
     f.write_all(&member(&lines(3, 5))).unwrap();
     assert_eq!(poll(&mut t), ["line 00003", "line 00004"]);
@@ -325,7 +335,10 @@ fn delete_after_read_deletes_only_committed_files() {
 fn more_files_than_max_concurrent_files_are_read_in_turns() {
     let d = tempfile::tempdir().unwrap();
     for n in 0..5 {
-        write(&d.path().join(format!("f{n}.log")), &lines(n * 10, n * 10 + 1));
+        write(
+            &d.path().join(format!("f{n}.log")),
+            &lines(n * 10, n * 10 + 1),
+        );
     }
     let mut t = tailer(
         d.path(),

@@ -15,8 +15,11 @@ use crate::common::*;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use otelgw::data::Telemetry;
 
-/// Every log record body in a file export, with its attributes and resource attributes.
-pub fn records(path: &Path) -> Vec<(String, BTreeMap<String, String>, BTreeMap<String, String>)> {
+/// A record's body, attributes and resource attributes, as text.
+type Rec = (String, BTreeMap<String, String>, BTreeMap<String, String>);
+
+/// Every log record in a file export.
+pub fn records(path: &Path) -> Vec<Rec> {
     let text = |v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>| match v
         .as_ref()
         .and_then(|v| v.value.clone())

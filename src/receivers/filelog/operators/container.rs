@@ -97,6 +97,8 @@ pub struct Container {
     layout: Vec<Tok>,
     pending: HashMap<String, Pending>,
     seq: u64,
+    /// The k8s attributes of the last path seen (a file's lines arrive together).
+    last_path: Option<(String, Vec<(&'static str, Value)>)>,
 }
 
 impl Container {
@@ -109,6 +111,7 @@ impl Container {
             layout: time::gotime("2006-01-02T15:04:05.999999999Z07:00").unwrap_or_default(),
             pending: HashMap::new(),
             seq: 0,
+            last_path: None,
         }
     }
 
@@ -237,13 +240,22 @@ impl Container {
     }
 
     /// Sets the k8s resource attributes from the pod log path; false if it cannot.
-    fn add_metadata(&self, e: &mut Entry) -> bool {
+    fn add_metadata(&mut self, e: &mut Entry) -> bool {
         let Some(path) = e.attributes.get(PATH_ATTR).and_then(Value::as_str) else {
             return false;
         };
+        if let Some((last, attrs)) = &self.last_path {
+            if last == path {
+                for (k, v) in attrs {
+                    e.resource.insert((*k).into(), v.clone());
+                }
+                return true;
+            }
+        }
         let Some(caps) = self.path.as_ref().and_then(|r| r.captures(path)) else {
             return false;
         };
+        let mut attrs = Vec::with_capacity(5);
         for (group, key) in [
             ("namespace", "k8s.namespace.name"),
             ("pod_name", "k8s.pod.name"),
@@ -252,10 +264,13 @@ impl Container {
             ("restart_count", "k8s.container.restart_count"),
         ] {
             if let Some(m) = caps.name(group) {
-                e.resource
-                    .insert(key.into(), Value::String(m.as_str().into()));
+                attrs.push((key, Value::String(m.as_str().into())));
             }
         }
+        for (k, v) in &attrs {
+            e.resource.insert((*k).into(), v.clone());
+        }
+        self.last_path = Some((path.to_string(), attrs));
         true
     }
 

@@ -254,3 +254,98 @@ service:
         0.0
     );
 }
+
+#[test]
+fn docker_json_and_cri_lines_become_body_stream_time_and_k8s_resource() {
+    let work = tempfile::tempdir().unwrap();
+    let pods = work.path().join("pods");
+    let docker = pods.join("shop_web-7d9c_0123456789abcdef0123456789abcdef/web");
+    let cri = pods.join("kube-system_dns-1_fedcba98-7654-3210-fedc-ba9876543210/coredns");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::create_dir_all(&cri).unwrap();
+    std::fs::write(
+        docker.join("0.log"),
+        concat!(
+            r#"{"log":"GET /health 200\n","stream":"stdout","time":"2024-05-01T10:00:00.123456789Z"}"#,
+            "\n",
+            r#"{"log":"disk almost full\n","stream":"stderr","time":"2024-05-01T10:00:01Z"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        cri.join("2.log"),
+        concat!(
+            "2024-05-01T10:00:02.5Z stdout F plain cri line\n",
+            "2024-05-01T10:00:03Z stdout P first half-\n",
+            "2024-05-01T10:00:03Z stdout P second half-\n",
+            "2024-05-01T10:00:03Z stdout F end\n",
+        ),
+    )
+    .unwrap();
+    let ports = Ports::new();
+    let out = work.path().join("out.jsonl");
+    let config = format!(
+        "receivers:
+  filelog:
+    include: ['{}/*/*/*.log']
+    start_at: beginning
+    poll_interval: 50ms
+    include_file_path: true
+    operators:
+      - type: container
+exporters:
+  file: {{path: {}}}
+service:
+  pipelines:
+    logs: {{receivers: [filelog], exporters: [file]}}
+{}",
+        pods.display(),
+        out.display(),
+        ports.telemetry()
+    );
+    let _gw = Gateway::start(ports, tempfile::tempdir().unwrap(), &config);
+    wait_until("four records", Duration::from_secs(20), || {
+        records(&out).len() >= 4
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 4, "{recs:#?}");
+    let find = |body: &str| {
+        recs.iter()
+            .find(|(b, _, _)| b == body)
+            .unwrap_or_else(|| panic!("no record {body:?} in {recs:#?}"))
+    };
+    let (_, a, r) = find("GET /health 200");
+    assert_eq!(a["log.iostream"], "stdout");
+    assert_eq!(r["k8s.namespace.name"], "shop");
+    assert_eq!(r["k8s.pod.name"], "web-7d9c");
+    assert_eq!(r["k8s.pod.uid"], "0123456789abcdef0123456789abcdef");
+    assert_eq!(r["k8s.container.name"], "web");
+    assert_eq!(r["k8s.container.restart_count"], "0");
+    assert_eq!(find("disk almost full").1["log.iostream"], "stderr");
+    let (_, a, r) = find("first half-second half-end");
+    assert_eq!(a["logtag"], "F");
+    assert_eq!(r["k8s.namespace.name"], "kube-system");
+    assert_eq!(r["k8s.container.name"], "coredns");
+    assert_eq!(r["k8s.container.restart_count"], "2");
+    find("plain cri line");
+    // timestamps parsed from the runtime's field, not the time of reading
+    let times: Vec<u64> = read_file_export(&out)
+        .into_iter()
+        .filter_map(|t| match t {
+            Telemetry::Logs(r) => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| r.resource_logs)
+        .flat_map(|r| r.scope_logs)
+        .flat_map(|s| s.log_records)
+        .filter(|r| {
+            r.body
+                .as_ref()
+                .is_some_and(|b| format!("{b:?}").contains("GET /health"))
+        })
+        .map(|r| r.time_unix_nano)
+        .collect();
+    assert_eq!(times, [1_714_557_600_123_456_789]);
+}

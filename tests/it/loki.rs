@@ -549,3 +549,86 @@ async fn the_rust_otel_sdk_sends_logs_that_arrive_in_the_right_streams() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filelog_lines_reach_loki_with_service_name_labels_and_metadata() {
+    let loki = Arc::new(Loki::default());
+    let server = start_loki(loki.clone()).await;
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("checkout.log");
+    // recent times: Loki refuses entries older than its window
+    let t0 = (now_ns() / 1_000_000_000) as i64 - 10;
+    let stamp = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    };
+    std::fs::write(
+        &log,
+        format!(
+            "{} ERROR payment declined order=42\n{} INFO order placed order=43\n",
+            stamp(t0),
+            stamp(t0 + 1)
+        ),
+    )
+    .unwrap();
+    let ports = Ports::new();
+    let config = format!(
+        "receivers:
+  filelog:
+    include: ['{}']
+    start_at: beginning
+    poll_interval: 50ms
+    resource: {{service.name: checkout, service.namespace: shop}}
+    operators:
+      - type: regex_parser
+        regex: '^(?P<time>\\S+ \\S+) (?P<sev>[A-Z]+) (?P<msg>.*)$'
+        timestamp: {{parse_from: attributes.time, layout: '%Y-%m-%d %H:%M:%S'}}
+        severity: {{parse_from: attributes.sev}}
+      - type: key_value_parser
+        parse_from: attributes.msg
+        parse_to: attributes.kv
+        on_error: send_quiet
+      - type: remove
+        field: attributes.time
+exporters:
+  loki:
+    endpoint: http://127.0.0.1:{}/loki/api/v1/push
+service:
+  pipelines:
+    logs: {{receivers: [filelog], exporters: [loki]}}
+{}",
+        log.display(),
+        server.port,
+        ports.telemetry()
+    );
+    let _gw = Gateway::start(ports, tempfile::tempdir().unwrap(), &config);
+    wait_for("2 entries in loki", || {
+        loki.entries.lock().unwrap().len() == 2
+    })
+    .await;
+    assert!(
+        loki.violations.lock().unwrap().is_empty(),
+        "{:?}",
+        loki.violations.lock().unwrap()
+    );
+    let mut entries = loki.entries.lock().unwrap().clone();
+    entries.sort_by_key(|e| e.ts_ns);
+    for e in &entries {
+        assert_eq!(e.labels["service_name"], "checkout", "{:?}", e.labels);
+        assert_eq!(e.labels["service_namespace"], "shop");
+        let md: BTreeMap<_, _> = e.metadata.iter().cloned().collect();
+        assert_eq!(md["log_file_name"], "checkout.log", "{md:?}");
+    }
+    // the timestamp is the one in the line (UTC), and the severity parsed from it
+    assert_eq!(entries[0].ts_ns, t0 as i128 * 1_000_000_000);
+    assert_eq!(entries[1].ts_ns, (t0 as i128 + 1) * 1_000_000_000);
+    assert_eq!(entries[0].labels["level"], "error");
+    assert_eq!(entries[1].labels["level"], "info");
+    assert!(
+        entries[0].line.contains("payment declined"),
+        "{}",
+        entries[0].line
+    );
+}

@@ -6,6 +6,9 @@
 //!
 //! `cargo bench --bench filelog`
 
+// a bench whose setup fails must stop loudly, like a test
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::time::Duration;
 

@@ -85,12 +85,19 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                         return Err("unterminated string literal".into());
                     };
                     i += 1;
+                    // Go's string escapes: anything else (`"\d"`) is an error there too,
+                    // never silently a different regex
                     s.push(match e {
                         'n' => '\n',
                         't' => '\t',
                         'r' => '\r',
                         '0' => '\0',
-                        other => other,
+                        '\\' | '"' | '\'' => e,
+                        other => {
+                            return Err(format!(
+                                "invalid escape \\{other} in a string literal (write \\\\{other})"
+                            ))
+                        }
                     });
                 } else {
                     s.push(d);

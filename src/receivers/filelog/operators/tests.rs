@@ -568,3 +568,19 @@ fn to_value_round_trips() {
     let cfg = OperatorsConfig::parse("p", &v, &mut d);
     assert_eq!(cfg.to_value(), v);
 }
+
+#[test]
+fn go_string_escapes_only() {
+    // "\d" is not a Go string escape: an error, not silently the regex `d`
+    let e = errors("- type: router\n  routes:\n    - expr: 'body matches \"^\\d+\"'\n      output: n\n- {id: n, type: noop}");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].0.contains("routes[0]"), "{e:?}");
+    assert!(e[0].1.contains("invalid escape"), "{e:?}");
+    let mut o = ops("- type: router\n  routes:\n    - expr: 'body matches \"^\\\\d+ \\\"q\\\"\"'\n      output: n\n- {id: n, type: add, field: attributes.hit, value: true}");
+    assert_eq!(
+        run(&mut o, line("12 \"q\""))[0].attributes["hit"],
+        json!(true)
+    );
+    assert_eq!(o.dropped(), 0);
+    assert!(run(&mut o, line("x 12")).is_empty());
+}

@@ -122,6 +122,9 @@ impl ConnectorConfig {
 pub struct RunningConnector {
     pub id: ComponentId,
     kind: Kind,
+    /// The Collector counts a connector as an exporter (of what its pipelines hand it) and as a
+    /// receiver (of what it passes on).
+    hop: Hop,
     /// The flush task of a stateful connector, until the graph takes it.
     flush: std::sync::Mutex<Option<FlushTask>>,
 }
@@ -188,6 +191,7 @@ impl ConnectorConfig {
                     )
                 };
                 let counters = FlushCounters {
+                    hop: Hop::new(registry, &name, from, Signal::Metrics),
                     ok: flushes("success"),
                     refused: flushes("refused"),
                     series: registry.gauge(
@@ -208,15 +212,63 @@ impl ConnectorConfig {
                 Kind::SpanMetrics(agg)
             }
         };
+        let to = match self {
+            ConnectorConfig::Count(_) | ConnectorConfig::SpanMetrics(_) => Signal::Metrics,
+            ConnectorConfig::Forward(_) | ConnectorConfig::Routing(_) => from,
+        };
         RunningConnector {
             id: id.clone(),
+            hop: Hop::new(registry, &id.to_string(), from, to),
             kind,
             flush: std::sync::Mutex::new(flush),
         }
     }
 }
 
+/// A connector's counters under the Collector's exporter and receiver names.
+struct Hop {
+    /// `otelcol_exporter_sent_<items>{exporter=<id>}`: taken by the connector and its
+    /// downstream pipelines.
+    sent: crate::telemetry::metrics::Counter,
+    /// `otelcol_exporter_send_failed_<items>{exporter=<id>}`: refused downstream or rejected.
+    failed: crate::telemetry::metrics::Counter,
+    /// `otelcol_receiver_accepted|refused_<items>{receiver=<id>}` of the produced signal.
+    received: crate::telemetry::metrics::ReceiverCounters,
+}
+
+impl Hop {
+    fn new(reg: &crate::telemetry::metrics::Registry, id: &str, from: Signal, to: Signal) -> Hop {
+        use crate::telemetry::metrics::names;
+        let l = [("exporter", id)];
+        Hop {
+            sent: reg.counter(
+                &names::exporter_sent(from),
+                "Items successfully sent to the destination.",
+                &l,
+            ),
+            failed: reg.counter(
+                &names::exporter_send_failed(from),
+                "Items that failed to be sent (permanent error, retries exhausted, or rejected by the peer).",
+                &l,
+            ),
+            received: crate::telemetry::metrics::ReceiverCounters::new(reg, id, "", to),
+        }
+    }
+
+    /// Counts what went downstream (`n` items) and the answer.
+    fn passed(&self, n: u64, r: &Result<Rejections, ConsumeError>) {
+        match r {
+            Ok(rej) => {
+                self.received.accepted.add(n.saturating_sub(rej.count));
+                self.received.refused.add(rej.count.min(n));
+            }
+            Err(_) => self.received.refused.add(n),
+        }
+    }
+}
+
 struct FlushCounters {
+    hop: Hop,
     ok: crate::telemetry::metrics::Counter,
     refused: crate::telemetry::metrics::Counter,
     series: crate::telemetry::metrics::Gauge,
@@ -233,6 +285,7 @@ async fn flush_loop(
     c: FlushCounters,
 ) {
     let FlushCounters {
+        hop,
         ok,
         refused,
         series,
@@ -253,7 +306,10 @@ async fn flush_loop(
                 wire_size: data.encoded_len() as u64,
                 ..RequestMeta::default()
             });
-            match downstream.consume(data.into(), meta).await {
+            let n = data.item_count();
+            let result = downstream.consume(data.into(), meta).await;
+            hop.passed(n, &result);
+            match result {
                 Ok(_) => ok.inc(),
                 Err(e) => {
                     refused.inc();
@@ -276,8 +332,32 @@ impl RunningConnector {
         meta: Arc<RequestMeta>,
     ) -> Pin<Box<dyn Future<Output = Result<Rejections, ConsumeError>> + Send + '_>> {
         Box::pin(async move {
+            let n = data.item_count();
+            let result = self.pass(data, meta).await;
+            match &result {
+                Ok(rej) => {
+                    self.hop.sent.add(n.saturating_sub(rej.count));
+                    self.hop.failed.add(rej.count.min(n));
+                }
+                Err(_) => self.hop.failed.add(n),
+            }
+            result
+        })
+    }
+
+    async fn pass(
+        &self,
+        data: Payload,
+        meta: Arc<RequestMeta>,
+    ) -> Result<Rejections, ConsumeError> {
+        {
             match &self.kind {
-                Kind::Forward(f) => f.consume(data, meta).await,
+                Kind::Forward(f) => {
+                    let n = data.item_count();
+                    let r = f.consume(data, meta).await;
+                    self.hop.passed(n, &r);
+                    r
+                }
                 Kind::Routing {
                     routes,
                     mode,
@@ -304,7 +384,10 @@ impl RunningConnector {
                             );
                             continue;
                         }
-                        total.merge(f.consume(part.into(), meta.clone()).await?);
+                        let n = part.item_count();
+                        let r = f.consume(part.into(), meta.clone()).await;
+                        self.hop.passed(n, &r);
+                        total.merge(r?);
                     }
                     Ok(total)
                 }
@@ -318,15 +401,17 @@ impl RunningConnector {
                     let mut t = data.into_decoded();
                     match counter.count(&mut t) {
                         // the counts' own rejections are not the client's items
-                        Some(counts) => f
-                            .consume(counts.into(), meta)
-                            .await
-                            .map(|_| Rejections::default()),
+                        Some(counts) => {
+                            let n = counts.item_count();
+                            let r = f.consume(counts.into(), meta).await;
+                            self.hop.passed(n, &r);
+                            r.map(|_| Rejections::default())
+                        }
                         None => Ok(Rejections::default()),
                     }
                 }
             }
-        })
+        }
     }
 
     /// True when the connector needs the decoded request (`count` does; `forward` does not:

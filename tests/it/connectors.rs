@@ -120,6 +120,19 @@ async fn forward_joins_two_sources_into_one_pipeline() {
             "the common pipeline's processor ran on all"
         );
     }
+    // the connector counts as an exporter (of both sources' spans) and a receiver, with the
+    // Collector's names
+    assert_eq!(
+        gw.metric("otelcol_exporter_sent_spans", &[("exporter", "forward")]),
+        7.0
+    );
+    assert_eq!(
+        gw.metric(
+            "otelcol_receiver_accepted_spans",
+            &[("receiver", "forward"), ("transport", "")]
+        ),
+        7.0
+    );
     // nothing on the way needed the decoded request
     for r in ["otlp", "otlp/second"] {
         assert_eq!(
@@ -173,6 +186,22 @@ async fn a_full_queue_behind_the_connector_refuses_the_upstream_client() {
             &[("exporter", "otlphttp")]
         ),
         refused_items
+    );
+    // and at the connector, on both of its sides
+    assert_eq!(
+        gw.metric(
+            "otelcol_exporter_send_failed_spans",
+            &[("exporter", "forward")]
+        ),
+        refused_items
+    );
+    assert_eq!(
+        gw.metric("otelcol_receiver_refused_spans", &[("receiver", "forward")]),
+        refused_items
+    );
+    assert_eq!(
+        gw.metric("otelcol_exporter_sent_spans", &[("exporter", "forward")]),
+        4.0 * accepted as f64
     );
 }
 
@@ -321,6 +350,20 @@ fn spanmetrics_turns_the_sdks_spans_into_the_collectors_red_metrics() {
         count_items(&read_file_export(&out), otelgw::data::Signal::Traces) == 5
     });
     assert!(gw.metric("otelgw_connector_flushes_total", &[("result", "success")]) >= 1.0);
+    // the connector took the five spans as an exporter and produced metric points as a receiver
+    assert_eq!(
+        gw.metric(
+            "otelcol_exporter_sent_spans",
+            &[("exporter", "spanmetrics")]
+        ),
+        5.0
+    );
+    assert!(
+        gw.metric(
+            "otelcol_receiver_accepted_metric_points",
+            &[("receiver", "spanmetrics")]
+        ) >= 1.0
+    );
 }
 
 /// `routing` by a resource attribute: one resource of the request to its tenant's pipeline,

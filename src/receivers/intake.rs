@@ -190,6 +190,19 @@ impl Intake {
         data: Telemetry,
         gate: Option<&Arc<crate::admission::MemoryGate>>,
     ) -> Result<(), String> {
+        match self.offer_outcome(data, gate).await {
+            Outcome::Accepted { .. } => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    /// [`Intake::offer`] with the pipelines' full answer (a receiver that retries needs to
+    /// tell a refusal from a permanent failure). The memory gate's refusal is `Refused`.
+    pub async fn offer_outcome(
+        &self,
+        data: Telemetry,
+        gate: Option<&Arc<crate::admission::MemoryGate>>,
+    ) -> Outcome {
         let wire = data.encoded_len() as u64;
         let _held = match gate {
             None => None,
@@ -197,7 +210,10 @@ impl Intake {
                 Ok(t) => Some(t),
                 Err(_) => {
                     self.count_refused_request();
-                    return Err("memory limit reached".into());
+                    return Outcome::Refused {
+                        retry_after: Duration::from_secs(1),
+                        message: "memory limit reached".into(),
+                    };
                 }
             },
         };
@@ -205,10 +221,7 @@ impl Intake {
             wire_size: wire,
             ..RequestMeta::default()
         };
-        match self.receive(Payload::Decoded(data), Arc::new(meta)).await {
-            Outcome::Accepted { .. } => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
+        self.receive(Payload::Decoded(data), Arc::new(meta)).await
     }
 
     /// True when every pipeline fed by this intake reads the items, so the receiver decodes up

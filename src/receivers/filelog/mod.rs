@@ -22,8 +22,9 @@
 //!   globs (renamed away or deleted) is read to its end through the handle already open.
 //!   Copy-truncate: the truncated file's new content has a new fingerprint and is read from 0;
 //!   a file shorter than its offset is read again from 0.
-//! - *Long lines:* a record longer than `max_log_size` is cut there (the rest of that line is
-//!   skipped, never buffered) and counted in `otelgw_filelog_truncated_records_total`.
+//! - *Long lines:* a record longer than `max_log_size` is cut into `max_log_size` pieces (as
+//!   the Collector; nothing skipped, at most `max_log_size` buffered), each cut counted in
+//!   `otelgw_filelog_truncated_records_total`.
 //! - Records still held by a `recombine` operator when otelgw is killed are read again only if
 //!   their offsets were not yet committed; `recombine` holds them at most `force_flush_period`.
 //!
@@ -323,6 +324,12 @@ impl FileLogConfig {
             }
         }
         diag.warn_inert(path, &[("acquire_fs_lock", self.acquire_fs_lock)]);
+        if self.encoding() == Some(Encoding::Nop) && !self.operators.is_empty() {
+            diag.error(
+                format!("{path}.operators"),
+                "operators need a text encoding (utf-8 or ascii), not nop",
+            );
+        }
         operators::OperatorsConfig::parse(
             &format!("{path}.operators"),
             &serde_norway::Value::Sequence(self.operators.clone()),

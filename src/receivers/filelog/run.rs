@@ -31,7 +31,7 @@ use super::{Encoding, FileLogConfig};
 use crate::component::{BuildError, Diagnostics, Signal};
 use crate::data::{unix_nanos, Telemetry};
 use crate::extensions::file_storage::FileStorageConfig;
-use crate::receivers::intake::Intake;
+use crate::receivers::intake::{Intake, Outcome};
 use crate::receivers::{stopped, ReceiverContext};
 use crate::telemetry::metrics::{names, Counter, Gauge};
 
@@ -165,11 +165,12 @@ impl Build {
         out.finish()
     }
 
-    /// What the operators still hold (recombine), emitted at stop.
-    fn drain(&mut self, now_ns: u64) -> Option<ExportLogsServiceRequest> {
+    /// What the operators hold: longer than their flush periods (when no batch is read), or
+    /// all of it (at stop).
+    fn flush_ops(&mut self, now_ns: u64, all: bool) -> Option<ExportLogsServiceRequest> {
         let ops = self.operators.as_mut()?;
         let mut entries = Vec::new();
-        ops.flush(now_ns, true, &mut entries);
+        ops.flush(now_ns, all, &mut entries);
         let mut out = Grouped::default();
         for e in entries {
             let (resource, record) = log_record(e, now_ns);
@@ -284,6 +285,7 @@ struct Metrics {
     operator_errors: Counter,
     operator_dropped: Counter,
     expired: Counter,
+    rejected: Counter,
 }
 
 struct Run {
@@ -348,6 +350,7 @@ pub fn spawn(
         ),
         operator_dropped: dropped(ctx, &id, "operator"),
         expired: dropped(ctx, &id, "retry_expired"),
+        rejected: dropped(ctx, &id, "rejected"),
     };
     tracing::info!(receiver = %id, include = ?cfg.include, restored = restored.len(), "filelog receiver started");
     let run = Run {
@@ -401,8 +404,22 @@ enum Delivery {
     Accepted,
     /// Refused for longer than `max_elapsed_time` (with `retry_on_failure.enabled`).
     Expired,
+    /// The pipelines failed it permanently (retrying the same records will not help).
+    Rejected,
     Stopped,
 }
+
+/// Log records in a request.
+fn record_count(req: &ExportLogsServiceRequest) -> u64 {
+    req.resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len() as u64)
+        .sum()
+}
+
+/// Batches between checkpoints while a backlog is read (a kill re-reads at most this many).
+const CHECKPOINT_EVERY: usize = 16;
 
 impl Run {
     async fn run(self, state: State, mut stop: watch::Receiver<bool>) {
@@ -414,13 +431,22 @@ impl Run {
                 return;
             };
             state = Some(s);
-            let mut reading = 0;
+            let mut reading = std::collections::HashSet::new();
+            let mut batches = 0usize;
             loop {
+                if *stop.borrow() {
+                    self.finish(state.take()).await;
+                    return;
+                }
                 let Some(s) = state.take() else { return };
                 let step = blocking(s, |s| {
                     let now = unix_nanos(SystemTime::now());
                     let batch = s.tailer.next_batch();
-                    let req = batch.as_ref().and_then(|b| s.build.request(b, now));
+                    let req = match &batch {
+                        Some(b) => s.build.request(b, now),
+                        // idle: what recombine and partial container lines held too long
+                        None => s.build.flush_ops(now, false),
+                    };
                     let counts = s.build.operator_counts();
                     (batch, req, counts, s.tailer.stats)
                 })
@@ -433,15 +459,23 @@ impl Run {
                 catch_up(&self.metrics.operator_errors, op_errors);
                 catch_up(&self.metrics.operator_dropped, op_dropped);
                 state = Some(s);
-                let Some(batch) = batch else { break };
-                reading += batch.files.len();
+                let records = req.as_ref().map_or(0, record_count);
                 let delivered = match req {
                     Some(req) => self.deliver(req, &mut stop).await,
                     None => Delivery::Accepted,
                 };
+                let Some(batch) = batch else {
+                    // flushed operator state (offsets committed earlier): not retried at stop
+                    if let Delivery::Expired | Delivery::Rejected | Delivery::Stopped = delivered {
+                        self.metrics.rejected.add(records);
+                    }
+                    break;
+                };
+                reading.extend(batch.files.iter().map(|f| f.reader));
                 match delivered {
                     Delivery::Accepted => {}
-                    Delivery::Expired => self.metrics.expired.add(batch.records() as u64),
+                    Delivery::Expired => self.metrics.expired.add(records),
+                    Delivery::Rejected => self.metrics.rejected.add(records),
                     Delivery::Stopped => {
                         // not committed: read again after a restart
                         self.finish(state.take()).await;
@@ -452,8 +486,12 @@ impl Run {
                     s.tailer.commit(&batch);
                 }
                 committed = true;
+                batches += 1;
+                if batches % CHECKPOINT_EVERY == 0 {
+                    state = self.save(state.take()).await;
+                }
             }
-            self.metrics.reading.set(reading as i64);
+            self.metrics.reading.set(reading.len() as i64);
             if committed {
                 committed = false;
                 state = self.save(state.take()).await;
@@ -478,18 +516,25 @@ impl Run {
         let mut wait = self.retry.initial_interval.get();
         let mut logged = false;
         loop {
-            match self
+            let offer = self
                 .intake
-                .offer(Telemetry::Logs(req.clone()), self.gate.as_ref())
-                .await
-            {
-                Ok(()) => {
+                .offer_outcome(Telemetry::Logs(req.clone()), self.gate.as_ref());
+            let outcome = tokio::select! {
+                o = offer => o,
+                _ = stopped(stop) => return Delivery::Stopped,
+            };
+            match outcome {
+                Outcome::Accepted { .. } => {
                     if logged {
                         tracing::info!(receiver = %self.id, "filelog: pipelines accept again; reading resumes");
                     }
                     return Delivery::Accepted;
                 }
-                Err(e) => {
+                Outcome::Failed { message } | Outcome::Invalid { message } => {
+                    tracing::warn!(receiver = %self.id, error = %message, "filelog: pipelines rejected a batch permanently; its records are dropped (counted)");
+                    return Delivery::Rejected;
+                }
+                Outcome::Refused { message: e, .. } | Outcome::Unavailable { message: e } => {
                     if !logged {
                         logged = true;
                         tracing::warn!(receiver = %self.id, error = %e, "filelog: pipelines refused a batch; reading paused, retrying");
@@ -528,7 +573,8 @@ impl Run {
     /// At stop: what recombine still holds goes out once (not retried), then the checkpoint.
     async fn finish(&self, state: Option<State>) {
         let Some(mut s) = state else { return };
-        if let Some(req) = s.build.drain(unix_nanos(SystemTime::now())) {
+        if let Some(req) = s.build.flush_ops(unix_nanos(SystemTime::now()), true) {
+            let n = record_count(&req);
             if self
                 .intake
                 .offer(Telemetry::Logs(req), self.gate.as_ref())
@@ -536,6 +582,7 @@ impl Run {
                 .is_err()
             {
                 tracing::warn!(receiver = %self.id, "filelog: records held by recombine at stop were refused");
+                self.metrics.rejected.add(n);
             }
         }
         self.save(Some(s)).await;

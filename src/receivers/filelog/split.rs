@@ -97,11 +97,16 @@ impl Splitter {
                     }
                 }
                 // no complete line left: cut an oversized pending record
-                while buf.len() - start >= self.max {
+                while buf.len() - start > self.max {
                     self.emit(&buf[start..start + self.max], true, out);
                     start += self.max;
                 }
-                i = i.max(start);
+                // lines: no `\n` up to here, no need to look again
+                i = if matches!(self.mode, Mode::Lines) {
+                    buf.len()
+                } else {
+                    i.max(start)
+                };
                 break;
             };
             let line = &buf[i..nl];

@@ -150,6 +150,20 @@ struct Reader {
     handed: u64,
 }
 
+impl Reader {
+    /// The open handle and `path` are the same file (device and inode).
+    fn same_file(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let handle = match &self.source {
+            Source::Plain(f) | Source::Gzip { file: f, .. } => f.metadata(),
+        };
+        match (handle, std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+}
+
 /// Records of one file in a batch.
 #[derive(Debug)]
 pub struct FileRecords {
@@ -182,6 +196,9 @@ pub struct Tailer {
     lost: Vec<Reader>,
     archive: VecDeque<Known>,
     first_poll: bool,
+    /// Files matched in the first poll not opened yet (more than `max_concurrent_files`):
+    /// `start_at` still applies to them.
+    initial: std::collections::HashSet<PathBuf>,
     next_id: u64,
     /// Where the next poll starts in the sorted match list when more than
     /// `max_concurrent_files` match.
@@ -207,6 +224,7 @@ impl Tailer {
             lost: Vec::new(),
             archive: restored.into_iter().collect(),
             first_poll: true,
+            initial: Default::default(),
             next_id: 1,
             rotate: 0,
             to_delete: Vec::new(),
@@ -256,6 +274,9 @@ impl Tailer {
     /// Starts a poll: finds the files and decides where each continues.
     pub fn begin_poll(&mut self) {
         let mut paths = self.matched();
+        if self.first_poll && self.opts.start_at_end {
+            self.initial = paths.iter().cloned().collect();
+        }
         let limit = self.opts.max_concurrent_files;
         if paths.len() > limit {
             let start = self.rotate % paths.len();
@@ -304,10 +325,12 @@ impl Tailer {
                     }
                     None => Known {
                         fingerprint: Vec::new(),
-                        offset: if self.first_poll && self.opts.start_at_end {
-                            len
-                        } else {
-                            0
+                        // start_at: end for what existed at startup (a gzip file's end counts
+                        // decompressed bytes)
+                        offset: match self.initial.remove(&path) {
+                            true if gz => gzip_len(&path),
+                            true => len,
+                            false => 0,
                         },
                         path: path.clone(),
                         records: 0,
@@ -438,7 +461,15 @@ impl Tailer {
                     .readers
                     .iter()
                     .any(|r| r.id == id && r.handed == 0 && r.consumed == r.known.offset);
-                if committed {
+                // only the file that was read: the path may name a new file by now
+                let same = self
+                    .readers
+                    .iter()
+                    .any(|r| r.id == id && r.same_file(&path));
+                if committed && !same {
+                    tracing::warn!(path = %path.display(), "filelog: not deleted after read: the path names another file now");
+                    self.readers.retain(|r| r.id != id);
+                } else if committed {
                     match std::fs::remove_file(&path) {
                         Ok(()) => {
                             tracing::debug!(path = %path.display(), "filelog: deleted after read")
@@ -530,6 +561,24 @@ fn source(file: File, gz: bool, read_len: Option<u64>) -> Source {
     }
 }
 
+/// The decompressed length of a gzip file (as far as it can be read).
+fn gzip_len(path: &Path) -> u64 {
+    File::open(path)
+        .map(|f| {
+            let mut d = flate2::read::MultiGzDecoder::new(f);
+            let mut n = 0u64;
+            let mut buf = vec![0u8; CHUNK];
+            while let Ok(k) = read_some(&mut d, &mut buf) {
+                if k == 0 {
+                    break;
+                }
+                n += k as u64;
+            }
+            n
+        })
+        .unwrap_or(0)
+}
+
 /// Opens a file and reads its fingerprint and length.
 fn open(path: &Path, fp_size: usize, gz: bool) -> Option<(File, Vec<u8>, u64)> {
     let mut file = File::open(path).ok()?;
@@ -549,6 +598,19 @@ fn open(path: &Path, fp_size: usize, gz: bool) -> Option<(File, Vec<u8>, u64)> {
 
 /// Appends the next chunk of the file to its pending buffer: bytes read (0 at the end).
 fn read_chunk(r: &mut Reader) -> std::io::Result<usize> {
+    let old = r.pending.buf.len();
+    let n = fill(r);
+    // never leave the zeroed room behind: only what was read stays pending
+    let keep = match &n {
+        Ok(n) => old + n,
+        Err(_) => old,
+    };
+    r.pending.buf.truncate(keep);
+    n
+}
+
+/// Reads into room appended to the pending buffer (the caller trims it to what was read).
+fn fill(r: &mut Reader) -> std::io::Result<usize> {
     let at = r.consumed + r.pending.buf.len() as u64;
     let old = r.pending.buf.len();
     r.pending.buf.resize(old + CHUNK, 0);
@@ -565,7 +627,6 @@ fn read_chunk(r: &mut Reader) -> std::io::Result<usize> {
             let len = file.metadata()?.len();
             if decoder.is_none() {
                 if *read_len == Some(len) {
-                    r.pending.buf.truncate(old);
                     return Ok(0);
                 }
                 let mut f = file.try_clone()?;
@@ -583,18 +644,10 @@ fn read_chunk(r: &mut Reader) -> std::io::Result<usize> {
                 *decoder = None;
                 *read_len = Some(len);
             }
-            n.or(Ok(0))
+            n
         }
     };
-    let n = match n {
-        Ok(n) => n,
-        Err(e) => {
-            r.pending.buf.truncate(old);
-            return Err(e);
-        }
-    };
-    r.pending.buf.truncate(old + n);
-    Ok(n)
+    n
 }
 
 fn read_some(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -382,3 +382,53 @@ fn validation_lists_every_problem() {
     assert_eq!(ok.start_at, StartAt::Beginning);
     assert!(serde_norway::from_str::<FileLogConfig>("{include: [x], bogus: 1}").is_err());
 }
+
+#[test]
+fn start_at_end_holds_for_files_opened_in_later_turns_and_for_gzip() {
+    use flate2::write::GzEncoder;
+    let d = tempfile::tempdir().unwrap();
+    for n in 0..5 {
+        write(
+            &d.path().join(format!("f{n}.log")),
+            &lines(n * 10, n * 10 + 3),
+        );
+    }
+    let member = |text: &str| {
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let gz = d.path().join("z.log.gz");
+    std::fs::write(&gz, member(&lines(100, 103))).unwrap();
+    let mut t = tailer(
+        d.path(),
+        "start_at: end, max_concurrent_files: 2, compression: auto",
+        vec![],
+    );
+    for _ in 0..4 {
+        assert!(
+            poll(&mut t).is_empty(),
+            "what existed at startup is skipped"
+        );
+    }
+    for n in 0..5 {
+        write(
+            &d.path().join(format!("f{n}.log")),
+            &lines(n * 10 + 5, n * 10 + 6),
+        );
+    }
+    let mut f = std::fs::OpenOptions::new().append(true).open(&gz).unwrap();
+    f.write_all(&member(&lines(105, 106))).unwrap();
+    let mut got = vec![];
+    for _ in 0..4 {
+        got.extend(poll(&mut t));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [5, 15, 25, 35, 45, 105]
+            .iter()
+            .map(|i| format!("line {i:05}"))
+            .collect::<Vec<_>>()
+    );
+}

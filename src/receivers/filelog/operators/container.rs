@@ -176,13 +176,13 @@ impl Container {
         };
         let stream = fields.remove("stream");
         let partial = match format {
-            Format::Docker => match log.strip_suffix('\n') {
-                Some(l) => {
+            // docker: every line is an entry (the Collector joins only CRI `P` partials)
+            Format::Docker => {
+                if let Some(l) = log.strip_suffix('\n') {
                     log = l.to_string();
-                    false
                 }
-                None => true,
-            },
+                false
+            }
             _ => fields.get("logtag") == Some(&Value::String("P".into())),
         };
         // Parsed: now change the entry.

@@ -24,7 +24,9 @@ pub struct ParserCfg {
 
 #[derive(Debug, Clone)]
 pub enum How {
-    Json,
+    /// `parse_ints`: integers stay integers; otherwise every number is a double (the
+    /// Collector's default).
+    Json { parse_ints: bool },
     /// `regex`: named groups become keys.
     Regex(Regex),
     /// `delimiter` (default `=`) and `pair_delimiter` (default: whitespace).
@@ -55,8 +57,9 @@ pub fn parse_parser(ty: &str, c: &mut Cfg) -> Option<ParserCfg> {
     let how = match ty {
         "json_parser" => {
             c.allow(&[COMMON, PARSER_KEYS, &["parse_ints"]]);
-            c.bool("parse_ints", false);
-            How::Json
+            How::Json {
+                parse_ints: c.bool("parse_ints", false),
+            }
         }
         "regex_parser" => {
             c.allow(&[COMMON, PARSER_KEYS, &["regex", "cache"]]);
@@ -146,8 +149,13 @@ impl ParserCfg {
             return Err(format!("{} is not a string", self.parse_from));
         };
         let map = match &self.how {
-            How::Json => match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(m)) => m,
+            How::Json { parse_ints } => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(mut m)) => {
+                    if !parse_ints {
+                        m.values_mut().for_each(doubles);
+                    }
+                    m
+                }
                 Ok(_) => return Err("JSON is not an object".into()),
                 Err(err) => return Err(format!("invalid JSON: {err}")),
             },
@@ -155,8 +163,10 @@ impl ParserCfg {
                 let caps = re.captures(&text).ok_or("regex pattern does not match")?;
                 re.capture_names()
                     .flatten()
-                    .filter_map(|n| {
-                        Some((n.to_string(), Value::String(caps.name(n)?.as_str().into())))
+                    // a group that took no part in the match is "" (the Collector's MatchValues)
+                    .map(|n| {
+                        let v = caps.name(n).map_or("", |m| m.as_str());
+                        (n.to_string(), Value::String(v.into()))
                     })
                     .collect()
             }
@@ -449,5 +459,21 @@ impl TraceCfg {
             e.trace_flags = u32::from(f);
         }
         Ok(())
+    }
+}
+
+/// Every number in a JSON value as a double (nested maps and arrays too).
+fn doubles(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64() {
+                if let Some(d) = serde_json::Number::from_f64(f) {
+                    *n = d;
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(doubles),
+        Value::Object(m) => m.values_mut().for_each(doubles),
+        _ => {}
     }
 }

@@ -77,7 +77,7 @@ impl Mapping {
                         return Err(format!("range for {key} needs integer min and max"));
                     };
                     let (lo, hi) = (a.min(b), a.max(b));
-                    if hi - lo > 100_000 {
+                    if hi.abs_diff(lo) > 100_000 {
                         return Err(format!("range for {key} is too large"));
                     }
                     for i in lo..=hi {

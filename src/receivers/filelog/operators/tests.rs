@@ -70,20 +70,22 @@ fn docker_line_with_k8s_metadata() {
 }
 
 #[test]
-fn docker_partial_lines_are_joined() {
+fn docker_lines_are_entries_of_their_own() {
+    // as the Collector: only CRI `P` partials are joined; a docker line without its `\n`
+    // is not held back
     let mut o = ops("- type: container\n  format: docker");
     let t = r#""stream":"stdout","time":"2024-03-30T08:31:20Z""#;
-    assert!(run(
+    let first = run(
         &mut o,
-        line_at(&format!(r#"{{"log":"part one, ",{t}}}"#), POD)
-    )
-    .is_empty());
+        line_at(&format!(r#"{{"log":"part one, ",{t}}}"#), POD),
+    );
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].body, json!("part one, "));
     let out = run(
         &mut o,
         line_at(&format!(r#"{{"log":"part two\n",{t}}}"#), POD),
     );
-    assert_eq!(out.len(), 1);
-    assert_eq!(out[0].body, json!("part one, part two"));
+    assert_eq!(out[0].body, json!("part two"));
 }
 
 #[test]
@@ -204,7 +206,13 @@ fn json_parser_invalid_json_and_on_error_drop() {
     assert!(run(&mut drop, line("{not json")).is_empty());
     assert_eq!((drop.errors(), drop.dropped()), (1, 1));
     let out = run(&mut drop, line(r#"{"a":{"b":1},"msg":"hi"}"#));
-    assert_eq!(out[0].body, json!({"a":{"b":1},"msg":"hi"}));
+    // numbers are doubles unless parse_ints (the Collector's default)
+    assert_eq!(out[0].body, json!({"a":{"b":1.0},"msg":"hi"}));
+    let mut ints = ops("- type: json_parser\n  parse_ints: true");
+    let out = run(&mut ints, line(r#"{"n":[1,2.5],"m":{"k":3}}"#));
+    assert_eq!(out[0].attributes["n"], json!([1, 2.5]));
+    assert_eq!(out[0].attributes["m"], json!({"k": 3}));
+    assert!(out[0].attributes["m"]["k"].is_i64());
 }
 
 #[test]
@@ -238,8 +246,8 @@ fn json_then_move_copy_add_remove_flatten_retain() {
     );
     let e = &out[0];
     assert_eq!(o.errors(), 0);
-    assert_eq!(e.body, json!({"id": 7}));
-    assert_eq!(e.resource["user"], json!(7));
+    assert_eq!(e.body, json!({"id": 7.0}));
+    assert_eq!(e.resource["user"], json!(7.0));
     assert_eq!(
         serde_json::Value::Object(e.attributes.clone()),
         json!({"env":"prod","greeting":"user-ann","log.message":"hello"})
@@ -455,7 +463,10 @@ fn if_condition_skips_operator() {
     let out = run(&mut o, line("plain"));
     assert_eq!(out, vec![line("plain")]);
     assert_eq!(o.errors(), 0);
-    assert_eq!(run(&mut o, line(r#"{"k":1}"#))[0].attributes["k"], json!(1));
+    assert_eq!(
+        run(&mut o, line(r#"{"k":1}"#))[0].attributes["k"],
+        json!(1.0)
+    );
 }
 
 #[test]

@@ -152,9 +152,15 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// Tokens in one expression at most, and how deeply it may nest: the parser and the
+/// evaluator recurse, so a hostile config must not be able to exhaust the stack.
+const MAX_TOKENS: usize = 1024;
+const MAX_DEPTH: usize = 64;
+
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -266,6 +272,15 @@ impl Parser {
         }
     }
     fn unary(&mut self) -> Result<Node, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("expression nested more than {MAX_DEPTH} deep"));
+        }
+        let node = self.unary_inner();
+        self.depth -= 1;
+        node
+    }
+    fn unary_inner(&mut self) -> Result<Node, String> {
         if self.eat("!") || self.eat("not") {
             return Ok(Node::Not(Box::new(self.unary()?)));
         }
@@ -340,9 +355,14 @@ impl Parser {
 
 impl Expr {
     pub fn compile(src: &str) -> Result<Expr, String> {
+        let toks = lex(src)?;
+        if toks.len() > MAX_TOKENS {
+            return Err(format!("expression longer than {MAX_TOKENS} tokens"));
+        }
         let mut p = Parser {
-            toks: lex(src)?,
+            toks,
             pos: 0,
+            depth: 0,
         };
         let node = p.or()?;
         if p.pos != p.toks.len() {

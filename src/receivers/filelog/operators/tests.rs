@@ -595,3 +595,17 @@ fn go_string_escapes_only() {
     assert_eq!(o.dropped(), 0);
     assert!(run(&mut o, line("x 12")).is_empty());
 }
+
+#[test]
+fn hostile_expressions_are_config_errors_not_stack_overflows() {
+    let deep = format!("{}body == 'x'{}", "(".repeat(10_000), ")".repeat(10_000));
+    let long = vec!["body == 'x'"; 2000].join(" or ");
+    for expr in [deep, long] {
+        let yaml = format!("- type: add\n  field: attributes.x\n  value: 1\n  if: \"{expr}\"");
+        let e = errors(&yaml);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].0.ends_with("operators[0].if"), "{e:?}");
+    }
+    // ordinary nesting is fine
+    ops("- type: add\n  field: attributes.x\n  value: 1\n  if: \"((body == 'a') or (not (body == 'b')))\"");
+}

@@ -238,19 +238,10 @@ struct Hop {
 
 impl Hop {
     fn new(reg: &crate::telemetry::metrics::Registry, id: &str, from: Signal, to: Signal) -> Hop {
-        use crate::telemetry::metrics::names;
-        let l = [("exporter", id)];
+        let out = crate::telemetry::metrics::ExporterCounters::new(reg, id, from);
         Hop {
-            sent: reg.counter(
-                &names::exporter_sent(from),
-                "Items successfully sent to the destination.",
-                &l,
-            ),
-            failed: reg.counter(
-                &names::exporter_send_failed(from),
-                "Items that failed to be sent (permanent error, retries exhausted, or rejected by the peer).",
-                &l,
-            ),
+            sent: out.sent,
+            failed: out.send_failed,
             received: crate::telemetry::metrics::ReceiverCounters::new(reg, id, "", to),
         }
     }

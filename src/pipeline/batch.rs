@@ -148,17 +148,8 @@ impl BatchHandle {
         reg: &Registry,
     ) -> (BatchHandle, tokio::task::JoinHandle<()>) {
         let labels = [("processor", id), ("pipeline", pipeline)];
-        let dropped = |reason: &str, s: Signal| {
-            reg.counter(
-                names::DROPPED_ITEMS,
-                "Items dropped by otelgw, by component and reason.",
-                &[
-                    ("component", id),
-                    ("reason", reason),
-                    ("signal", s.as_str()),
-                ],
-            )
-        };
+        let dropped =
+            |reason: &str, s: Signal| crate::telemetry::metrics::dropped_items(reg, id, reason, s);
         let m = Metrics {
             size: reg.histogram(
                 names::PROCESSOR_BATCH_BATCH_SEND_SIZE,

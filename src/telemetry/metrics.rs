@@ -533,6 +533,45 @@ pub fn escape_label_value(out: &mut String, v: &str) {
 }
 
 /// The per-signal counters one receiver transport owns.
+/// `otelgw_dropped_items_total{component, reason, signal}`: the one counter of items otelgw
+/// dropped, by who and why.
+pub fn dropped_items(reg: &Registry, component: &str, reason: &str, signal: Signal) -> Counter {
+    reg.counter(
+        names::DROPPED_ITEMS,
+        "Items dropped by otelgw, by component and reason.",
+        &[
+            ("component", component),
+            ("reason", reason),
+            ("signal", signal.as_str()),
+        ],
+    )
+}
+
+/// What an exporter (or a connector, on its exporter side) delivered and failed to, under the
+/// Collector's names.
+pub struct ExporterCounters {
+    pub sent: Counter,
+    pub send_failed: Counter,
+}
+
+impl ExporterCounters {
+    pub fn new(reg: &Registry, exporter: &str, signal: Signal) -> ExporterCounters {
+        let l = [("exporter", exporter)];
+        ExporterCounters {
+            sent: reg.counter(
+                &names::exporter_sent(signal),
+                "Items successfully sent to the destination.",
+                &l,
+            ),
+            send_failed: reg.counter(
+                &names::exporter_send_failed(signal),
+                "Items that failed to be sent (permanent error, retries exhausted, or rejected by the peer).",
+                &l,
+            ),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ReceiverCounters {
     pub accepted: Counter,

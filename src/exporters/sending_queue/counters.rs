@@ -1,7 +1,7 @@
 //! The sending queue's self-metrics, per signal (the Collector's `otelcol_exporter_*` names).
 
 use crate::component::Signal;
-use crate::telemetry::metrics::{names, Counter, Gauge, Registry};
+use crate::telemetry::metrics::{dropped_items, names, Counter, ExporterCounters, Gauge, Registry};
 
 pub(super) struct PerSignal {
     pub(super) sent: Counter,
@@ -28,23 +28,16 @@ impl Metrics {
     pub(super) fn new(reg: &Registry, id: &str, capacity: u64) -> Metrics {
         let per = |s: Signal| {
             let l = [("exporter", id)];
+            let ExporterCounters { sent, send_failed } = ExporterCounters::new(reg, id, s);
             PerSignal {
-                sent: reg.counter(&names::exporter_sent(s), "Items successfully sent to the destination.", &l),
-                send_failed: reg.counter(
-                    &names::exporter_send_failed(s),
-                    "Items that failed to be sent (permanent error, retries exhausted, or rejected by the peer).",
-                    &l,
-                ),
+                sent,
+                send_failed,
                 enqueue_failed: reg.counter(
                     &names::exporter_enqueue_failed(s),
                     "Items refused because the sending queue was full.",
                     &l,
                 ),
-                dropped_shutdown: reg.counter(
-                    names::DROPPED_ITEMS,
-                    "Items dropped by otelgw, by component and reason.",
-                    &[("component", id), ("reason", "shutdown_timeout"), ("signal", s.as_str())],
-                ),
+                dropped_shutdown: dropped_items(reg, id, "shutdown_timeout", s),
             }
         };
         let l = [("exporter", id)];

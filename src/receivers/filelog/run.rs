@@ -29,11 +29,11 @@ use super::operators::{Entry, Operators, OperatorsConfig};
 use super::tail::{self, Batch, Options, Tailer};
 use super::{Encoding, FileLogConfig};
 use crate::component::{BuildError, Diagnostics, Signal};
-use crate::data::{unix_nanos, Telemetry};
+use crate::data::{log_record_count, unix_nanos, Telemetry};
 use crate::extensions::file_storage::FileStorageConfig;
 use crate::receivers::intake::{Intake, Outcome};
 use crate::receivers::{stopped, ReceiverContext};
-use crate::telemetry::metrics::{names, Counter, Gauge};
+use crate::telemetry::metrics::{Counter, Gauge};
 
 /// Everything the blocking side owns: moved onto a blocking thread for each step.
 struct State {
@@ -370,15 +370,7 @@ pub fn spawn(
 }
 
 fn dropped(ctx: &ReceiverContext, id: &str, reason: &str) -> Counter {
-    ctx.registry.counter(
-        names::DROPPED_ITEMS,
-        "Items dropped by otelgw, by component and reason.",
-        &[
-            ("component", id),
-            ("reason", reason),
-            ("signal", Signal::Logs.as_str()),
-        ],
-    )
+    crate::telemetry::metrics::dropped_items(&ctx.registry, id, reason, Signal::Logs)
 }
 
 /// Moves a counter up to a running total kept by the blocking side.
@@ -407,15 +399,6 @@ enum Delivery {
     /// The pipelines failed it permanently (retrying the same records will not help).
     Rejected,
     Stopped,
-}
-
-/// Log records in a request.
-fn record_count(req: &ExportLogsServiceRequest) -> u64 {
-    req.resource_logs
-        .iter()
-        .flat_map(|r| &r.scope_logs)
-        .map(|s| s.log_records.len() as u64)
-        .sum()
 }
 
 /// Batches between checkpoints while a backlog is read (a kill re-reads at most this many).
@@ -459,7 +442,7 @@ impl Run {
                 catch_up(&self.metrics.operator_errors, op_errors);
                 catch_up(&self.metrics.operator_dropped, op_dropped);
                 state = Some(s);
-                let records = req.as_ref().map_or(0, record_count);
+                let records = req.as_ref().map_or(0, log_record_count);
                 let delivered = match req {
                     Some(req) => self.deliver(req, &mut stop).await,
                     None => Delivery::Accepted,
@@ -574,7 +557,7 @@ impl Run {
     async fn finish(&self, state: Option<State>) {
         let Some(mut s) = state else { return };
         if let Some(req) = s.build.flush_ops(unix_nanos(SystemTime::now()), true) {
-            let n = record_count(&req);
+            let n = log_record_count(&req);
             if self
                 .intake
                 .offer(Telemetry::Logs(req), self.gate.as_ref())

@@ -194,6 +194,12 @@ fn log_warnings(cfg: &Config) {
     }
 }
 
+/// The configured self-metrics level (validation checked the spelling).
+fn metrics_level(cfg: &Config) -> crate::telemetry::metrics::Level {
+    crate::telemetry::metrics::Level::parse(&cfg.service.telemetry.metrics.level)
+        .unwrap_or(crate::telemetry::metrics::Level::Normal)
+}
+
 /// Runs until SIGTERM / SIGINT.
 pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -205,6 +211,7 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
     crate::telemetry::logging::init(&initial.service.telemetry.logs);
     let _ = STARTED.get_or_init(std::time::SystemTime::now);
     log_warnings(&initial);
+    registry.set_level(metrics_level(&initial));
     registry
         .gauge(
             names::PROCESS_START_TIME,
@@ -302,6 +309,7 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
                     Ok(r) => {
                         running = r;
                         current = next;
+                        registry.set_level(metrics_level(&current));
                         reloads_ok.inc();
                         tracing::info!("config reloaded");
                     }

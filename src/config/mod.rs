@@ -161,7 +161,9 @@ pub struct MetricsTelemetry {
     /// Admin listener address; `/metrics`, `/healthz`, `/readyz` are served here (the
     /// Collector's older key; a `pull` reader below sets it too).
     pub address: String,
-    /// `none` turns the admin listener off; `basic`, `normal`, `detailed` all serve every metric.
+    /// Which self-metrics exist for readers: `none` (the admin listener is off too), `basic`
+    /// (items in and out of every component, queues, drops), `normal` (default: plus each
+    /// component's own metrics), `detailed` (plus per-connection listener counts).
     pub level: String,
     /// The Collector's metric readers. A `pull` reader with a `prometheus` exporter (the form
     /// the otelcol-contrib image ships) serves `/metrics` on its `host:port`.
@@ -238,6 +240,15 @@ impl Default for PrometheusReader {
 impl MetricsTelemetry {
     /// Applies the readers: a `pull` Prometheus reader sets the listen address.
     fn apply_readers(&mut self, path: &str, diag: &mut Diagnostics) {
+        if crate::telemetry::metrics::Level::parse(&self.level).is_none() {
+            diag.error(
+                format!("{path}.level"),
+                format!(
+                    "unknown level {:?} (none, basic, normal or detailed)",
+                    self.level
+                ),
+            );
+        }
         let mut pulls = 0;
         for (i, r) in self.readers.iter().enumerate() {
             let p = format!("{path}.readers[{i}]");

@@ -110,6 +110,67 @@ pub mod names {
         "otelcol_resourcedetection_detector_results";
 }
 
+/// `service.telemetry.metrics.level`: which self-metrics are exposed (rendered and pushed).
+/// Cells exist at every level; the hot path is the same, only what is shown changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Nothing (the admin listener is off too).
+    None = 0,
+    /// What every operator needs: items in and out of each component, queues, every drop, the
+    /// memory limiter's refusals, process start.
+    Basic = 1,
+    /// Basic plus each component's own operational metrics (the Collector's default).
+    Normal = 2,
+    /// Everything, including per-connection listener counts and the forwarded-request counter.
+    Detailed = 3,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "none" => Some(Level::None),
+            "basic" => Some(Level::Basic),
+            "normal" => Some(Level::Normal),
+            "detailed" => Some(Level::Detailed),
+            _ => None,
+        }
+    }
+
+    /// The level at which a metric is exposed.
+    pub fn of(name: &str) -> Level {
+        const BASIC_PREFIXES: &[&str] = &[
+            "otelcol_receiver_accepted_",
+            "otelcol_receiver_refused_",
+            "otelcol_exporter_sent_",
+            "otelcol_exporter_send_failed_",
+            "otelcol_exporter_enqueue_failed_",
+            "otelcol_processor_incoming_",
+            "otelcol_processor_outgoing_",
+        ];
+        const BASIC: &[&str] = &[
+            names::EXPORTER_QUEUE_SIZE,
+            names::EXPORTER_QUEUE_CAPACITY,
+            names::DROPPED_ITEMS,
+            names::RECEIVER_REQUESTS,
+            names::MEMORY_LIMITER_REFUSED_REQUESTS,
+            names::PROCESS_START_TIME,
+        ];
+        const DETAILED: &[&str] = &[
+            names::LISTENER_CONNECTIONS,
+            names::LISTENER_CONNECTIONS_ACCEPTED,
+            names::LISTENER_CONNECTIONS_CLOSED,
+            names::RECEIVER_FORWARDED,
+        ];
+        if BASIC.contains(&name) || BASIC_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            Level::Basic
+        } else if DETAILED.contains(&name) {
+            Level::Detailed
+        } else {
+            Level::Normal
+        }
+    }
+}
+
 type Labels = Vec<(&'static str, String)>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -220,11 +281,27 @@ impl Gauge {
 #[derive(Default)]
 pub struct Registry {
     families: Mutex<BTreeMap<String, Family>>,
+    /// The exposed [`Level`] (as its number); unset (0 from `Default`) means everything, so
+    /// a registry made for a test or a bench shows all it has.
+    level: std::sync::atomic::AtomicU8,
 }
 
 impl Registry {
     pub fn new() -> Arc<Registry> {
         Arc::new(Registry::default())
+    }
+
+    /// Sets which metrics [`Registry::render`] and [`Registry::to_otlp`] expose.
+    pub fn set_level(&self, level: Level) {
+        self.level.store(level as u8 + 1, Ordering::Relaxed);
+    }
+
+    /// Whether the family `name` is exposed at the configured level.
+    fn shown(&self, name: &str) -> bool {
+        match self.level.load(Ordering::Relaxed) {
+            0 => true,
+            n => (Level::of(name) as u8) < n,
+        }
     }
 
     pub fn counter(
@@ -380,7 +457,7 @@ impl Registry {
         let cumulative = AggregationTemporality::Cumulative as i32;
         let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let mut metrics = Vec::with_capacity(families.len());
-        for (name, family) in families.iter() {
+        for (name, family) in families.iter().filter(|(n, _)| self.shown(n)) {
             let data = match family.kind {
                 Kind::Counter => metric::Data::Sum(Sum {
                     data_points: family
@@ -457,7 +534,7 @@ impl Registry {
     pub fn render(&self) -> String {
         let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::with_capacity(families.len() * 256);
-        for (name, family) in families.iter() {
+        for (name, family) in families.iter().filter(|(n, _)| self.shown(n)) {
             let _ = writeln!(out, "# HELP {name} {}", family.help);
             let _ = writeln!(out, "# TYPE {name} {}", family.kind.as_str());
             for (labels, cell) in &family.series {
@@ -604,6 +681,38 @@ impl ReceiverCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_level_selects_what_is_exposed() {
+        let reg = Registry::new();
+        reg.counter(&names::receiver_accepted(Signal::Traces), "h", &[])
+            .inc();
+        reg.counter(names::PROMETHEUS_SCRAPES, "h", &[]).inc();
+        reg.gauge(names::LISTENER_CONNECTIONS, "h", &[]).set(1);
+        let shown = |reg: &Registry| {
+            let text = reg.render();
+            [
+                "otelcol_receiver_accepted_spans",
+                names::PROMETHEUS_SCRAPES,
+                names::LISTENER_CONNECTIONS,
+            ]
+            .map(|n| text.contains(&format!("# TYPE {n} ")))
+        };
+        assert_eq!(shown(&reg), [true, true, true], "unset: everything");
+        for (level, want) in [
+            (Level::Basic, [true, false, false]),
+            (Level::Normal, [true, true, false]),
+            (Level::Detailed, [true, true, true]),
+            (Level::None, [false, false, false]),
+        ] {
+            reg.set_level(level);
+            assert_eq!(shown(&reg), want, "{level:?}");
+            let pushed = reg.to_otlp(Default::default(), 0, 1);
+            let n = pushed.resource_metrics[0].scope_metrics[0].metrics.len();
+            assert_eq!(n, want.iter().filter(|w| **w).count(), "{level:?}");
+        }
+        assert_eq!(Level::parse("verbose"), None);
+    }
 
     #[test]
     fn same_name_and_labels_share_a_cell_and_render_escaped() {

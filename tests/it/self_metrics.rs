@@ -238,3 +238,74 @@ service:
     );
     drop(gw);
 }
+
+/// `service.telemetry.metrics.level` as the Collector's: `basic` keeps what every operator
+/// needs (items in and out, queues, drops), `normal` adds each component's own metrics,
+/// `detailed` the per-connection listener counts; a reload changes it.
+#[test]
+fn the_metrics_level_selects_which_self_metrics_exist() {
+    let ports = Ports::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = |level: &str| {
+        format!(
+            "receivers:\n{}processors:\n  batch: {{timeout: 50ms}}\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], processors: [batch], exporters: [debug]}}\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{}\n      level: {level}\n",
+            ports.otlp_receiver(),
+            ports.admin
+        )
+    };
+    let basic = config("basic");
+    let detailed = config("detailed");
+    let mut gw = Gateway::start(ports, dir, &basic);
+    let body = testdata_traces();
+    let post = |port: u16| {
+        reqwest::blocking::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post(gw.http_port), 200);
+    wait_until("spans counted", Duration::from_secs(10), || {
+        gw.metric("otelcol_exporter_sent_spans", &[("exporter", "debug")]) == 3.0
+    });
+    let text = gw.metrics_text();
+    assert!(
+        has_series(&text, "otelcol_receiver_accepted_spans", &[]),
+        "{text}"
+    );
+    assert!(
+        !text.contains("otelcol_processor_batch_batch_send_size"),
+        "{text}"
+    );
+    assert!(!text.contains("otelgw_listener_connections"), "{text}");
+
+    std::fs::write(&gw.config_path, &detailed).unwrap();
+    gw.signal("HUP");
+    wait_until("the reload", Duration::from_secs(10), || {
+        gw.logs().contains("config reloaded")
+    });
+    assert_eq!(post(gw.http_port), 200);
+    wait_until("batch metrics shown", Duration::from_secs(10), || {
+        gw.metrics_text()
+            .contains("# TYPE otelcol_processor_batch_batch_send_size histogram")
+    });
+    assert!(gw.metrics_text().contains("otelgw_listener_connections"));
+    gw.stop();
+    // a level the Collector does not have is a config error at its path
+    let bad = basic.replace("level: basic", "level: verbose");
+    std::fs::write(&gw.config_path, bad).unwrap();
+    let out = std::process::Command::new(otelgw_bin())
+        .args(["validate", "--config"])
+        .arg(&gw.config_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("service.telemetry.metrics.level"));
+}
+
+fn testdata_traces() -> Vec<u8> {
+    otelgw::testdata::traces(5, 1, 3).encode_to_vec()
+}

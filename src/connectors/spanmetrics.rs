@@ -2279,6 +2279,58 @@ histogram: {disable: true}
         );
     }
 
+    /// A million spans, every one with a name of its own, from 20 services: the series held
+    /// stay within the limit per resource (plus one overflow series per metric), and every
+    /// call is still counted (delta flushes add up to the spans sent).
+    #[test]
+    fn a_million_distinct_spans_stay_within_the_cardinality_bound() {
+        const LIMIT: usize = 200;
+        const SERVICES: usize = 20;
+        let agg = Aggregator::new(&config(&format!(
+            "aggregation_cardinality_limit: {LIMIT}\naggregation_temporality: AGGREGATION_TEMPORALITY_DELTA"
+        )));
+        // calls + duration, each at most LIMIT series and one overflow series, per resource
+        let bound = SERVICES * 2 * (LIMIT + 1);
+        let mut calls_total = 0i64;
+        let mut peak = 0;
+        let mut sent = 0u64;
+        for round in 0..1000u64 {
+            let groups = (0..SERVICES)
+                .map(|svc| {
+                    let spans = (0..50u64)
+                        .map(|i| {
+                            let n = (round * 50 + i) * SERVICES as u64 + svc as u64;
+                            span(&format!("op-{n}"), SERVER, 0, 1_000 + n % 997, vec![], 1)
+                        })
+                        .collect();
+                    (vec![kv(SERVICE_NAME, &format!("svc-{svc}"))], spans)
+                })
+                .collect();
+            agg.add_at(&request(groups), T0);
+            sent += (SERVICES * 50) as u64;
+            peak = peak.max(agg.series());
+            assert!(agg.series() <= bound, "{} series > {bound}", agg.series());
+            if round % 100 == 99 {
+                let out = agg.flush(T0 + round).unwrap();
+                for svc in 0..SERVICES {
+                    let (calls, _) = sums(metric(
+                        &out,
+                        &format!("svc-{svc}"),
+                        "traces.span.metrics.calls",
+                    ));
+                    assert!(calls.len() <= LIMIT + 1);
+                    calls_total += calls.values().sum::<i64>();
+                }
+            }
+        }
+        assert_eq!(sent, 1_000_000);
+        assert_eq!(
+            calls_total, 1_000_000,
+            "every span counted, overflow included"
+        );
+        assert_eq!(peak, bound, "the bound is reached and held");
+    }
+
     #[test]
     fn expiration_drops_idle_resources_and_series() {
         let agg = Aggregator::new(&config("metrics_expiration: 10s"));

@@ -162,8 +162,8 @@ pub struct MetricsTelemetry {
     /// Collector's older key; a `pull` reader below sets it too).
     pub address: String,
     /// Which self-metrics exist for readers: `none` (the admin listener is off too), `basic`
-    /// (items in and out of every component, queues, drops), `normal` (default: plus each
-    /// component's own metrics), `detailed` (plus per-connection listener counts).
+    /// (items in and out of every component, queues, drops), `normal` (default) and `detailed`
+    /// (every metric otelgw has).
     pub level: String,
     /// The Collector's metric readers. A `pull` reader with a `prometheus` exporter (the form
     /// the otelcol-contrib image ships) serves `/metrics` on its `host:port`.

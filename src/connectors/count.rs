@@ -319,10 +319,7 @@ fn attribute(t: &dyn Target, key: &str) -> Option<String> {
     [Owner::Item, Owner::Scope, Owner::Resource]
         .into_iter()
         .find_map(|owner| {
-            let place = Place {
-                field: Field::Attributes(owner),
-                key: Some(key.to_string()),
-            };
+            let place = Place::at(Field::Attributes(owner), Some(key.to_string()));
             match t.get(&place).ok()? {
                 Val::Nil => None,
                 Val::Str(s) => Some(s.into_owned()),

@@ -4,7 +4,7 @@
 use regex::Regex;
 
 use super::parse::{self, Cond, Expr, Key};
-use super::program::{Case, Co, Conv, ConvFn, Editor, Ex, Strategy};
+use super::program::{Case, Co, Conv, ConvFn, Editor, Ex, Hash, Post, Strategy, TimeFormat};
 pub use super::program::{CompileError, Condition, Statement};
 use super::{Context, Field, Place, Val};
 
@@ -89,7 +89,17 @@ fn signature(name: &str) -> Option<&'static [&'static str]> {
         "Concat" => &["vals", "delimiter"],
         "ConvertCase" => &["target", "toCase"],
         "Int" | "Double" | "String" | "IsString" | "IsInt" | "IsDouble" | "IsBool" | "IsMap"
-        | "IsList" | "Len" | "SHA256" | "ParseJSON" | "Hex" => &["target"],
+        | "IsList" | "Len" | "SHA256" | "SHA1" | "SHA512" | "MD5" | "FNV" | "ParseJSON" | "Hex" => {
+            &["target"]
+        }
+        "Trim" => &["target", "replacement?"],
+        "Format" => &["formatString", "formatArguments"],
+        "Now" => &[],
+        "Time" => &["target", "format", "location?", "locale?"],
+        "Unix" => &["seconds", "nanoseconds?"],
+        "UnixNano" | "UnixMicro" | "UnixMilli" | "UnixSeconds" => &["time"],
+        "append" => &["target", "value?", "values?"],
+        "flatten" => &["target", "prefix?", "depth?", "resolveConflicts?"],
         "IsMatch" => &["target", "pattern"],
         "Substring" => &["target", "start", "length"],
         "Split" => &["target", "delimiter"],
@@ -101,8 +111,6 @@ fn signature(name: &str) -> Option<&'static [&'static str]> {
 
 /// Functions of the Collector's OTTL that otelgw does not implement yet: named in the error.
 const NOT_YET: &[&str] = &[
-    "flatten",
-    "append",
     "delete_index",
     "keep_matching_keys_regex",
     "set_semconv_span_name",
@@ -110,8 +118,6 @@ const NOT_YET: &[&str] = &[
     "Decode",
     "Duration",
     "ExtractGrokPatterns",
-    "FNV",
-    "Format",
     "GetXML",
     "Hour",
     "Hours",
@@ -119,40 +125,29 @@ const NOT_YET: &[&str] = &[
     "IsRootSpan",
     "Keys",
     "Log",
-    "MD5",
     "Microseconds",
     "Milliseconds",
     "Minute",
     "Minutes",
     "Month",
     "Nanoseconds",
-    "Now",
     "ParseCSV",
     "ParseKeyValue",
     "ParseSimplifiedXML",
     "ParseXML",
     "RemoveXML",
-    "SHA1",
-    "SHA512",
     "Second",
     "Seconds",
     "SliceToMap",
     "Sort",
-    "Time",
     "ToKeyValueString",
     "TruncateTime",
     "URL",
     "UUID",
-    "Unix",
-    "UnixMicro",
-    "UnixMilli",
-    "UnixNano",
-    "UnixSeconds",
     "UserAgent",
     "Values",
     "Weekday",
     "Year",
-    "Trim",
     "TrimPrefix",
     "TrimSuffix",
     "HasPrefix",
@@ -262,13 +257,49 @@ impl Compiler {
             Some(x) => self.expr(&x.value),
             None => Ok(Ex::Lit(Val::Nil)),
         };
-        let no_function = |from: usize| {
-            for i in from..from + 2 {
-                if let Some(x) = arg(i) {
-                    return err(x.col, format!("{}: the optional function and replacementFormat arguments are not supported by otelgw yet", call.name));
+        // the optional `function` (a hash converter, named bare) and `replacementFormat`
+        let post = |from: usize| -> Result<Post, CompileError> {
+            let hash = match arg(from).map(|x| (&x.value, x.col)) {
+                None => None,
+                Some((Expr::Enum(name, _), col)) => match Hash::by_name(name) {
+                    Some(h) => Some(h),
+                    None => {
+                        return err(
+                            col,
+                            format!(
+                                "{}: function must be one of SHA1, SHA256, SHA512, MD5, FNV",
+                                call.name
+                            ),
+                        )
+                    }
+                },
+                Some((_, col)) => {
+                    return err(
+                        col,
+                        format!(
+                            "{}: function must name a hash converter (e.g. SHA256)",
+                            call.name
+                        ),
+                    )
                 }
-            }
-            Ok(())
+            };
+            let format = match arg(from + 1) {
+                None => None,
+                Some(x) => {
+                    let f = self.literal_str(call, Some(x), "replacementFormat")?;
+                    if f.matches("%s").count() != 1 || f.replace("%s", "").contains('%') {
+                        return err(
+                            x.col,
+                            format!(
+                                "{}: replacementFormat must contain exactly one %s and no other verb",
+                                call.name
+                            ),
+                        );
+                    }
+                    Some(f.to_string())
+                }
+            };
+            Ok(Post { hash, format })
         };
         Ok(match call.name.as_str() {
             "set" => {
@@ -295,11 +326,9 @@ impl Compiler {
             ),
             "truncate_all" => Editor::TruncateAll(map_target(0)?, self.size(call, arg(1))?),
             "replace_pattern" => {
-                no_function(3)?;
-                Editor::ReplacePattern(string_target(0)?, regex(1)?, value(2)?)
+                Editor::ReplacePattern(string_target(0)?, regex(1)?, value(2)?, post(3)?)
             }
             "replace_all_patterns" => {
-                no_function(4)?;
                 let keys = match arg(1).map(|x| &x.value) {
                     Some(Expr::Str(m)) if m == "key" => true,
                     Some(Expr::Str(m)) if m == "value" => false,
@@ -310,15 +339,39 @@ impl Compiler {
                         )
                     }
                 };
-                Editor::ReplaceAllPatterns(map_target(0)?, keys, regex(2)?, value(3)?)
+                Editor::ReplaceAllPatterns(map_target(0)?, keys, regex(2)?, value(3)?, post(4)?)
             }
-            "replace_match" => {
-                no_function(3)?;
-                Editor::ReplaceMatch(string_target(0)?, self.glob(call, arg(1))?, value(2)?)
-            }
-            "replace_all_matches" => {
-                no_function(3)?;
-                Editor::ReplaceAllMatches(map_target(0)?, self.glob(call, arg(1))?, value(2)?)
+            "replace_match" => Editor::ReplaceMatch(
+                string_target(0)?,
+                self.glob(call, arg(1))?,
+                value(2)?,
+                post(3)?,
+            ),
+            "replace_all_matches" => Editor::ReplaceAllMatches(
+                map_target(0)?,
+                self.glob(call, arg(1))?,
+                value(2)?,
+                post(3)?,
+            ),
+            "append" => Editor::Append(target(0)?, value(1)?, value(2)?),
+            "flatten" => {
+                if let Some(x) = arg(3) {
+                    if !matches!(x.value, Expr::Bool(false)) {
+                        return err(
+                            x.col,
+                            "flatten: resolveConflicts is not supported by otelgw yet",
+                        );
+                    }
+                }
+                let prefix = match arg(1) {
+                    None => String::new(),
+                    Some(x) => self.literal_str(call, Some(x), "the prefix")?.to_string(),
+                };
+                let depth = match arg(2) {
+                    None => None,
+                    Some(_) => Some(self.size(call, arg(2))?),
+                };
+                Editor::Flatten(map_target(0)?, prefix, depth)
             }
             "merge_maps" => {
                 let strategy = match arg(2).map(|x| &x.value) {
@@ -450,6 +503,71 @@ impl Compiler {
         }
     }
 
+    /// `Time`'s format (a string literal of strptime directives) and optional location.
+    fn time_format(
+        &self,
+        call: &parse::Call,
+        format: Option<&parse::Arg>,
+        location: Option<&parse::Arg>,
+    ) -> Result<TimeFormat, CompileError> {
+        let f = self.literal_str(call, format, "the format")?;
+        // the Collector's ctime directives that chrono spells differently
+        let mut chrono = String::with_capacity(f.len());
+        let mut chars = f.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                chrono.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('L') => chrono.push_str("%3f"),
+                Some('f') => chrono.push_str("%6f"),
+                Some('s') => chrono.push_str("%9f"),
+                Some('q') => chrono.push_str("%3f"),
+                Some('i') => chrono.push_str("%6f"),
+                Some('J') => chrono.push_str("%3f"),
+                Some('c') => chrono.push_str("%a %b %e %H:%M:%S %Y"),
+                Some(o) => {
+                    chrono.push('%');
+                    chrono.push(o);
+                }
+                None => chrono.push('%'),
+            }
+        }
+        let mut out = TimeFormat {
+            has_offset: chrono.contains("%z") || chrono.contains("%Z"),
+            chrono: chrono.replace("%Z", "%z"),
+            offset_secs: 0,
+            local: false,
+        };
+        if let Some(x) = location {
+            let loc = self.literal_str(call, Some(x), "the location")?;
+            match loc {
+                "" | "UTC" | "Etc/UTC" | "GMT" => {}
+                "Local" => out.local = true,
+                other => match chrono::DateTime::parse_from_str(&format!("2000-01-01T00:00:00{other}"), "%Y-%m-%dT%H:%M:%S%:z") {
+                    Ok(d) => out.offset_secs = d.offset().local_minus_utc(),
+                    Err(_) => {
+                        return err(
+                            x.col,
+                            format!("Time: location {other:?} is not supported (UTC, Local or an offset like +02:00; otelgw has no time zone database)"),
+                        )
+                    }
+                },
+            }
+        }
+        // check the format once, so a typo is a config error and not a runtime one per item
+        if chrono::format::StrftimeItems::new(&out.chrono)
+            .any(|i| matches!(i, chrono::format::Item::Error))
+        {
+            return err(
+                format.map_or(call.col, |x| x.col),
+                format!("Time: invalid format {f:?}"),
+            );
+        }
+        Ok(out)
+    }
+
     fn converter(&self, call: &parse::Call) -> Result<Conv, CompileError> {
         if !call.name.starts_with(|c: char| c.is_ascii_uppercase()) {
             return err(
@@ -486,7 +604,18 @@ impl Compiler {
             "IsMap" => ConvFn::IsMap,
             "IsList" => ConvFn::IsList,
             "Len" => ConvFn::Len,
-            "SHA256" => ConvFn::Sha256,
+            name @ ("SHA1" | "SHA256" | "SHA512" | "MD5" | "FNV") => {
+                ConvFn::Hash(Hash::by_name(name).unwrap_or(Hash::Sha256))
+            }
+            "Trim" => ConvFn::Trim,
+            "Format" => ConvFn::Format,
+            "Now" => ConvFn::Now,
+            "Time" => ConvFn::Time(self.time_format(call, arg(1), arg(2))?),
+            "Unix" => ConvFn::Unix,
+            "UnixNano" => ConvFn::UnixPart(1),
+            "UnixMicro" => ConvFn::UnixPart(1_000),
+            "UnixMilli" => ConvFn::UnixPart(1_000_000),
+            "UnixSeconds" => ConvFn::UnixPart(1_000_000_000),
             "Substring" => ConvFn::Substring,
             "Split" => ConvFn::Split,
             "ParseJSON" => ConvFn::ParseJson,

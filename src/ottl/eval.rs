@@ -4,10 +4,10 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
-use opentelemetry_proto::tonic::common::v1::AnyValue;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue};
 
 use super::parse::{CmpOp, MathOp};
-use super::program::{Co, Condition, Editor, Ex, Statement, Strategy};
+use super::program::{Co, Condition, Editor, Ex, Post, Statement, Strategy};
 use super::{fail, funcs, EvalError, Place, Val};
 use crate::data::attributes::AttrsEdit;
 
@@ -270,12 +270,12 @@ fn edit(e: &Editor, t: &mut dyn Target) -> Result<(), EvalError> {
             }
             Ok(())
         }
-        Editor::ReplacePattern(p, re, r) => {
+        Editor::ReplacePattern(p, re, r, pp) => {
             let Some(repl) = text(ex(r, t)?) else {
                 return fail("replace_pattern: the replacement must be a string");
             };
             let new = match t.get(p)? {
-                Val::Str(s) => match re.replace_all(&s, repl.as_str()) {
+                Val::Str(s) => match replace(re, &s, &repl, pp) {
                     Cow::Borrowed(_) => return Ok(()),
                     Cow::Owned(n) => n,
                 },
@@ -283,20 +283,21 @@ fn edit(e: &Editor, t: &mut dyn Target) -> Result<(), EvalError> {
             };
             t.set(p, Val::Str(Cow::Owned(new)))
         }
-        Editor::ReplaceMatch(p, glob, r) => {
+        Editor::ReplaceMatch(p, glob, r, pp) => {
             let Some(repl) = text(ex(r, t)?) else {
                 return fail("replace_match: the replacement must be a string");
             };
             let hit = matches!(t.get(p)?, Val::Str(s) if glob.is_match(&s));
             if hit {
-                t.set(p, Val::Str(Cow::Owned(repl)))?;
+                t.set(p, Val::Str(Cow::Owned(post(pp, repl))))?;
             }
             Ok(())
         }
-        Editor::ReplaceAllMatches(p, glob, r) => {
+        Editor::ReplaceAllMatches(p, glob, r, pp) => {
             let Some(repl) = text(ex(r, t)?) else {
                 return fail("replace_all_matches: the replacement must be a string");
             };
+            let repl = post(pp, repl);
             let m = t.map(p)?;
             for i in 0..m.slots() {
                 let hit = matches!(m.value_at(i).as_deref(), Some(AnyValue { value: Some(Any::StringValue(s)) }) if glob.is_match(s));
@@ -306,7 +307,7 @@ fn edit(e: &Editor, t: &mut dyn Target) -> Result<(), EvalError> {
             }
             Ok(())
         }
-        Editor::ReplaceAllPatterns(p, keys, re, r) => {
+        Editor::ReplaceAllPatterns(p, keys, re, r, pp) => {
             let Some(repl) = text(ex(r, t)?) else {
                 return fail("replace_all_patterns: the replacement must be a string");
             };
@@ -316,7 +317,7 @@ fn edit(e: &Editor, t: &mut dyn Target) -> Result<(), EvalError> {
                     let new = match m.value_at(i).as_deref() {
                         Some(AnyValue {
                             value: Some(Any::StringValue(s)),
-                        }) => match re.replace_all(s, repl.as_str()) {
+                        }) => match replace(re, s, &repl, pp) {
                             Cow::Owned(n) => n,
                             Cow::Borrowed(_) => continue,
                         },
@@ -330,7 +331,7 @@ fn edit(e: &Editor, t: &mut dyn Target) -> Result<(), EvalError> {
             let mut renamed = Vec::new();
             for i in 0..m.slots() {
                 let Some(k) = m.key_at(i) else { continue };
-                if let Cow::Owned(n) = re.replace_all(k, repl.as_str()) {
+                if let Cow::Owned(n) = replace(re, k, &repl, pp) {
                     renamed.push((k.to_string(), n, m.value_at(i).map(Cow::into_owned)));
                 }
             }
@@ -364,7 +365,119 @@ fn edit(e: &Editor, t: &mut dyn Target) -> Result<(), EvalError> {
             }
             Ok(())
         }
+        Editor::Append(p, v, vs) => {
+            let mut items: Vec<AnyValue> = match t.get(p)?.into_owned() {
+                Val::Nil => Vec::new(),
+                Val::Any(a) => match a.into_owned() {
+                    AnyValue {
+                        value: Some(Any::ArrayValue(arr)),
+                    } => arr.values,
+                    other => vec![other],
+                },
+                other => other.to_any().into_iter().collect(),
+            };
+            let before = items.len();
+            if let Some(a) = ex(v, t)?.to_any() {
+                items.push(a);
+            }
+            match ex(vs, t)?.into_owned() {
+                Val::Nil => {}
+                Val::Any(a) => match a.into_owned() {
+                    AnyValue {
+                        value: Some(Any::ArrayValue(arr)),
+                    } => items.extend(arr.values),
+                    _ => return fail("append: values must be a list"),
+                },
+                _ => return fail("append: values must be a list"),
+            }
+            if items.len() == before && before > 0 {
+                return Ok(());
+            }
+            t.set(
+                p,
+                Val::Any(Cow::Owned(AnyValue {
+                    value: Some(Any::ArrayValue(ArrayValue { values: items })),
+                })),
+            )
+        }
+        Editor::Flatten(p, prefix, depth) => {
+            let m = t.map(p)?;
+            let mut pairs = Vec::with_capacity(m.slots());
+            for i in 0..m.slots() {
+                if let (Some(k), Some(v)) = (m.key_at(i), m.value_at(i)) {
+                    pairs.push((k.to_string(), v.into_owned()));
+                }
+            }
+            let mut flat = Vec::with_capacity(pairs.len());
+            for (k, v) in pairs {
+                let key = if prefix.is_empty() {
+                    k
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten_into(key, v, depth.unwrap_or(usize::MAX), &mut flat);
+            }
+            m.remove_where(&mut |_| true);
+            for (k, v) in flat {
+                m.set(&k, Cow::Owned(v));
+            }
+            Ok(())
+        }
     }
+}
+
+/// `key: value` with nested maps and lists moved up as `key.sub` / `key.0`, `depth` levels deep.
+fn flatten_into(key: String, v: AnyValue, depth: usize, out: &mut Vec<(String, AnyValue)>) {
+    match v.value {
+        Some(Any::KvlistValue(kv)) if depth > 0 => {
+            for x in kv.values {
+                flatten_into(
+                    format!("{key}.{}", x.key),
+                    x.value.unwrap_or_default(),
+                    depth - 1,
+                    out,
+                );
+            }
+        }
+        Some(Any::ArrayValue(arr)) if depth > 0 => {
+            for (i, x) in arr.values.into_iter().enumerate() {
+                flatten_into(format!("{key}.{i}"), x, depth - 1, out);
+            }
+        }
+        value => out.push((key, AnyValue { value })),
+    }
+}
+
+/// The `replace_*` editors' replacement after the optional hash and `replacementFormat`.
+fn post(pp: &Post, r: String) -> String {
+    if pp.is_identity() {
+        return r;
+    }
+    let r = match pp.hash {
+        Some(h) => match funcs::hash(h, &r) {
+            Val::Str(s) => s.into_owned(),
+            Val::Int(i) => i.to_string(),
+            _ => r,
+        },
+        None => r,
+    };
+    match &pp.format {
+        Some(f) => f.replacen("%s", &r, 1),
+        None => r,
+    }
+}
+
+/// Every match of `re` in `s` replaced by `repl` (with `$1` expansion), then hashed and
+/// formatted when the editor has a `function` / `replacementFormat`.
+fn replace<'s>(re: &regex::Regex, s: &'s str, repl: &str, pp: &Post) -> Cow<'s, str> {
+    if pp.is_identity() {
+        return re.replace_all(s, repl);
+    }
+    re.replace_all(s, |caps: &regex::Captures<'_>| {
+        let mut expanded = String::new();
+        caps.expand(repl, &mut expanded);
+        post(pp, expanded)
+    })
 }
 
 pub(super) fn string(s: String) -> AnyValue {

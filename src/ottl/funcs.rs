@@ -6,7 +6,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList};
 use sha2::{Digest, Sha256};
 
-use super::program::{Case, Conv, ConvFn};
+use super::program::{Case, Conv, ConvFn, Hash, TimeFormat};
 use super::{fail, EvalError, Val};
 
 fn hex(bytes: &[u8]) -> String {
@@ -176,11 +176,81 @@ pub(super) fn call<'t>(c: &Conv, args: Vec<Val<'t>>) -> Result<Val<'t>, EvalErro
                 ))
             }
         },
-        ConvFn::Sha256 => match arg(0)? {
-            Val::Str(s) => Val::Str(Cow::Owned(hex(&Sha256::digest(s.as_bytes())))),
+        ConvFn::Hash(h) => match arg(0)? {
+            Val::Str(s) => hash(*h, &s),
             other => {
                 return fail(format!(
-                    "SHA256: expected a string, got {}",
+                    "{h:?}: expected a string, got {}",
+                    other.type_name()
+                ))
+            }
+        },
+        ConvFn::Trim => {
+            let cut = match arg(1)? {
+                Val::Nil => " ".to_string(),
+                Val::Str(c) => c.into_owned(),
+                _ => return fail("Trim: the replacement must be a string"),
+            };
+            match arg(0)? {
+                Val::Str(s) => {
+                    let chars: Vec<char> = cut.chars().collect();
+                    Val::Str(Cow::Owned(s.trim_matches(chars.as_slice()).to_string()))
+                }
+                other => {
+                    return fail(format!(
+                        "Trim: expected a string, got {}",
+                        other.type_name()
+                    ))
+                }
+            }
+        }
+        ConvFn::Format => {
+            let Val::Str(f) = arg(0)? else {
+                return fail("Format: the format must be a string");
+            };
+            let args: Vec<Val> = match arg(1)? {
+                Val::Any(a) => match &a.value {
+                    Some(Any::ArrayValue(arr)) => arr
+                        .values
+                        .iter()
+                        .map(|v| Val::from_any(Cow::Borrowed(v)).into_owned())
+                        .collect(),
+                    _ => return fail("Format: the arguments must be a list"),
+                },
+                Val::Nil => Vec::new(),
+                _ => return fail("Format: the arguments must be a list"),
+            };
+            Val::Str(Cow::Owned(go_format(&f, &args)))
+        }
+        ConvFn::Now => Val::Int(now_ns()),
+        ConvFn::Time(tf) => match arg(0)? {
+            Val::Str(s) => match parse_time(tf, &s) {
+                Some(ns) => Val::Int(ns),
+                None => return fail(format!("Time: {s:?} does not match the format")),
+            },
+            other => {
+                return fail(format!(
+                    "Time: expected a string, got {}",
+                    other.type_name()
+                ))
+            }
+        },
+        ConvFn::Unix => {
+            let (Val::Int(s), nanos) = (arg(0)?, arg(1)?) else {
+                return fail("Unix: seconds must be an int");
+            };
+            let n = match nanos {
+                Val::Int(n) => n,
+                Val::Nil => 0,
+                _ => return fail("Unix: nanoseconds must be an int"),
+            };
+            Val::Int(s.saturating_mul(1_000_000_000).saturating_add(n))
+        }
+        ConvFn::UnixPart(div) => match arg(0)? {
+            Val::Int(ns) => Val::Int(ns.div_euclid(*div)),
+            other => {
+                return fail(format!(
+                    "expected a time (Unix nanoseconds), got {}",
                     other.type_name()
                 ))
             }
@@ -283,6 +353,115 @@ pub(super) fn call<'t>(c: &Conv, args: Vec<Val<'t>>) -> Result<Val<'t>, EvalErro
             _ => return fail("only a map can be indexed by a string"),
         }),
     }
+}
+
+/// A hash of a string, as the Collector's converters give it: hex for the digests, an int for
+/// `FNV` (64-bit FNV-1a).
+pub(super) fn hash(h: Hash, s: &str) -> Val<'static> {
+    use sha1::Sha1;
+    use sha2::Sha512;
+    let b = s.as_bytes();
+    Val::Str(Cow::Owned(match h {
+        Hash::Sha1 => hex(&Sha1::digest(b)),
+        Hash::Sha256 => hex(&Sha256::digest(b)),
+        Hash::Sha512 => hex(&Sha512::digest(b)),
+        Hash::Md5 => hex(&md5::Md5::digest(b)),
+        Hash::Fnv => {
+            let mut x: u64 = 0xcbf2_9ce4_8422_2325;
+            for byte in b {
+                x ^= u64::from(*byte);
+                x = x.wrapping_mul(0x0100_0000_01b3);
+            }
+            return Val::Int(x as i64);
+        }
+    }))
+}
+
+fn now_ns() -> i64 {
+    let ns = crate::data::unix_nanos(std::time::SystemTime::now());
+    i64::try_from(ns).unwrap_or(i64::MAX)
+}
+
+/// Parses `s` with `Time`'s format: Unix nanoseconds, `None` when it does not match.
+fn parse_time(tf: &TimeFormat, s: &str) -> Option<i64> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+    if tf.has_offset {
+        return chrono::DateTime::parse_from_str(s, &tf.chrono)
+            .ok()?
+            .timestamp_nanos_opt();
+    }
+    let naive = NaiveDateTime::parse_from_str(s, &tf.chrono)
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, &tf.chrono)
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })?;
+    if tf.local {
+        return chrono::Local
+            .from_local_datetime(&naive)
+            .earliest()?
+            .timestamp_nanos_opt();
+    }
+    let offset = chrono::FixedOffset::east_opt(tf.offset_secs)?;
+    offset
+        .from_local_datetime(&naive)
+        .single()?
+        .timestamp_nanos_opt()
+}
+
+/// Go's `fmt.Sprintf` for the verbs OTTL configs use: `%s %v %d %f %.Nf %x %X %q %t %%`; a verb
+/// without an argument or of the wrong type is written as Go writes it (`%!d(MISSING)`, …).
+fn go_format(f: &str, args: &[Val]) -> String {
+    let mut out = String::with_capacity(f.len() + 16);
+    let mut next = args.iter();
+    let mut chars = f.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut precision: Option<usize> = None;
+        if chars.peek() == Some(&'.') {
+            chars.next();
+            let mut digits = String::new();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                digits.push(*d);
+                chars.next();
+            }
+            precision = digits.parse().ok();
+        }
+        let Some(verb) = chars.next() else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        let Some(v) = next.next() else {
+            out.push_str(&format!("%!{verb}(MISSING)"));
+            continue;
+        };
+        let text = match (verb, v) {
+            ('s' | 'v', v) => to_text(v),
+            ('d', Val::Int(i)) => i.to_string(),
+            ('f' | 'F', Val::Float(x)) => format!("{x:.*}", precision.unwrap_or(6)),
+            ('f' | 'F', Val::Int(i)) => format!("%!f(int64={i})"),
+            ('x', Val::Int(i)) => format!("{i:x}"),
+            ('X', Val::Int(i)) => format!("{i:X}"),
+            ('x', Val::Str(s)) => hex(s.as_bytes()),
+            ('x', Val::Bytes(b)) => hex(b),
+            ('q', v) => format!("{:?}", to_text(v)),
+            ('t', Val::Bool(b)) => b.to_string(),
+            (verb, v) => format!("%!{verb}({}={})", v.type_name(), to_text(v)),
+        };
+        out.push_str(&text);
+    }
+    if next.next().is_some() {
+        out.push_str("%!(EXTRA)");
+    }
+    out
 }
 
 fn convert_case(s: &str, case: Case) -> String {

@@ -158,11 +158,24 @@ impl Field {
     }
 }
 
-/// A path resolved: a field and, for a map, the key indexed (one level).
+/// A path resolved: a field and, for a map, the key indexed, then any further indexes into
+/// the value found there (`attributes["a"]["b"][0]`: key `a`, rest `["b", 0]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Place {
     pub field: Field,
     pub key: Option<String>,
+    pub rest: Vec<parse::Key>,
+}
+
+impl Place {
+    /// A map's value at `key` (one level).
+    pub fn at(field: Field, key: Option<String>) -> Place {
+        Place {
+            field,
+            key,
+            rest: Vec::new(),
+        }
+    }
 }
 
 /// An OTTL value. Strings, bytes and maps borrow from the item when they can.

@@ -65,11 +65,13 @@ pub(super) fn editor(e: &Editor) -> bool {
     match e {
         Editor::Set(p, v)
         | Editor::DeleteKey(p, v)
-        | Editor::ReplacePattern(p, _, v)
-        | Editor::ReplaceMatch(p, _, v)
-        | Editor::ReplaceAllMatches(p, _, v)
+        | Editor::ReplacePattern(p, _, v, _)
+        | Editor::ReplaceMatch(p, _, v, _)
+        | Editor::ReplaceAllMatches(p, _, v, _)
         | Editor::MergeMaps(p, v, _)
-        | Editor::ReplaceAllPatterns(p, _, _, v) => place(p) && ex(v),
+        | Editor::ReplaceAllPatterns(p, _, _, v, _) => place(p) && ex(v),
+        // these build lists and nested keys: the decoded path
+        Editor::Append(..) | Editor::Flatten(..) => false,
         Editor::DeleteMatchingKeys(p, _)
         | Editor::KeepKeys(p, _)
         | Editor::KeepMatchingKeys(p, _)

@@ -72,7 +72,7 @@ pub struct Path {
     pub col: usize,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
     Str(String),
     Int(i64),

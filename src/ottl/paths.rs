@@ -148,16 +148,18 @@ pub(super) fn resolve(ctx: Context, p: &parse::Path) -> Result<Place, CompileErr
             )
         }
     };
-    let key = match p.keys.as_slice() {
-        [] => None,
-        [Key::Str(k)] if field.is_map() => Some(k.clone()),
-        [Key::Str(_)] => return err(p.col, format!("{} is not a map", p.segments.join("."))),
-        _ => return err(
-            p.col,
-            "only one string index is supported (nested indexes are not supported by otelgw yet)",
-        ),
+    let (key, rest) = match p.keys.as_slice() {
+        [] => (None, Vec::new()),
+        [Key::Str(k), rest @ ..] if field.is_map() => (Some(k.clone()), rest.to_vec()),
+        [Key::Str(_), ..] => return err(p.col, format!("{} is not a map", p.segments.join("."))),
+        [Key::Int(_), ..] => {
+            return err(
+                p.col,
+                format!("{} is a map: index it with a string", p.segments.join(".")),
+            )
+        }
     };
-    Ok(Place { field, key })
+    Ok(Place { field, key, rest })
 }
 
 /// The OTLP enums OTTL names.

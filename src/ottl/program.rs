@@ -101,7 +101,6 @@ pub(super) enum ConvFn {
     IsMap,
     IsList,
     Len,
-    Sha256,
     Substring,
     Split,
     ParseJson,
@@ -109,6 +108,67 @@ pub(super) enum ConvFn {
     TraceId,
     SpanId,
     Hex,
+    /// `Trim(target, replacement?)`: the characters of `replacement` (default " ") off both ends.
+    Trim,
+    /// `Format(formatString, args)`: Go's `fmt.Sprintf` verbs `%s %v %d %f %.Nf %x %q %t %%`.
+    Format,
+    /// Times are Unix nanoseconds (an int) in otelgw's OTTL: `Now()`, `Time(...)`, `Unix(...)`
+    /// produce them, `UnixNano(...)` and friends read them.
+    Now,
+    Time(TimeFormat),
+    Unix,
+    /// Divides a time (nanoseconds) by this many: `UnixNano` 1, `UnixMicro` 1e3, …
+    UnixPart(i64),
+    Hash(Hash),
+}
+
+/// A hash converter (also the optional `function` of the `replace_*` editors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Hash {
+    Sha1,
+    Sha256,
+    Sha512,
+    Md5,
+    /// 64-bit FNV-1a, as an int (the Collector's `FNV`).
+    Fnv,
+}
+
+impl Hash {
+    pub(super) fn by_name(name: &str) -> Option<Hash> {
+        Some(match name {
+            "SHA1" => Hash::Sha1,
+            "SHA256" => Hash::Sha256,
+            "SHA512" => Hash::Sha512,
+            "MD5" => Hash::Md5,
+            "FNV" => Hash::Fnv,
+            _ => return None,
+        })
+    }
+}
+
+/// `Time`'s `format` (strptime directives, translated to chrono's) and `location`.
+#[derive(Debug)]
+pub(super) struct TimeFormat {
+    pub chrono: String,
+    /// The format carries its own offset (`%z`), else the time is in `offset_secs` east of UTC.
+    pub has_offset: bool,
+    pub offset_secs: i32,
+    /// `location: Local`.
+    pub local: bool,
+}
+
+/// What the `replace_*` editors do to each replacement: the optional `function` (a hash) and
+/// `replacementFormat` (one `%s`).
+#[derive(Debug, Default)]
+pub(super) struct Post {
+    pub hash: Option<Hash>,
+    pub format: Option<String>,
+}
+
+impl Post {
+    pub(super) fn is_identity(&self) -> bool {
+        self.hash.is_none() && self.format.is_none()
+    }
 }
 
 #[derive(Debug)]
@@ -120,12 +180,16 @@ pub(super) enum Editor {
     KeepMatchingKeys(Place, Regex),
     Limit(Place, usize, Vec<String>),
     TruncateAll(Place, usize),
-    ReplacePattern(Place, Regex, Ex),
+    ReplacePattern(Place, Regex, Ex, Post),
     /// `true`: replace in keys, `false`: in values.
-    ReplaceAllPatterns(Place, bool, Regex, Ex),
-    ReplaceMatch(Place, Regex, Ex),
-    ReplaceAllMatches(Place, Regex, Ex),
+    ReplaceAllPatterns(Place, bool, Regex, Ex, Post),
+    ReplaceMatch(Place, Regex, Ex, Post),
+    ReplaceAllMatches(Place, Regex, Ex, Post),
     MergeMaps(Place, Ex, Strategy),
+    /// `append(target, value?, values?)`.
+    Append(Place, Ex, Ex),
+    /// `flatten(target, prefix?, depth?)`.
+    Flatten(Place, String, Option<usize>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use prost::Message;
 
 use super::eval::Target;
+use super::parse::Key;
 use super::{fail, EvalError};
 use super::{Field, Owner, Place, Val};
 use crate::data::attributes::{AttrsEdit, AttrsRead};
@@ -24,7 +25,82 @@ fn hex(b: &[u8]) -> String {
     crate::data::hex(b)
 }
 
-fn read<'x, A: AttrsRead + ?Sized>(attrs: &'x A, key: Option<&str>) -> Val<'x> {
+/// The value at a place of a map: its key, then the further indexes into maps and lists.
+fn read<'x, A: AttrsRead + ?Sized>(attrs: &'x A, p: &Place) -> Val<'x> {
+    let mut v = read_key(attrs, p.key.as_deref());
+    for k in &p.rest {
+        v = match v {
+            Val::Any(Cow::Borrowed(a)) => {
+                child(a, k).map_or(Val::Nil, |x| Val::from_any(Cow::Borrowed(x)))
+            }
+            Val::Any(Cow::Owned(a)) => {
+                child(&a, k).map_or(Val::Nil, |x| Val::from_any(Cow::Owned(x.clone())))
+            }
+            _ => Val::Nil,
+        };
+    }
+    v
+}
+
+/// One index into a map (by key) or a list (by position).
+fn child<'a>(a: &'a AnyValue, k: &Key) -> Option<&'a AnyValue> {
+    match (&a.value, k) {
+        (Some(Any::KvlistValue(kv)), Key::Str(s)) => kv
+            .values
+            .iter()
+            .rev()
+            .find(|x| &x.key == s)
+            .and_then(|x| x.value.as_ref()),
+        (Some(Any::ArrayValue(arr)), Key::Int(i)) => {
+            usize::try_from(*i).ok().and_then(|i| arr.values.get(i))
+        }
+        _ => None,
+    }
+}
+
+/// Sets `v` at `rest` inside `a`, making maps for missing string keys.
+fn set_in(a: &mut AnyValue, rest: &[Key], v: AnyValue) -> Result<(), EvalError> {
+    let Some((k, more)) = rest.split_first() else {
+        *a = v;
+        return Ok(());
+    };
+    match k {
+        Key::Str(s) => {
+            if !matches!(a.value, Some(Any::KvlistValue(_))) {
+                a.value = Some(Any::KvlistValue(KeyValueList::default()));
+            }
+            let Some(Any::KvlistValue(kv)) = &mut a.value else {
+                return fail("not a map");
+            };
+            let i = match kv.values.iter().rposition(|x| &x.key == s) {
+                Some(i) => i,
+                None => {
+                    kv.values.push(KeyValue {
+                        key: s.clone(),
+                        value: Some(AnyValue::default()),
+                        ..Default::default()
+                    });
+                    kv.values.len() - 1
+                }
+            };
+            match kv.values.get_mut(i).and_then(|x| x.value.as_mut()) {
+                Some(inner) => set_in(inner, more, v),
+                None => fail("not a map"),
+            }
+        }
+        Key::Int(i) => match (&mut a.value, usize::try_from(*i)) {
+            (Some(Any::ArrayValue(arr)), Ok(i)) if i < arr.values.len() => {
+                match arr.values.get_mut(i) {
+                    Some(inner) => set_in(inner, more, v),
+                    None => fail("index out of range"),
+                }
+            }
+            _ => fail(format!("index {i} is not in a list")),
+        },
+    }
+}
+
+fn read_key<'x, A: AttrsRead + ?Sized>(attrs: &'x A, key: Option<&str>) -> Val<'x> {
     match key {
         Some(k) => attrs
             .position(k)
@@ -47,7 +123,25 @@ fn read<'x, A: AttrsRead + ?Sized>(attrs: &'x A, key: Option<&str>) -> Val<'x> {
     }
 }
 
-fn write(attrs: &mut dyn AttrsEdit, key: Option<&str>, v: Val<'_>) -> Result<(), EvalError> {
+/// Writes at a place of a map; below a further index the enclosing value is rebuilt.
+fn write(attrs: &mut dyn AttrsEdit, p: &Place, v: Val<'_>) -> Result<(), EvalError> {
+    let (Some(key), false) = (p.key.as_deref(), p.rest.is_empty()) else {
+        return write_key(attrs, p.key.as_deref(), v);
+    };
+    let Some(v) = v.to_any() else {
+        return Ok(());
+    };
+    let mut top = attrs
+        .position(key)
+        .and_then(|i| attrs.value_at(i))
+        .map(Cow::into_owned)
+        .unwrap_or_default();
+    set_in(&mut top, &p.rest, v)?;
+    attrs.set(key, Cow::Owned(top));
+    Ok(())
+}
+
+fn write_key(attrs: &mut dyn AttrsEdit, key: Option<&str>, v: Val<'_>) -> Result<(), EvalError> {
     match key {
         Some(k) => {
             if let Some(a) = v.to_any() {
@@ -116,13 +210,12 @@ impl Outer<'_> {
                 self.resource
                     .as_ref()
                     .map_or(empty, |r| r.attributes.as_slice()),
-                p.key.as_deref(),
+                p,
             ),
-            Field::Attributes(Owner::Scope) => read(
-                scope.map_or(empty, |s| s.attributes.as_slice()),
-                p.key.as_deref(),
-            ),
-            Field::Cache => read(self.cache.as_slice(), p.key.as_deref()),
+            Field::Attributes(Owner::Scope) => {
+                read(scope.map_or(empty, |s| s.attributes.as_slice()), p)
+            }
+            Field::Cache => read(self.cache.as_slice(), p),
             Field::ScopeName => Val::Str(Cow::Borrowed(scope.map_or("", |s| s.name.as_str()))),
             Field::ScopeVersion => {
                 Val::Str(Cow::Borrowed(scope.map_or("", |s| s.version.as_str())))
@@ -171,7 +264,7 @@ impl Outer<'_> {
             }
             _ => {
                 let m = self.map(p)?;
-                Some(write(m, p.key.as_deref(), v.clone()))
+                Some(write(m, p, v.clone()))
             }
         }
     }
@@ -191,7 +284,7 @@ impl Target for SpanTarget<'_> {
         let s = &*self.span;
         let status = s.status.as_ref();
         Ok(match p.field {
-            Field::Attributes(_) => read(&s.attributes, p.key.as_deref()),
+            Field::Attributes(_) => read(&s.attributes, p),
             Field::Name => Val::Str(Cow::Borrowed(&s.name)),
             Field::Kind => Val::Int(i64::from(s.kind)),
             Field::StatusCode => Val::Int(status.map_or(0, |x| i64::from(x.code))),
@@ -217,7 +310,7 @@ impl Target for SpanTarget<'_> {
         }
         let s = &mut *self.span;
         match p.field {
-            Field::Attributes(_) => return write(&mut s.attributes, p.key.as_deref(), v),
+            Field::Attributes(_) => return write(&mut s.attributes, p, v),
             Field::Name => s.name = text(&v)?.to_string(),
             Field::Kind => s.kind = int(&v)? as i32,
             Field::StatusCode => {
@@ -262,7 +355,7 @@ impl Target for SpanEventTarget<'_> {
         }
         let e = &*self.event;
         Ok(match p.field {
-            Field::Attributes(_) => read(&e.attributes, p.key.as_deref()),
+            Field::Attributes(_) => read(&e.attributes, p),
             Field::Name => Val::Str(Cow::Borrowed(&e.name)),
             Field::Time => Val::Int(e.time_unix_nano as i64),
             _ => Val::Nil,
@@ -275,7 +368,7 @@ impl Target for SpanEventTarget<'_> {
         }
         let e = &mut *self.event;
         match p.field {
-            Field::Attributes(_) => return write(&mut e.attributes, p.key.as_deref(), v),
+            Field::Attributes(_) => return write(&mut e.attributes, p, v),
             Field::Name => e.name = text(&v)?.to_string(),
             Field::Time => e.time_unix_nano = unsigned(&v)?,
             _ => return fail("this path cannot be set in the spanevent context"),
@@ -308,7 +401,7 @@ impl Target for LogTarget<'_> {
         }
         let l = &*self.log;
         Ok(match p.field {
-            Field::Attributes(_) => read(&l.attributes, p.key.as_deref()),
+            Field::Attributes(_) => read(&l.attributes, p),
             Field::Body => l
                 .body
                 .as_ref()
@@ -333,7 +426,7 @@ impl Target for LogTarget<'_> {
         }
         let l = &mut *self.log;
         match p.field {
-            Field::Attributes(_) => return write(&mut l.attributes, p.key.as_deref(), v),
+            Field::Attributes(_) => return write(&mut l.attributes, p, v),
             Field::Body => l.body = v.to_any(),
             Field::SeverityNumber => l.severity_number = int(&v)? as i32,
             Field::SeverityText => l.severity_text = text(&v)?.to_string(),
@@ -436,7 +529,7 @@ impl Target for PointTarget<'_> {
         use number_data_point::Value as N;
         let number = self.number.as_deref().and_then(Option::as_ref);
         Ok(match p.field {
-            Field::Attributes(_) => read(self.attributes.as_slice(), p.key.as_deref()),
+            Field::Attributes(_) => read(self.attributes.as_slice(), p),
             Field::ValueDouble => match number {
                 Some(N::AsDouble(d)) => Val::Float(*d),
                 _ => Val::Float(0.0),
@@ -461,7 +554,7 @@ impl Target for PointTarget<'_> {
         }
         use number_data_point::Value as N;
         match p.field {
-            Field::Attributes(_) => return write(self.attributes, p.key.as_deref(), v),
+            Field::Attributes(_) => return write(self.attributes, p, v),
             Field::ValueDouble | Field::ValueInt => {
                 let Some(n) = self.number.as_deref_mut() else {
                     return fail("only gauge and sum points have value_double / value_int");
@@ -505,6 +598,7 @@ impl OuterTarget<'_> {
             Field::Attributes(Owner::Item) => Place {
                 field: Field::Attributes(self.own),
                 key: p.key.clone(),
+                rest: p.rest.clone(),
             },
             _ => p.clone(),
         }
@@ -561,12 +655,12 @@ impl Target for WireTarget<'_, '_, '_> {
                     },
                     None => Val::Nil,
                 },
-                None => read(&*item.attributes, None),
+                None => read_key(&*item.attributes, None),
             },
             Field::Attributes(Owner::Resource) => {
-                read(item.view.resource().attributes.as_slice(), p.key.as_deref())
+                read(item.view.resource().attributes.as_slice(), p)
             }
-            Field::Cache => read(self.cache.as_slice(), p.key.as_deref()),
+            Field::Cache => read(self.cache.as_slice(), p),
             Field::Name if kind == ItemKind::Span => {
                 Val::Str(Cow::Borrowed(item.str_field(5).unwrap_or("")))
             }
@@ -600,10 +694,8 @@ impl Target for WireTarget<'_, '_, '_> {
     fn set(&mut self, p: &Place, v: Val<'_>) -> Result<(), EvalError> {
         let kind = self.item.view.kind();
         match p.field {
-            Field::Attributes(Owner::Item) => {
-                write(&mut *self.item.attributes, p.key.as_deref(), v)
-            }
-            Field::Cache => write(self.cache, p.key.as_deref(), v),
+            Field::Attributes(Owner::Item) => write(&mut *self.item.attributes, p, v),
+            Field::Cache => write(self.cache, p, v),
             Field::Name if kind == ItemKind::Span => {
                 self.item.set_bytes_field(5, text(&v)?.as_bytes());
                 Ok(())

@@ -119,9 +119,10 @@ pub enum Level {
     /// What every operator needs: items in and out of each component, queues, every drop, the
     /// memory limiter's refusals, process start.
     Basic = 1,
-    /// Basic plus each component's own operational metrics (the Collector's default).
+    /// Basic plus each component's own operational metrics (the Collector's default): every
+    /// metric otelgw has.
     Normal = 2,
-    /// Everything, including per-connection listener counts and the forwarded-request counter.
+    /// As normal: otelgw has no metric (high-cardinality or costly) reserved for this level.
     Detailed = 3,
 }
 
@@ -155,16 +156,8 @@ impl Level {
             names::MEMORY_LIMITER_REFUSED_REQUESTS,
             names::PROCESS_START_TIME,
         ];
-        const DETAILED: &[&str] = &[
-            names::LISTENER_CONNECTIONS,
-            names::LISTENER_CONNECTIONS_ACCEPTED,
-            names::LISTENER_CONNECTIONS_CLOSED,
-            names::RECEIVER_FORWARDED,
-        ];
         if BASIC.contains(&name) || BASIC_PREFIXES.iter().any(|p| name.starts_with(p)) {
             Level::Basic
-        } else if DETAILED.contains(&name) {
-            Level::Detailed
         } else {
             Level::Normal
         }
@@ -701,7 +694,7 @@ mod tests {
         assert_eq!(shown(&reg), [true, true, true], "unset: everything");
         for (level, want) in [
             (Level::Basic, [true, false, false]),
-            (Level::Normal, [true, true, false]),
+            (Level::Normal, [true, true, true]),
             (Level::Detailed, [true, true, true]),
             (Level::None, [false, false, false]),
         ] {

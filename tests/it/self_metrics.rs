@@ -240,8 +240,8 @@ service:
 }
 
 /// `service.telemetry.metrics.level` as the Collector's: `basic` keeps what every operator
-/// needs (items in and out, queues, drops), `normal` adds each component's own metrics,
-/// `detailed` the per-connection listener counts; a reload changes it.
+/// needs (items in and out, queues, drops); `normal` and `detailed` show every metric (the
+/// batch processor's, the listeners'); a reload changes it.
 #[test]
 fn the_metrics_level_selects_which_self_metrics_exist() {
     let ports = Ports::new();

@@ -367,7 +367,10 @@ fn bad_statements_are_config_errors_with_path_and_column() {
             "frobnicate(name)",
             "unknown function frobnicate (at column 1)",
         ),
-        ("flatten(attributes)", "not implemented by otelgw yet"),
+        (
+            "delete_index(attributes[\"l\"], 0)",
+            "not implemented by otelgw yet",
+        ),
         ("set(name)", "missing argument value"),
         (
             "replace_pattern(attributes, \"a\", \"b\")",

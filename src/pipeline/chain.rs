@@ -120,10 +120,13 @@ impl Chain {
         Payload::Encoded(e)
     }
 
-    /// True when something on this chain needs the decoded request: a processor that reads
-    /// [`Reads::Decoded`], or an exporter that does not send the OTLP encoding as it is. A
+    /// True when this chain needs the decoded request: a processor that reads
+    /// [`Reads::Decoded`], or an end where every exporter and connector reads the items. A
     /// receiver whose chains all need it decodes up front instead of checking the bytes and
-    /// decoding later ([`Fanout::reads_items`]).
+    /// decoding later ([`Fanout::reads_items`]). When one end forwards the OTLP bytes as they
+    /// are, the request stays encoded and each end that reads the items decodes its own copy:
+    /// a decode per reader costs less than decoding once and encoding again for the forwarder
+    /// (span metrics beside an OTLP exporter, a Prometheus exporter beside one).
     pub fn reads_items(&self) -> bool {
         self.processors_decode()
             || match &self.next {
@@ -131,8 +134,12 @@ impl Chain {
                     exporters,
                     connectors,
                 } => {
-                    exporters.iter().any(|e| e.reads_items())
-                        || connectors.iter().any(|c| c.reads_items())
+                    let mut ends = exporters
+                        .iter()
+                        .map(|e| e.reads_items())
+                        .chain(connectors.iter().map(|c| c.reads_items()))
+                        .peekable();
+                    ends.peek().is_some() && ends.all(|r| r)
                 }
                 Next::Batch(b) => b.reads_items(),
             }

@@ -533,7 +533,7 @@ logs:
 
     #[test]
     fn bad_conditions_are_config_errors() {
-        let cfg: CountConfig = serde_norway::from_str("spans: {x: {conditions: ['nope ==']}}\nspanevents: {y: {conditions: ['span.name == \"a\"']}}").unwrap();
+        let cfg: CountConfig = serde_norway::from_str("spans: {x: {conditions: ['nope ==']}}\nspanevents: {y: {conditions: ['span.nope == \"a\"']}}").unwrap();
         let mut d = Diagnostics::default();
         cfg.validate("connectors.count", &mut d);
         let errs: Vec<String> = d.errors.iter().map(|e| e.to_string()).collect();

@@ -111,6 +111,8 @@ pub enum Owner {
     Item,
     Resource,
     Scope,
+    /// The span around a span event (the spanevent context's `span.attributes`).
+    Span,
 }
 
 /// A field a path names, resolved for its context.
@@ -149,6 +151,47 @@ pub enum Field {
     Unit,
     ScopeName,
     ScopeVersion,
+    /// A field of the span around a span event (the spanevent context's `span.*` paths).
+    OfSpan(SpanField),
+}
+
+/// The span fields the spanevent context reads through `span.*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanField {
+    Name,
+    Kind,
+    StatusCode,
+    StatusMessage,
+    TraceId,
+    TraceIdString,
+    SpanId,
+    SpanIdString,
+    ParentSpanId,
+    ParentSpanIdString,
+    TraceState,
+    StartTime,
+    EndTime,
+}
+
+impl SpanField {
+    /// The same field in the span context.
+    pub fn field(self) -> Field {
+        match self {
+            SpanField::Name => Field::Name,
+            SpanField::Kind => Field::Kind,
+            SpanField::StatusCode => Field::StatusCode,
+            SpanField::StatusMessage => Field::StatusMessage,
+            SpanField::TraceId => Field::TraceId,
+            SpanField::TraceIdString => Field::TraceIdString,
+            SpanField::SpanId => Field::SpanId,
+            SpanField::SpanIdString => Field::SpanIdString,
+            SpanField::ParentSpanId => Field::ParentSpanId,
+            SpanField::ParentSpanIdString => Field::ParentSpanIdString,
+            SpanField::TraceState => Field::TraceState,
+            SpanField::StartTime => Field::StartTime,
+            SpanField::EndTime => Field::EndTime,
+        }
+    }
 }
 
 impl Field {

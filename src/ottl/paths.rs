@@ -2,7 +2,7 @@
 
 use super::parse::{self, Key};
 use super::program::CompileError;
-use super::{Context, Field, Owner, Place};
+use super::{Context, Field, Owner, Place, SpanField};
 
 fn err<T>(col: usize, message: impl Into<String>) -> Result<T, CompileError> {
     Err(CompileError {
@@ -52,10 +52,32 @@ pub(super) fn resolve(ctx: Context, p: &parse::Path) -> Result<Place, CompileErr
             ["attributes"] => Field::Attributes(Owner::Item),
             ["name"] => Field::Name,
             ["time_unix_nano"] => Field::Time,
+            ["span", "attributes"] => Field::Attributes(Owner::Span),
+            ["span", rest @ ..] => Field::OfSpan(match rest {
+                ["name"] => SpanField::Name,
+                ["kind"] => SpanField::Kind,
+                ["status", "code"] => SpanField::StatusCode,
+                ["status", "message"] => SpanField::StatusMessage,
+                ["trace_id"] => SpanField::TraceId,
+                ["trace_id", "string"] => SpanField::TraceIdString,
+                ["span_id"] => SpanField::SpanId,
+                ["span_id", "string"] => SpanField::SpanIdString,
+                ["parent_span_id"] => SpanField::ParentSpanId,
+                ["parent_span_id", "string"] => SpanField::ParentSpanIdString,
+                ["trace_state"] => SpanField::TraceState,
+                ["start_time_unix_nano"] => SpanField::StartTime,
+                ["end_time_unix_nano"] => SpanField::EndTime,
+                _ => {
+                    return err(
+                        p.col,
+                        format!("unknown path {} in the spanevent context", p.segments.join(".")),
+                    )
+                }
+            }),
             _ => {
                 return err(
                     p.col,
-                    format!("unknown path {} in the spanevent context (otelgw has name, attributes, time_unix_nano and the resource's and scope's paths)", p.segments.join(".")),
+                    format!("unknown path {} in the spanevent context (otelgw has name, attributes, time_unix_nano, the span's span.* paths and the resource's and scope's paths)", p.segments.join(".")),
                 )
             }
         },

@@ -281,27 +281,7 @@ impl Target for SpanTarget<'_> {
         if let Some(v) = self.outer.get(p) {
             return Ok(v);
         }
-        let s = &*self.span;
-        let status = s.status.as_ref();
-        Ok(match p.field {
-            Field::Attributes(_) => read(&s.attributes, p),
-            Field::Name => Val::Str(Cow::Borrowed(&s.name)),
-            Field::Kind => Val::Int(i64::from(s.kind)),
-            Field::StatusCode => Val::Int(status.map_or(0, |x| i64::from(x.code))),
-            Field::StatusMessage => {
-                Val::Str(Cow::Borrowed(status.map_or("", |x| x.message.as_str())))
-            }
-            Field::TraceId => Val::Bytes(Cow::Borrowed(&s.trace_id)),
-            Field::TraceIdString => Val::Str(Cow::Owned(hex(&s.trace_id))),
-            Field::SpanId => Val::Bytes(Cow::Borrowed(&s.span_id)),
-            Field::SpanIdString => Val::Str(Cow::Owned(hex(&s.span_id))),
-            Field::ParentSpanId => Val::Bytes(Cow::Borrowed(&s.parent_span_id)),
-            Field::ParentSpanIdString => Val::Str(Cow::Owned(hex(&s.parent_span_id))),
-            Field::TraceState => Val::Str(Cow::Borrowed(&s.trace_state)),
-            Field::StartTime => Val::Int(s.start_time_unix_nano as i64),
-            Field::EndTime => Val::Int(s.end_time_unix_nano as i64),
-            _ => Val::Nil,
-        })
+        Ok(span_get(self.span, p, p.field))
     }
 
     fn set(&mut self, p: &Place, v: Val<'_>) -> Result<(), EvalError> {
@@ -342,9 +322,34 @@ impl Target for SpanTarget<'_> {
     }
 }
 
+/// A span's field (`field` names which; attributes at `p`'s key): the span context's reads, and
+/// the spanevent context's `span.*`.
+fn span_get<'s>(s: &'s Span, p: &Place, field: Field) -> Val<'s> {
+    let status = s.status.as_ref();
+    match field {
+        Field::Attributes(_) => read(&s.attributes, p),
+        Field::Name => Val::Str(Cow::Borrowed(&s.name)),
+        Field::Kind => Val::Int(i64::from(s.kind)),
+        Field::StatusCode => Val::Int(status.map_or(0, |x| i64::from(x.code))),
+        Field::StatusMessage => Val::Str(Cow::Borrowed(status.map_or("", |x| x.message.as_str()))),
+        Field::TraceId => Val::Bytes(Cow::Borrowed(&s.trace_id)),
+        Field::TraceIdString => Val::Str(Cow::Owned(hex(&s.trace_id))),
+        Field::SpanId => Val::Bytes(Cow::Borrowed(&s.span_id)),
+        Field::SpanIdString => Val::Str(Cow::Owned(hex(&s.span_id))),
+        Field::ParentSpanId => Val::Bytes(Cow::Borrowed(&s.parent_span_id)),
+        Field::ParentSpanIdString => Val::Str(Cow::Owned(hex(&s.parent_span_id))),
+        Field::TraceState => Val::Str(Cow::Borrowed(&s.trace_state)),
+        Field::StartTime => Val::Int(s.start_time_unix_nano as i64),
+        Field::EndTime => Val::Int(s.end_time_unix_nano as i64),
+        _ => Val::Nil,
+    }
+}
+
 /// A decoded span event.
 pub struct SpanEventTarget<'t> {
     pub event: &'t mut opentelemetry_proto::tonic::trace::v1::span::Event,
+    /// The span around it (its events taken out while they run): `span.*`, read-only.
+    pub span: &'t Span,
     pub outer: Outer<'t>,
 }
 
@@ -355,6 +360,8 @@ impl Target for SpanEventTarget<'_> {
         }
         let e = &*self.event;
         Ok(match p.field {
+            Field::Attributes(Owner::Span) => read(&self.span.attributes, p),
+            Field::OfSpan(f) => span_get(self.span, p, f.field()),
             Field::Attributes(_) => read(&e.attributes, p),
             Field::Name => Val::Str(Cow::Borrowed(&e.name)),
             Field::Time => Val::Int(e.time_unix_nano as i64),
@@ -368,6 +375,9 @@ impl Target for SpanEventTarget<'_> {
         }
         let e = &mut *self.event;
         match p.field {
+            Field::Attributes(Owner::Span) | Field::OfSpan(_) => {
+                return fail("the span's paths are read-only in the spanevent context")
+            }
             Field::Attributes(_) => return write(&mut e.attributes, p, v),
             Field::Name => e.name = text(&v)?.to_string(),
             Field::Time => e.time_unix_nano = unsigned(&v)?,

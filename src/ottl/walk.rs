@@ -58,10 +58,14 @@ pub fn walk(
                 for ss in &mut rs.scope_spans {
                     let scope = &mut ss.scope;
                     for span in &mut ss.spans {
-                        span.events.retain_mut(|event| {
+                        // the events leave the span while they run, so `span.*` can be read
+                        let mut events = std::mem::take(&mut span.events);
+                        let parent = &*span;
+                        events.retain_mut(|event| {
                             cache.clear();
                             let mut target = SpanEventTarget {
                                 event,
+                                span: parent,
                                 outer: Outer {
                                     resource,
                                     scope: Some(scope),
@@ -70,6 +74,7 @@ pub fn walk(
                             };
                             visit(&mut target)
                         });
+                        span.events = events;
                     }
                 }
             }

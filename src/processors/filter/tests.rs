@@ -152,7 +152,7 @@ fn logs_metrics_and_datapoints() {
 #[test]
 fn bad_conditions_are_config_errors() {
     let cfg: FilterConfig = serde_norway::from_str(
-        "traces:\n  span: ['name ==', 'Nope(name)']\n  spanevent: ['span.name == \"x\"']",
+        "traces:\n  span: ['name ==', 'Nope(name)']\n  spanevent: ['span.nope == \"x\"']",
     )
     .unwrap();
     let mut d = Diagnostics::default();

@@ -454,6 +454,37 @@ fn span_event_statements() {
     assert!(n > 0);
 }
 
+/// The spanevent context reads the span around each event through `span.*` (read-only), and
+/// the events stay on their span.
+#[test]
+fn span_event_statements_read_their_span() {
+    let cfg = config("trace_statements:\n  - context: spanevent\n    statements: ['set(attributes[\"span\"], span.name) where span.kind == SPAN_KIND_SERVER', 'set(attributes[\"trace\"], span.trace_id.string)', 'set(attributes[\"route\"], span.attributes[\"http.route\"])']");
+    let input = spans();
+    let (out, _) = run(Signal::Traces, &cfg, &input);
+    let mut n = 0;
+    for (before, s) in all_spans(&input).iter().zip(all_spans(&out)) {
+        assert_eq!(before.events.len(), s.events.len());
+        for e in &s.events {
+            n += 1;
+            let want = (s.kind == 2).then(|| s_(&s.name));
+            assert_eq!(attr(&e.attributes, "span").cloned(), want);
+            let hex: String = s.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(attr(&e.attributes, "trace"), Some(&s_(&hex)));
+            assert_eq!(
+                attr(&e.attributes, "route").cloned(),
+                attr(&s.attributes, "http.route").cloned()
+            );
+        }
+    }
+    assert!(n > 0);
+    // writing the span from an event is refused (counted by error_mode), not silently done
+    let cfg = config("error_mode: ignore\ntrace_statements:\n  - context: spanevent\n    statements: ['set(span.name, \"x\")']");
+    let (out, _) = run(Signal::Traces, &cfg, &input);
+    for (before, s) in all_spans(&input).iter().zip(all_spans(&out)) {
+        assert_eq!(before.name, s.name);
+    }
+}
+
 #[test]
 fn scope_and_resource_statements() {
     for signal in Signal::ALL {

@@ -8,6 +8,7 @@
 
 pub mod debug;
 pub mod file;
+pub mod loadbalancing;
 pub mod loki;
 pub mod otlp_grpc;
 pub mod otlp_http;
@@ -79,6 +80,7 @@ pub enum ExporterConfig {
     Prometheus(prometheus::PrometheusConfig),
     Loki(Box<loki::LokiConfig>),
     PrometheusRemoteWrite(Box<prometheusremotewrite::PrometheusRemoteWriteConfig>),
+    LoadBalancing(Box<loadbalancing::LoadBalancingConfig>),
 }
 
 pub const EXPORTER_TYPES: &[&str] = &[
@@ -87,6 +89,7 @@ pub const EXPORTER_TYPES: &[&str] = &[
     "prometheus",
     "loki",
     "prometheusremotewrite",
+    "loadbalancing (alias load_balancing)",
     "debug",
     "file",
 ];
@@ -110,6 +113,9 @@ impl ExporterConfig {
                     ExporterConfig::PrometheusRemoteWrite(Box::new(c.resolved()))
                 })
             }
+            "loadbalancing" | "load_balancing" => {
+                typed(path, v, diag).map(|c| ExporterConfig::LoadBalancing(Box::new(c)))
+            }
             other => {
                 diag.error(
                     path,
@@ -132,6 +138,7 @@ impl ExporterConfig {
             ExporterConfig::Prometheus(c) => c.validate(path, diag),
             ExporterConfig::Loki(c) => c.validate(path, diag),
             ExporterConfig::PrometheusRemoteWrite(c) => c.validate(path, diag),
+            ExporterConfig::LoadBalancing(c) => c.validate(path, diag),
         }
         if let Some(q) = self.queue() {
             q.validate(&format!("{path}.sending_queue"), diag);
@@ -179,6 +186,7 @@ impl ExporterConfig {
             ExporterConfig::Prometheus(c) => crate::component::to_value(c),
             ExporterConfig::Loki(c) => crate::component::to_value(c),
             ExporterConfig::PrometheusRemoteWrite(c) => crate::component::to_value(c),
+            ExporterConfig::LoadBalancing(c) => crate::component::to_value(c),
         }
     }
 
@@ -189,12 +197,14 @@ impl ExporterConfig {
             ExporterConfig::OtlpHttp(c) => Some(&c.sending_queue),
             ExporterConfig::Loki(c) => Some(&c.sending_queue),
             ExporterConfig::PrometheusRemoteWrite(c) => Some(&c.queue),
+            ExporterConfig::LoadBalancing(c) => Some(&c.protocol.otlp.sending_queue),
             _ => None,
         }
     }
 
     /// The queue-level retries; `prometheusremotewrite` has none: it retries each request
-    /// itself (a batch retried whole would add its delta points twice).
+    /// itself (a batch retried whole would add its delta points twice); nor has
+    /// `loadbalancing`: it retries each backend's part alone.
     pub fn retry(&self) -> Option<&RetryConfig> {
         match self {
             ExporterConfig::OtlpGrpc(c) => Some(&c.retry_on_failure),
@@ -208,7 +218,7 @@ impl ExporterConfig {
     pub fn build(
         &self,
         id: &ComponentId,
-        reg: &crate::telemetry::metrics::Registry,
+        reg: &std::sync::Arc<crate::telemetry::metrics::Registry>,
         authenticators: &crate::extensions::Authenticators,
     ) -> Result<std::sync::Arc<dyn Exporter>, BuildError> {
         let auth = match self.authenticator() {
@@ -231,6 +241,9 @@ impl ExporterConfig {
             }
             ExporterConfig::Prometheus(c) => std::sync::Arc::new(
                 prometheus::PrometheusExporter::new(&id.to_string(), c, reg)?,
+            ),
+            ExporterConfig::LoadBalancing(c) => std::sync::Arc::new(
+                loadbalancing::LoadBalancingExporter::new(&id.to_string(), c, reg)?,
             ),
             ExporterConfig::PrometheusRemoteWrite(c) => {
                 std::sync::Arc::new(prometheusremotewrite::PrometheusRemoteWriteExporter::new(

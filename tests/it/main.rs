@@ -19,6 +19,7 @@ mod filelog;
 mod fuzz_replay;
 mod hostmetrics;
 mod httpcheck;
+mod loadbalancing;
 mod loki;
 mod memory_limiter;
 mod module_graph;

@@ -1,0 +1,568 @@
+//! `loadbalancing` exporter (alias `load_balancing`), as the Collector's: it splits each batch
+//! by `routing_key` over a consistent-hash [`ring`] of backends and sends each part with the
+//! OTLP gRPC exporter configured under `protocol.otlp` (TLS, compression, headers, timeout are
+//! reused for every backend). Backends come from `resolver.static.hostnames` or
+//! `resolver.dns` (A/AAAA records of `hostname`, re-resolved every `interval`: a headless
+//! Service). `resolver.k8s` and `aws_cloud_map` are validation errors (no cluster here).
+//!
+//! **Delivery.** The sending queue (`protocol.otlp.sending_queue`) is the exporter's; retries
+//! are per backend and per part, never of the whole batch, so what one backend accepted is
+//! never sent again. A part whose backend fails `EJECT_AFTER` attempts in a row with a
+//! retryable error (refused connection, 503, …) ejects that backend for `EJECT_FOR`: the ring
+//! is rebuilt without it and the part is split again over the backends left (its successors),
+//! so data queued for a backend that died reaches another one. An ejected backend comes back
+//! after its back-off (or when it answers again). Parts rejected permanently are counted as
+//! `partial_success` rejections; when every backend is out, the batch waits (backpressure)
+//! until one is back or `retry_on_failure.max_elapsed_time` passes, then it is dropped and
+//! counted. Self-metrics: `otelcol_loadbalancer_num_backends`,
+//! `otelcol_loadbalancer_backend_outcome{endpoint, success}`,
+//! `otelcol_loadbalancer_num_resolutions{resolver, success}`,
+//! `otelgw_loadbalancer_ejections_total`, `otelgw_loadbalancer_rerouted_items_total`.
+
+pub mod ring;
+pub mod split;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant};
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::otlp_grpc::{OtlpGrpcConfig, OtlpGrpcExporter};
+use super::retry::Backoff;
+use super::{ExportError, ExportOutcome, Exporter};
+use crate::component::units::Duration;
+use crate::component::{BuildError, Diagnostics};
+use crate::data::{Outgoing, Telemetry};
+use crate::telemetry::metrics::{Counter, Gauge, Registry};
+use ring::Ring;
+
+/// Consecutive retryable failures that eject a backend.
+const EJECT_AFTER: u32 = 3;
+/// How long an ejected backend stays out of the ring.
+const EJECT_FOR: StdDuration = StdDuration::from_secs(15);
+
+/// `routing_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum RoutingKey {
+    #[default]
+    #[serde(rename = "traceID")]
+    TraceId,
+    #[serde(rename = "service")]
+    Service,
+    #[serde(rename = "resource")]
+    Resource,
+    #[serde(rename = "metric")]
+    Metric,
+    #[serde(rename = "streamID")]
+    StreamId,
+    #[serde(rename = "attributes")]
+    Attributes,
+}
+
+/// `exporters.loadbalancing`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadBalancingConfig {
+    /// What keeps items together: `traceID` (default), `service`, `resource`, `metric`,
+    /// `streamID`, `attributes`.
+    pub routing_key: RoutingKey,
+    /// With `routing_key: attributes`, the attributes whose values are the key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routing_attributes: Vec<String>,
+    pub protocol: Protocol,
+    pub resolver: Resolver,
+}
+
+/// `protocol`: the exporter used for every backend.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Protocol {
+    /// The OTLP gRPC exporter's settings; its `endpoint` is each backend's.
+    pub otlp: OtlpGrpcConfig,
+}
+
+/// `resolver`: exactly one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resolver {
+    #[serde(rename = "static", skip_serializing_if = "Option::is_none")]
+    pub static_: Option<StaticResolver>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsResolver>,
+    /// Not supported by otelgw (a validation error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s: Option<serde_norway::Value>,
+    /// Not supported by otelgw (a validation error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_cloud_map: Option<serde_norway::Value>,
+}
+
+/// `resolver.static`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaticResolver {
+    /// `host[:port]` of each backend (port 4317 when absent).
+    pub hostnames: Vec<String>,
+}
+
+/// `resolver.dns`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsResolver {
+    /// A name whose A/AAAA records are the backends (a headless Service).
+    pub hostname: String,
+    /// The backends' port. Default 4317.
+    pub port: u16,
+    /// Re-resolution period. Default 5s.
+    pub interval: Duration,
+    /// One resolution's time limit. Default 1s.
+    pub timeout: Duration,
+}
+
+impl Default for DnsResolver {
+    fn default() -> Self {
+        DnsResolver {
+            hostname: String::new(),
+            port: 4317,
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `host[:port]` with the default OTLP port.
+fn with_port(h: &str) -> String {
+    let h = h.trim();
+    let bare = h
+        .strip_prefix("http://")
+        .or_else(|| h.strip_prefix("https://"))
+        .unwrap_or(h);
+    let has_port = match bare.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+        }
+        None => false,
+    };
+    if has_port {
+        h.to_string()
+    } else {
+        format!("{h}:4317")
+    }
+}
+
+impl LoadBalancingConfig {
+    pub fn validate(&self, path: &str, diag: &mut Diagnostics) {
+        // the protocol's own checks, with a stand-in endpoint (each backend brings its own)
+        let mut otlp = self.protocol.otlp.clone();
+        if !otlp.endpoint.is_empty() {
+            diag.warn(
+                format!("{path}.protocol.otlp.endpoint"),
+                "ignored: the resolver gives each backend's endpoint",
+            );
+        }
+        otlp.endpoint = "backend:4317".into();
+        otlp.validate(&format!("{path}.protocol.otlp"), diag);
+        let r = &self.resolver;
+        let count = usize::from(r.static_.is_some())
+            + usize::from(r.dns.is_some())
+            + usize::from(r.k8s.is_some())
+            + usize::from(r.aws_cloud_map.is_some());
+        if count != 1 {
+            diag.error(
+                format!("{path}.resolver"),
+                "set exactly one of static, dns, k8s, aws_cloud_map",
+            );
+        }
+        for (key, set) in [
+            ("k8s", r.k8s.is_some()),
+            ("aws_cloud_map", r.aws_cloud_map.is_some()),
+        ] {
+            if set {
+                diag.error(
+                    format!("{path}.resolver.{key}"),
+                    "not supported by otelgw (use dns with a headless Service)",
+                );
+            }
+        }
+        if let Some(s) = &r.static_ {
+            if s.hostnames.is_empty() {
+                diag.error(
+                    format!("{path}.resolver.static.hostnames"),
+                    "at least one is required",
+                );
+            }
+        }
+        if let Some(d) = &r.dns {
+            if d.hostname.trim().is_empty() {
+                diag.error(format!("{path}.resolver.dns.hostname"), "required");
+            }
+            if d.interval.is_zero() || d.timeout.is_zero() {
+                diag.error(
+                    format!("{path}.resolver.dns"),
+                    "interval and timeout must be greater than 0",
+                );
+            }
+        }
+        if self.routing_key == RoutingKey::Attributes && self.routing_attributes.is_empty() {
+            diag.error(
+                format!("{path}.routing_attributes"),
+                "required with routing_key: attributes",
+            );
+        }
+    }
+}
+
+/// One backend: its exporter and health.
+struct Backend {
+    exporter: Arc<OtlpGrpcExporter>,
+    /// Out of the ring until then.
+    ejected_until: Option<Instant>,
+    failures: u32,
+    ok: Counter,
+    failed: Counter,
+}
+
+struct Metrics {
+    backends: Gauge,
+    ejections: Counter,
+    rerouted: Counter,
+    resolutions_ok: Counter,
+    resolutions_failed: Counter,
+}
+
+struct Inner {
+    id: String,
+    cfg: LoadBalancingConfig,
+    backends: Mutex<BTreeMap<String, Backend>>,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+}
+
+pub struct LoadBalancingExporter {
+    inner: Arc<Inner>,
+    resolver: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+impl LoadBalancingExporter {
+    pub fn new(
+        id: &str,
+        cfg: &LoadBalancingConfig,
+        reg: &Arc<Registry>,
+    ) -> Result<LoadBalancingExporter, BuildError> {
+        let l: &[(&'static str, &str)] = &[("exporter", id)];
+        let resolver = if cfg.resolver.dns.is_some() {
+            "dns"
+        } else {
+            "static"
+        };
+        let resolutions = |success: &str| {
+            reg.counter(
+                "otelcol_loadbalancer_num_resolutions",
+                "Resolutions of the backends, by outcome.",
+                &[
+                    ("exporter", id),
+                    ("resolver", resolver),
+                    ("success", success),
+                ],
+            )
+        };
+        let inner = Arc::new(Inner {
+            id: id.to_string(),
+            cfg: cfg.clone(),
+            backends: Mutex::new(BTreeMap::new()),
+            registry: reg.clone(),
+            metrics: Metrics {
+                backends: reg.gauge(
+                    "otelcol_loadbalancer_num_backends",
+                    "Backends in the ring (ejected ones excluded).",
+                    l,
+                ),
+                ejections: reg.counter(
+                    "otelgw_loadbalancer_ejections_total",
+                    "Backends taken out of the ring after failing in a row.",
+                    l,
+                ),
+                rerouted: reg.counter(
+                    "otelgw_loadbalancer_rerouted_items_total",
+                    "Items sent to another backend because theirs was ejected or left.",
+                    l,
+                ),
+                resolutions_ok: resolutions("true"),
+                resolutions_failed: resolutions("false"),
+            },
+        });
+        let mut resolver_task = None;
+        if let Some(s) = &cfg.resolver.static_ {
+            inner.set_backends(s.hostnames.iter().map(|h| with_port(h)).collect())?;
+            inner.metrics.resolutions_ok.inc();
+        }
+        if let Some(d) = cfg.resolver.dns.clone() {
+            let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+            let me = inner.clone();
+            let task = tokio::spawn(async move {
+                loop {
+                    me.resolve_dns(&d).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(d.interval.get()) => {}
+                        _ = stop_rx.wait_for(|s| *s) => return,
+                    }
+                }
+            });
+            resolver_task = Some((stop, task));
+        }
+        Ok(LoadBalancingExporter {
+            inner,
+            resolver: resolver_task,
+        })
+    }
+}
+
+impl Drop for LoadBalancingExporter {
+    fn drop(&mut self) {
+        if let Some((stop, task)) = self.resolver.take() {
+            let _ = stop.send(true);
+            task.abort();
+        }
+    }
+}
+
+impl Inner {
+    /// Replaces the backend list: new ones get an exporter, gone ones leave the ring (a batch
+    /// being sent to one finishes or is re-routed).
+    fn set_backends(&self, endpoints: Vec<String>) -> Result<(), BuildError> {
+        let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
+        backends.retain(|k, _| endpoints.contains(k));
+        for e in endpoints {
+            if backends.contains_key(&e) {
+                continue;
+            }
+            let mut cfg = self.cfg.protocol.otlp.clone();
+            cfg.endpoint = e.clone();
+            let exporter = Arc::new(OtlpGrpcExporter::new(&cfg, None)?);
+            let outcome = |success: &str| {
+                self.registry.counter(
+                    "otelcol_loadbalancer_backend_outcome",
+                    "Exports to a backend, by outcome.",
+                    &[
+                        ("exporter", &self.id),
+                        ("endpoint", &e),
+                        ("success", success),
+                    ],
+                )
+            };
+            backends.insert(
+                e.clone(),
+                Backend {
+                    exporter,
+                    ejected_until: None,
+                    failures: 0,
+                    ok: outcome("true"),
+                    failed: outcome("false"),
+                },
+            );
+            tracing::info!(exporter = %self.id, endpoint = %e, "loadbalancing: backend added");
+        }
+        self.metrics.backends.set(backends.len() as i64);
+        Ok(())
+    }
+
+    async fn resolve_dns(&self, d: &DnsResolver) {
+        let lookup = tokio::net::lookup_host((d.hostname.as_str(), d.port));
+        match tokio::time::timeout(d.timeout.get(), lookup).await {
+            Ok(Ok(addrs)) => {
+                let mut endpoints: Vec<String> = addrs.map(|a| a.to_string()).collect();
+                endpoints.sort();
+                endpoints.dedup();
+                self.metrics.resolutions_ok.inc();
+                if let Err(e) = self.set_backends(endpoints) {
+                    tracing::warn!(exporter = %self.id, error = %e, "loadbalancing: a backend could not be set up");
+                }
+            }
+            Ok(Err(e)) => {
+                self.metrics.resolutions_failed.inc();
+                tracing::warn!(exporter = %self.id, hostname = %d.hostname, error = %e, "loadbalancing: dns resolution failed; keeping the backends known");
+            }
+            Err(_) => {
+                self.metrics.resolutions_failed.inc();
+                tracing::warn!(exporter = %self.id, hostname = %d.hostname, "loadbalancing: dns resolution timed out; keeping the backends known");
+            }
+        }
+    }
+
+    /// The ring of the backends in service now (ejected ones whose back-off passed return),
+    /// with their exporters in ring order.
+    fn ring(&self) -> (Ring, Vec<Arc<OtlpGrpcExporter>>) {
+        let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        for (e, b) in backends.iter_mut() {
+            if b.ejected_until.is_some_and(|t| t <= now) {
+                b.ejected_until = None;
+                b.failures = 0;
+                tracing::info!(exporter = %self.id, endpoint = %e, "loadbalancing: backend re-admitted");
+            }
+        }
+        let live: Vec<String> = backends
+            .iter()
+            .filter(|(_, b)| b.ejected_until.is_none())
+            .map(|(e, _)| e.clone())
+            .collect();
+        self.metrics.backends.set(live.len() as i64);
+        let ring = Ring::new(live);
+        let exporters = ring
+            .backends
+            .iter()
+            .filter_map(|e| backends.get(e).map(|b| b.exporter.clone()))
+            .collect();
+        (ring, exporters)
+    }
+
+    /// Records an attempt's outcome; true when the backend was just ejected.
+    fn record(&self, endpoint: &str, ok: bool) -> bool {
+        let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(b) = backends.get_mut(endpoint) else {
+            // it left the ring meanwhile: re-route
+            return true;
+        };
+        if ok {
+            b.ok.inc();
+            b.failures = 0;
+            return false;
+        }
+        b.failed.inc();
+        b.failures += 1;
+        if b.failures >= EJECT_AFTER && b.ejected_until.is_none() {
+            b.ejected_until = Some(Instant::now() + EJECT_FOR);
+            self.metrics.ejections.inc();
+            tracing::warn!(exporter = %self.id, endpoint, "loadbalancing: backend ejected; its share goes to the others");
+            return true;
+        }
+        b.ejected_until.is_some()
+    }
+
+    /// Sends one part to its backend, retrying it alone until it is accepted, rejected for
+    /// good, or the backend is ejected (then the part comes back to be re-routed).
+    async fn send_part(
+        &self,
+        endpoint: &str,
+        exporter: &OtlpGrpcExporter,
+        part: Telemetry,
+        meta: &Arc<crate::data::RequestMeta>,
+    ) -> Part {
+        let batch = Outgoing::new(part, meta.clone());
+        let mut backoff = Backoff::new(&self.cfg.protocol.otlp.retry_on_failure);
+        loop {
+            match exporter.export(&batch).await {
+                Ok(outcome) => {
+                    self.record(endpoint, true);
+                    return Part::Done(outcome.rejected);
+                }
+                Err(e) if !e.is_retryable() => {
+                    self.record(endpoint, true);
+                    tracing::warn!(exporter = %self.id, endpoint, error = %e, items = batch.items(), "loadbalancing: backend rejected a part permanently");
+                    return Part::Done(batch.items());
+                }
+                Err(e) => {
+                    if self.record(endpoint, false) {
+                        return Part::Reroute(batch.data().clone());
+                    }
+                    let hint = match &e {
+                        ExportError::Retryable { retry_after, .. } => *retry_after,
+                        ExportError::Permanent { .. } => None,
+                    };
+                    match backoff.next_delay(hint) {
+                        Some(d) => tokio::time::sleep(d.min(StdDuration::from_secs(5))).await,
+                        None => return Part::Reroute(batch.data().clone()),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn export(&self, batch: &Outgoing) -> Result<ExportOutcome, ExportError> {
+        let started = Instant::now();
+        let max = self
+            .cfg
+            .protocol
+            .otlp
+            .retry_on_failure
+            .max_elapsed_time
+            .get();
+        let mut pending = vec![batch.data().clone()];
+        let mut rejected = 0u64;
+        let mut wait = StdDuration::from_millis(100);
+        while !pending.is_empty() {
+            let (ring, exporters) = self.ring();
+            if ring.is_empty() {
+                if !max.is_zero() && started.elapsed() >= max {
+                    let lost: u64 = pending.iter().map(Telemetry::item_count).sum();
+                    tracing::error!(exporter = %self.id, items = lost, "loadbalancing: no backend for max_elapsed_time; dropped");
+                    rejected += lost;
+                    break;
+                }
+                // every backend is out: hold the batch (backpressure) until one is back
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(StdDuration::from_secs(2));
+                continue;
+            }
+            let mut parts: Vec<(usize, Telemetry)> = Vec::new();
+            for data in pending.drain(..) {
+                parts.extend(split::split(
+                    data,
+                    self.cfg.routing_key,
+                    &self.cfg.routing_attributes,
+                    &ring,
+                ));
+            }
+            let sends = parts.into_iter().filter_map(|(b, part)| {
+                let endpoint = ring.backends.get(b)?.clone();
+                let exporter = exporters.get(b)?.clone();
+                Some(async move {
+                    self.send_part(&endpoint, &exporter, part, &batch.meta)
+                        .await
+                })
+            });
+            for done in futures_util::future::join_all(sends).await {
+                match done {
+                    Part::Done(n) => rejected += n,
+                    Part::Reroute(data) => {
+                        self.metrics.rerouted.add(data.item_count());
+                        pending.push(data);
+                    }
+                }
+            }
+        }
+        Ok(ExportOutcome {
+            rejected,
+            message: if rejected > 0 {
+                "loadbalancing: some items were rejected by their backend".into()
+            } else {
+                String::new()
+            },
+        })
+    }
+}
+
+/// How a part ended.
+enum Part {
+    /// Sent; this many items rejected.
+    Done(u64),
+    /// Its backend was ejected: split it again over the ring.
+    Reroute(Telemetry),
+}
+
+impl Exporter for LoadBalancingExporter {
+    fn export<'a>(
+        &'a self,
+        batch: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<ExportOutcome, ExportError>> {
+        Box::pin(self.inner.export(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,266 @@
+//! Splitting a request by routing key: every item goes to the backend the ring gives its key,
+//! under a copy of its resource and scope. `traceID` keys spans (and log records) by trace id,
+//! so every span of a trace reaches one backend; `streamID` keys each data point by its
+//! resource, metric name and point attributes, so every point of a series does; `service`,
+//! `resource` and `metric` key whole resources or metrics; `attributes` keys spans by the
+//! values of `routing_attributes` (span first, then resource).
+
+use std::collections::BTreeMap;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{metric, Metric};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+use super::ring::{key_hash, Ring};
+use super::RoutingKey;
+use crate::data::Telemetry;
+
+/// The parts of `data` per backend index (backends without items are left out).
+pub fn split(
+    data: Telemetry,
+    key: RoutingKey,
+    attrs: &[String],
+    ring: &Ring,
+) -> Vec<(usize, Telemetry)> {
+    let owner = |h: u64| ring.get(h).unwrap_or(0);
+    match data {
+        Telemetry::Traces(r) => traces(r, key, attrs, &owner)
+            .into_iter()
+            .map(|(b, r)| (b, Telemetry::Traces(r)))
+            .collect(),
+        Telemetry::Metrics(r) => metrics(r, key, &owner)
+            .into_iter()
+            .map(|(b, r)| (b, Telemetry::Metrics(r)))
+            .collect(),
+        Telemetry::Logs(r) => logs(r, key, &owner)
+            .into_iter()
+            .map(|(b, r)| (b, Telemetry::Logs(r)))
+            .collect(),
+    }
+}
+
+fn text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> Vec<u8> {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.as_bytes().to_vec(),
+        Some(other) => format!("{other:?}").into_bytes(),
+        None => Vec::new(),
+    }
+}
+
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a KeyValue> {
+    attrs.iter().find(|kv| kv.key == key)
+}
+
+/// The hash of a resource's identity (its attributes, encoded) or of its `service.name`.
+fn resource_hash(res: &Option<Resource>, key: RoutingKey) -> u64 {
+    let attrs = res.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
+    match key {
+        RoutingKey::Service => key_hash(&[&attr(attrs, "service.name")
+            .map(|kv| text(&kv.value))
+            .unwrap_or_default()]),
+        _ => key_hash(&[&res.as_ref().map(Message::encode_to_vec).unwrap_or_default()]),
+    }
+}
+
+type Owner<'a> = &'a dyn Fn(u64) -> usize;
+
+fn traces(
+    r: ExportTraceServiceRequest,
+    key: RoutingKey,
+    attrs: &[String],
+    owner: Owner<'_>,
+) -> BTreeMap<usize, ExportTraceServiceRequest> {
+    let mut out: BTreeMap<usize, ExportTraceServiceRequest> = BTreeMap::new();
+    for mut rs in r.resource_spans {
+        if matches!(key, RoutingKey::Service | RoutingKey::Resource) {
+            let b = owner(resource_hash(&rs.resource, key));
+            out.entry(b).or_default().resource_spans.push(rs);
+            continue;
+        }
+        let res_attrs = rs
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.clone())
+            .unwrap_or_default();
+        let mut per: BTreeMap<usize, opentelemetry_proto::tonic::trace::v1::ResourceSpans> =
+            BTreeMap::new();
+        for mut ss in std::mem::take(&mut rs.scope_spans) {
+            let mut scoped: BTreeMap<usize, Vec<_>> = BTreeMap::new();
+            for span in std::mem::take(&mut ss.spans) {
+                let h = match key {
+                    RoutingKey::Attributes => {
+                        let values: Vec<Vec<u8>> = attrs
+                            .iter()
+                            .map(|k| {
+                                attr(&span.attributes, k)
+                                    .or_else(|| attr(&res_attrs, k))
+                                    .map(|kv| text(&kv.value))
+                                    .unwrap_or_default()
+                            })
+                            .collect();
+                        let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+                        key_hash(&refs)
+                    }
+                    _ => key_hash(&[&span.trace_id]),
+                };
+                scoped.entry(owner(h)).or_default().push(span);
+            }
+            for (b, spans) in scoped {
+                let mut part = ss.clone();
+                part.spans = spans;
+                per.entry(b)
+                    .or_insert_with(|| opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+                        resource: rs.resource.clone(),
+                        scope_spans: vec![],
+                        schema_url: rs.schema_url.clone(),
+                    })
+                    .scope_spans
+                    .push(part);
+            }
+        }
+        for (b, part) in per {
+            out.entry(b).or_default().resource_spans.push(part);
+        }
+    }
+    out
+}
+
+fn logs(
+    r: ExportLogsServiceRequest,
+    key: RoutingKey,
+    owner: Owner<'_>,
+) -> BTreeMap<usize, ExportLogsServiceRequest> {
+    let mut out: BTreeMap<usize, ExportLogsServiceRequest> = BTreeMap::new();
+    for mut rl in r.resource_logs {
+        let rh = resource_hash(&rl.resource, key);
+        if key != RoutingKey::TraceId {
+            out.entry(owner(rh)).or_default().resource_logs.push(rl);
+            continue;
+        }
+        let mut per: BTreeMap<usize, opentelemetry_proto::tonic::logs::v1::ResourceLogs> =
+            BTreeMap::new();
+        for mut sl in std::mem::take(&mut rl.scope_logs) {
+            let mut scoped: BTreeMap<usize, Vec<_>> = BTreeMap::new();
+            for rec in std::mem::take(&mut sl.log_records) {
+                // a record outside a trace stays with its resource
+                let h = if rec.trace_id.is_empty() {
+                    rh
+                } else {
+                    key_hash(&[&rec.trace_id])
+                };
+                scoped.entry(owner(h)).or_default().push(rec);
+            }
+            for (b, recs) in scoped {
+                let mut part = sl.clone();
+                part.log_records = recs;
+                per.entry(b)
+                    .or_insert_with(|| opentelemetry_proto::tonic::logs::v1::ResourceLogs {
+                        resource: rl.resource.clone(),
+                        scope_logs: vec![],
+                        schema_url: rl.schema_url.clone(),
+                    })
+                    .scope_logs
+                    .push(part);
+            }
+        }
+        for (b, part) in per {
+            out.entry(b).or_default().resource_logs.push(part);
+        }
+    }
+    out
+}
+
+fn metrics(
+    r: ExportMetricsServiceRequest,
+    key: RoutingKey,
+    owner: Owner<'_>,
+) -> BTreeMap<usize, ExportMetricsServiceRequest> {
+    let mut out: BTreeMap<usize, ExportMetricsServiceRequest> = BTreeMap::new();
+    for mut rm in r.resource_metrics {
+        if matches!(key, RoutingKey::Service | RoutingKey::Resource) {
+            let b = owner(resource_hash(&rm.resource, key));
+            out.entry(b).or_default().resource_metrics.push(rm);
+            continue;
+        }
+        let res = rm
+            .resource
+            .as_ref()
+            .map(Message::encode_to_vec)
+            .unwrap_or_default();
+        let mut per: BTreeMap<usize, opentelemetry_proto::tonic::metrics::v1::ResourceMetrics> =
+            BTreeMap::new();
+        for mut sm in std::mem::take(&mut rm.scope_metrics) {
+            let mut scoped: BTreeMap<usize, Vec<Metric>> = BTreeMap::new();
+            for m in std::mem::take(&mut sm.metrics) {
+                if key == RoutingKey::StreamId {
+                    for (b, part) in by_stream(m, &res, owner) {
+                        scoped.entry(b).or_default().push(part);
+                    }
+                } else {
+                    let b = owner(key_hash(&[m.name.as_bytes()]));
+                    scoped.entry(b).or_default().push(m);
+                }
+            }
+            for (b, metrics) in scoped {
+                let mut part = sm.clone();
+                part.metrics = metrics;
+                per.entry(b)
+                    .or_insert_with(
+                        || opentelemetry_proto::tonic::metrics::v1::ResourceMetrics {
+                            resource: rm.resource.clone(),
+                            scope_metrics: vec![],
+                            schema_url: rm.schema_url.clone(),
+                        },
+                    )
+                    .scope_metrics
+                    .push(part);
+            }
+        }
+        for (b, part) in per {
+            out.entry(b).or_default().resource_metrics.push(part);
+        }
+    }
+    out
+}
+
+/// One metric's points by stream (resource, name, point attributes): the metric per backend.
+fn by_stream(mut m: Metric, res: &[u8], owner: Owner<'_>) -> Vec<(usize, Metric)> {
+    let data = m.data.take();
+    let name = m.name.clone();
+    let stream = |attrs: &[KeyValue]| {
+        let a: Vec<u8> = attrs.iter().flat_map(Message::encode_to_vec).collect();
+        owner(key_hash(&[res, name.as_bytes(), &a]))
+    };
+    macro_rules! part {
+        ($d:ident, $variant:ident) => {{
+            let mut groups: BTreeMap<usize, Vec<_>> = BTreeMap::new();
+            for p in std::mem::take(&mut $d.data_points) {
+                groups.entry(stream(&p.attributes)).or_default().push(p);
+            }
+            groups
+                .into_iter()
+                .map(|(b, points)| {
+                    let mut d = $d.clone();
+                    d.data_points = points;
+                    let part = Metric {
+                        data: Some(metric::Data::$variant(d)),
+                        ..m.clone()
+                    };
+                    (b, part)
+                })
+                .collect()
+        }};
+    }
+    match data {
+        Some(metric::Data::Gauge(mut d)) => part!(d, Gauge),
+        Some(metric::Data::Sum(mut d)) => part!(d, Sum),
+        Some(metric::Data::Histogram(mut d)) => part!(d, Histogram),
+        Some(metric::Data::ExponentialHistogram(mut d)) => part!(d, ExponentialHistogram),
+        Some(metric::Data::Summary(mut d)) => part!(d, Summary),
+        None => vec![(owner(key_hash(&[res, name.as_bytes()])), m)],
+    }
+}

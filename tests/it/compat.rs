@@ -3,7 +3,7 @@
 //! auth and per-tenant headers, a sampling node agent with a disk queue and pushed
 //! self-metrics, a Prometheus endpoint with a cardinality budget, a Kubernetes node agent with
 //! resource detection, uptime checks with `httpcheck`, noise control with `filter` and
-//! `transform`, pipelines joined with `forward` and counted with `count`, the demo with `spanmetrics` and `hostmetrics`, a Prometheus agent replaced by the `prometheus` receiver and remote write, the Helm chart's pod-logs collection with `filelog`) validate with the release CLI
+//! `transform`, pipelines joined with `forward` and counted with `count`, the demo with `spanmetrics` and `hostmetrics`, a Prometheus agent replaced by the `prometheus` receiver and remote write, the Helm chart's pod-logs collection with `filelog`, a two-tier first tier with `loadbalancing`) validate with the release CLI
 //! with zero errors. The environment is set as in a deployment, including a numeric instance id
 //! behind a quoted `${env:…}` (a string field the Collector accepts it in).
 

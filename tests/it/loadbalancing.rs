@@ -195,3 +195,44 @@ fn traces_land_whole_on_one_backend_and_a_killed_backend_loses_nothing() {
     }
     assert_eq!(owner.len(), 300);
 }
+
+/// `resolver.dns` with `localhost`: the backends are what the name resolves to (127.0.0.1, and
+/// ::1 where the hosts file has it — nothing listens there, so that backend is ejected and its
+/// share re-routed); every span arrives.
+#[test]
+fn the_dns_resolver_finds_the_backends_and_routes_around_a_dead_address() {
+    let (sink, out) = file_sink();
+    let ports = Ports::new();
+    let config = format!(
+        "receivers:\n{}exporters:\n  load_balancing:\n    protocol:\n      otlp:\n        tls: {{insecure: true}}\n        timeout: 1s\n        retry_on_failure: {{initial_interval: 20ms, max_interval: 50ms, max_elapsed_time: 30s}}\n    resolver:\n      dns: {{hostname: localhost, port: {}, interval: 200ms}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [load_balancing]}}\n{}",
+        ports.otlp_receiver(),
+        sink.grpc_port,
+        ports.telemetry()
+    );
+    let lb = Gateway::start(ports, tempfile::tempdir().unwrap(), &config);
+    wait_until("a resolution", Duration::from_secs(10), || {
+        lb.metric(
+            "otelcol_loadbalancer_num_resolutions",
+            &[("exporter", "load_balancing"), ("success", "true")],
+        ) >= 1.0
+    });
+    let (bodies, total) = workload(3, 100, 4);
+    for b in &bodies {
+        assert_eq!(post(lb.http_port, b), 200);
+    }
+    wait_until("every span", Duration::from_secs(30), || {
+        spans_by_trace(&out)
+            .values()
+            .map(|s| s.len() as u64)
+            .sum::<u64>()
+            >= total
+    });
+    assert_eq!(
+        spans_by_trace(&out)
+            .values()
+            .map(|s| s.len() as u64)
+            .sum::<u64>(),
+        total
+    );
+    assert!(lb.logs().contains("endpoint=127.0.0.1:"), "{}", lb.logs());
+}

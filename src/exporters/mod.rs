@@ -165,6 +165,14 @@ impl ExporterConfig {
             ExporterConfig::OtlpHttp(c) => c.auth.as_ref(),
             ExporterConfig::Loki(c) => c.auth.as_ref(),
             ExporterConfig::PrometheusRemoteWrite(c) => c.auth.as_ref(),
+            ExporterConfig::LoadBalancing(c) => {
+                return c
+                    .protocol
+                    .otlp
+                    .auth
+                    .as_ref()
+                    .map(|a| ("protocol.otlp.auth.authenticator", a.authenticator.as_str()))
+            }
             _ => None,
         };
         a.map(|a| ("auth.authenticator", a.authenticator.as_str()))
@@ -243,7 +251,7 @@ impl ExporterConfig {
                 prometheus::PrometheusExporter::new(&id.to_string(), c, reg)?,
             ),
             ExporterConfig::LoadBalancing(c) => std::sync::Arc::new(
-                loadbalancing::LoadBalancingExporter::new(&id.to_string(), c, reg)?,
+                loadbalancing::LoadBalancingExporter::new(&id.to_string(), c, reg, auth)?,
             ),
             ExporterConfig::PrometheusRemoteWrite(c) => {
                 std::sync::Arc::new(prometheusremotewrite::PrometheusRemoteWriteExporter::new(

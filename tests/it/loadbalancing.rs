@@ -99,15 +99,11 @@ fn traces_land_whole_on_one_backend_and_a_killed_backend_loses_nothing() {
     for b in &bodies {
         assert_eq!(post(lb.http_port, b), 200);
     }
+    // every span received, duplicates included
     let count = |sinks: &[(Gateway, std::path::PathBuf)]| -> u64 {
         sinks
             .iter()
-            .map(|(_, p)| {
-                spans_by_trace(p)
-                    .values()
-                    .map(|s| s.len() as u64)
-                    .sum::<u64>()
-            })
+            .map(|(_, p)| count_items(&read_file_export(p), otelgw::component::Signal::Traces))
             .sum()
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -65,9 +65,12 @@ pub enum RoutingKey {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoadBalancingConfig {
-    /// What keeps items together: `traceID` (default), `service`, `resource`, `metric`,
-    /// `streamID`, `attributes`.
-    pub routing_key: RoutingKey,
+    /// What keeps items together: `traceID`, `service`, `resource`, `metric`, `streamID`,
+    /// `attributes`. Unset: `traceID` for traces, `service` for metrics and logs (the
+    /// Collector's defaults). A key a signal has no use for (`metric` on spans) routes that
+    /// signal by `traceID` (spans and records) or `service`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<RoutingKey>,
     /// With `routing_key: attributes`, the attributes whose values are the key.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub routing_attributes: Vec<String>,
@@ -205,7 +208,11 @@ impl LoadBalancingConfig {
                 );
             }
         }
-        if self.routing_key == RoutingKey::Attributes && self.routing_attributes.is_empty() {
+        self.protocol
+            .otlp
+            .retry_on_failure
+            .validate(&format!("{path}.protocol.otlp.retry_on_failure"), diag);
+        if self.routing_key == Some(RoutingKey::Attributes) && self.routing_attributes.is_empty() {
             diag.error(
                 format!("{path}.routing_attributes"),
                 "required with routing_key: attributes",
@@ -235,7 +242,10 @@ struct Metrics {
 struct Inner {
     id: String,
     cfg: LoadBalancingConfig,
+    auth: Option<Arc<crate::net::auth::Authenticator>>,
     backends: Mutex<BTreeMap<String, Backend>>,
+    /// The ring of the live backends, rebuilt only when that set changes.
+    ring: Mutex<Option<Arc<Ring>>>,
     registry: Arc<Registry>,
     metrics: Metrics,
 }
@@ -253,6 +263,7 @@ impl LoadBalancingExporter {
         id: &str,
         cfg: &LoadBalancingConfig,
         reg: &Arc<Registry>,
+        auth: Option<Arc<crate::net::auth::Authenticator>>,
     ) -> Result<LoadBalancingExporter, BuildError> {
         let l: &[(&'static str, &str)] = &[("exporter", id)];
         let resolver = if cfg.resolver.dns.is_some() {
@@ -274,7 +285,9 @@ impl LoadBalancingExporter {
         let inner = Arc::new(Inner {
             id: id.to_string(),
             cfg: cfg.clone(),
+            auth,
             backends: Mutex::new(BTreeMap::new()),
+            ring: Mutex::new(None),
             registry: reg.clone(),
             metrics: Metrics {
                 backends: reg.gauge(
@@ -343,7 +356,7 @@ impl Inner {
             }
             let mut cfg = self.cfg.protocol.otlp.clone();
             cfg.endpoint = e.clone();
-            let exporter = Arc::new(OtlpGrpcExporter::new(&cfg, None)?);
+            let exporter = Arc::new(OtlpGrpcExporter::new(&cfg, self.auth.clone())?);
             let outcome = |success: &str| {
                 self.registry.counter(
                     "otelcol_loadbalancer_backend_outcome",
@@ -396,7 +409,7 @@ impl Inner {
 
     /// The ring of the backends in service now (ejected ones whose back-off passed return),
     /// with their exporters in ring order.
-    fn ring(&self) -> (Ring, Vec<Arc<OtlpGrpcExporter>>) {
+    fn ring(&self) -> (Arc<Ring>, Vec<Arc<OtlpGrpcExporter>>) {
         let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         for (e, b) in backends.iter_mut() {
@@ -412,7 +425,17 @@ impl Inner {
             .map(|(e, _)| e.clone())
             .collect();
         self.metrics.backends.set(live.len() as i64);
-        let ring = Ring::new(live);
+        let ring = {
+            let mut cached = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+            match cached.as_ref() {
+                Some(r) if r.backends == live => r.clone(),
+                _ => {
+                    let r = Arc::new(Ring::new(live));
+                    *cached = Some(r.clone());
+                    r
+                }
+            }
+        };
         let exporters = ring
             .backends
             .iter()
@@ -421,8 +444,9 @@ impl Inner {
         (ring, exporters)
     }
 
-    /// Records an attempt's outcome; true when the backend was just ejected.
-    fn record(&self, endpoint: &str, ok: bool) -> bool {
+    /// Records an attempt's outcome (`ok`; `strike`: a failure that counts toward ejection);
+    /// true when the backend is (now) ejected.
+    fn record(&self, endpoint: &str, ok: bool, strike: bool) -> bool {
         let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
         let Some(b) = backends.get_mut(endpoint) else {
             // it left the ring meanwhile: re-route
@@ -434,6 +458,9 @@ impl Inner {
             return false;
         }
         b.failed.inc();
+        if !strike {
+            return b.ejected_until.is_some();
+        }
         b.failures += 1;
         if b.failures >= EJECT_AFTER && b.ejected_until.is_none() {
             b.ejected_until = Some(Instant::now() + EJECT_FOR);
@@ -445,65 +472,69 @@ impl Inner {
     }
 
     /// Sends one part to its backend, retrying it alone until it is accepted, rejected for
-    /// good, or the backend is ejected (then the part comes back to be re-routed).
+    /// good, the batch's budget is spent (dropped, counted), or the backend is ejected (then
+    /// the part comes back to be re-routed).
     async fn send_part(
         &self,
         endpoint: &str,
         exporter: &OtlpGrpcExporter,
         part: Telemetry,
         meta: &Arc<crate::data::RequestMeta>,
+        deadline: Option<Instant>,
     ) -> Part {
         let batch = Outgoing::new(part, meta.clone());
         let mut backoff = Backoff::new(&self.cfg.protocol.otlp.retry_on_failure);
         loop {
-            match exporter.export(&batch).await {
+            let err = match exporter.export(&batch).await {
                 Ok(outcome) => {
-                    self.record(endpoint, true);
-                    return Part::Done(outcome.rejected);
+                    self.record(endpoint, true, false);
+                    return Part::Done(outcome.rejected.min(batch.items()));
                 }
-                Err(e) if !e.is_retryable() => {
-                    self.record(endpoint, true);
-                    tracing::warn!(exporter = %self.id, endpoint, error = %e, items = batch.items(), "loadbalancing: backend rejected a part permanently");
+                Err(e) => e,
+            };
+            if !err.is_retryable() {
+                // the backend answered: not a health problem, but not a success either
+                self.record(endpoint, false, false);
+                tracing::warn!(exporter = %self.id, endpoint, error = %err, items = batch.items(), "loadbalancing: backend rejected a part permanently");
+                return Part::Done(batch.items());
+            }
+            // a throttling hint is the backend asking to wait, not a failing backend
+            let hint = match &err {
+                ExportError::Retryable { retry_after, .. } => *retry_after,
+                ExportError::Permanent { .. } => None,
+            };
+            if self.record(endpoint, false, hint.is_none()) {
+                return Part::Reroute(batch.data().clone());
+            }
+            let past = |d: StdDuration| deadline.is_some_and(|t| Instant::now() + d >= t);
+            match backoff.next_delay(hint) {
+                Some(d) if !past(d) => tokio::time::sleep(d).await,
+                // the budget is spent on a backend still in the ring: dropped, counted
+                _ => {
+                    tracing::error!(exporter = %self.id, endpoint, error = %err, items = batch.items(), "loadbalancing: retries exhausted; part dropped");
                     return Part::Done(batch.items());
-                }
-                Err(e) => {
-                    if self.record(endpoint, false) {
-                        return Part::Reroute(batch.data().clone());
-                    }
-                    let hint = match &e {
-                        ExportError::Retryable { retry_after, .. } => *retry_after,
-                        ExportError::Permanent { .. } => None,
-                    };
-                    match backoff.next_delay(hint) {
-                        Some(d) => tokio::time::sleep(d.min(StdDuration::from_secs(5))).await,
-                        None => return Part::Reroute(batch.data().clone()),
-                    }
                 }
             }
         }
     }
 
     async fn export(&self, batch: &Outgoing) -> Result<ExportOutcome, ExportError> {
-        let started = Instant::now();
-        let max = self
-            .cfg
-            .protocol
-            .otlp
-            .retry_on_failure
-            .max_elapsed_time
-            .get();
+        let retry = &self.cfg.protocol.otlp.retry_on_failure;
+        let max = retry.max_elapsed_time.get();
+        // one budget for the whole batch, however often its parts are re-routed (0: none)
+        let deadline = (retry.enabled && !max.is_zero()).then(|| Instant::now() + max);
         let mut pending = vec![batch.data().clone()];
         let mut rejected = 0u64;
         let mut wait = StdDuration::from_millis(100);
         while !pending.is_empty() {
+            if deadline.is_some_and(|t| Instant::now() >= t) {
+                let lost: u64 = pending.iter().map(Telemetry::item_count).sum();
+                tracing::error!(exporter = %self.id, items = lost, "loadbalancing: not delivered within max_elapsed_time; dropped");
+                rejected += lost;
+                break;
+            }
             let (ring, exporters) = self.ring();
             if ring.is_empty() {
-                if !max.is_zero() && started.elapsed() >= max {
-                    let lost: u64 = pending.iter().map(Telemetry::item_count).sum();
-                    tracing::error!(exporter = %self.id, items = lost, "loadbalancing: no backend for max_elapsed_time; dropped");
-                    rejected += lost;
-                    break;
-                }
                 // every backend is out: hold the batch (backpressure) until one is back
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(StdDuration::from_secs(2));
@@ -511,21 +542,23 @@ impl Inner {
             }
             let mut parts: Vec<(usize, Telemetry)> = Vec::new();
             for data in pending.drain(..) {
-                parts.extend(split::split(
-                    data,
-                    self.cfg.routing_key,
-                    &self.cfg.routing_attributes,
-                    &ring,
-                ));
+                let key = self.cfg.routing_key.unwrap_or(match data.signal() {
+                    crate::component::Signal::Traces => RoutingKey::TraceId,
+                    _ => RoutingKey::Service,
+                });
+                parts.extend(split::split(data, key, &self.cfg.routing_attributes, &ring));
             }
-            let sends = parts.into_iter().filter_map(|(b, part)| {
-                let endpoint = ring.backends.get(b)?.clone();
-                let exporter = exporters.get(b)?.clone();
-                Some(async move {
-                    self.send_part(&endpoint, &exporter, part, &batch.meta)
-                        .await
-                })
-            });
+            let mut sends = Vec::with_capacity(parts.len());
+            for (b, part) in parts {
+                match (ring.backends.get(b), exporters.get(b)) {
+                    (Some(endpoint), Some(exporter)) => sends.push(async move {
+                        self.send_part(endpoint, exporter, part, &batch.meta, deadline)
+                            .await
+                    }),
+                    // the ring and its exporters come from one lock: cannot happen; counted
+                    _ => rejected += part.item_count(),
+                }
+            }
             for done in futures_util::future::join_all(sends).await {
                 match done {
                     Part::Done(n) => rejected += n,

@@ -50,21 +50,45 @@ impl Ring {
 /// A well-mixed 64-bit hash of a key's bytes (FNV-1a, then the splitmix64 finaliser so that
 /// similar keys land far apart).
 pub fn key_hash(parts: &[&[u8]]) -> u64 {
-    let mut x: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = KeyHasher::new();
     for p in parts {
-        for b in *p {
-            x ^= u64::from(*b);
-            x = x.wrapping_mul(0x0100_0000_01b3);
-        }
-        // separate the parts: ("ab", "c") and ("a", "bc") differ
-        x ^= 0xff;
-        x = x.wrapping_mul(0x0100_0000_01b3);
+        h.part(p);
     }
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
+    h.finish()
+}
+
+/// [`key_hash`] fed part by part (no buffer to build a key in).
+pub struct KeyHasher(u64);
+
+impl KeyHasher {
+    pub fn new() -> KeyHasher {
+        KeyHasher(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Adds one part; parts are separated, so ("ab", "c") and ("a", "bc") differ.
+    pub fn part(&mut self, p: &[u8]) {
+        for b in p {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 ^= 0xff;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+    }
+
+    pub fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        KeyHasher::new()
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::metrics::v1::{metric, Metric};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use super::ring::{key_hash, Ring};
+use super::ring::{key_hash, KeyHasher, Ring};
 use super::RoutingKey;
 use crate::data::Telemetry;
 
@@ -55,15 +55,49 @@ fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a KeyValue> {
     attrs.iter().find(|kv| kv.key == key)
 }
 
-/// The hash of a resource's identity (its attributes, encoded) or of its `service.name`.
+/// The hash of a resource's identity (its attributes, in any order) or of its `service.name`.
 fn resource_hash(res: &Option<Resource>, key: RoutingKey) -> u64 {
     let attrs = res.as_ref().map_or(&[][..], |r| r.attributes.as_slice());
     match key {
         RoutingKey::Service => key_hash(&[&attr(attrs, "service.name")
             .map(|kv| text(&kv.value))
             .unwrap_or_default()]),
-        _ => key_hash(&[&res.as_ref().map(Message::encode_to_vec).unwrap_or_default()]),
+        _ => {
+            let mut h = KeyHasher::new();
+            hash_attrs(&mut h, attrs);
+            h.finish()
+        }
     }
+}
+
+/// Feeds attributes to `h` in key order, so the same set in another order hashes the same.
+fn hash_attrs(h: &mut KeyHasher, attrs: &[KeyValue]) {
+    let mut feed = |kv: &KeyValue| {
+        h.part(kv.key.as_bytes());
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::StringValue(s)) => h.part(s.as_bytes()),
+            Some(any_value::Value::IntValue(i)) => h.part(&i.to_le_bytes()),
+            Some(any_value::Value::BoolValue(b)) => h.part(&[u8::from(*b)]),
+            Some(any_value::Value::DoubleValue(d)) => h.part(&d.to_le_bytes()),
+            Some(other) => h.part(&other_bytes(other)),
+            None => h.part(&[]),
+        }
+    };
+    if attrs.windows(2).all(|w| w[0].key <= w[1].key) {
+        attrs.iter().for_each(&mut feed);
+    } else {
+        let mut sorted: Vec<&KeyValue> = attrs.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        sorted.into_iter().for_each(feed);
+    }
+}
+
+/// A list, map or bytes value as bytes to hash (its protobuf encoding).
+fn other_bytes(v: &any_value::Value) -> Vec<u8> {
+    opentelemetry_proto::tonic::common::v1::AnyValue {
+        value: Some(v.clone()),
+    }
+    .encode_to_vec()
 }
 
 type Owner<'a> = &'a dyn Fn(u64) -> usize;
@@ -81,11 +115,14 @@ fn traces(
             out.entry(b).or_default().resource_spans.push(rs);
             continue;
         }
-        let res_attrs = rs
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.clone())
-            .unwrap_or_default();
+        let res_attrs = match key {
+            RoutingKey::Attributes => rs
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let mut per: BTreeMap<usize, opentelemetry_proto::tonic::trace::v1::ResourceSpans> =
             BTreeMap::new();
         for mut ss in std::mem::take(&mut rs.scope_spans) {
@@ -186,11 +223,7 @@ fn metrics(
             out.entry(b).or_default().resource_metrics.push(rm);
             continue;
         }
-        let res = rm
-            .resource
-            .as_ref()
-            .map(Message::encode_to_vec)
-            .unwrap_or_default();
+        let res = resource_hash(&rm.resource, RoutingKey::Resource).to_le_bytes();
         let mut per: BTreeMap<usize, opentelemetry_proto::tonic::metrics::v1::ResourceMetrics> =
             BTreeMap::new();
         for mut sm in std::mem::take(&mut rm.scope_metrics) {
@@ -232,8 +265,11 @@ fn by_stream(mut m: Metric, res: &[u8], owner: Owner<'_>) -> Vec<(usize, Metric)
     let data = m.data.take();
     let name = m.name.clone();
     let stream = |attrs: &[KeyValue]| {
-        let a: Vec<u8> = attrs.iter().flat_map(Message::encode_to_vec).collect();
-        owner(key_hash(&[res, name.as_bytes(), &a]))
+        let mut h = KeyHasher::new();
+        h.part(res);
+        h.part(name.as_bytes());
+        hash_attrs(&mut h, attrs);
+        owner(h.finish())
     };
     macro_rules! part {
         ($d:ident, $variant:ident) => {{

@@ -151,3 +151,41 @@ fn validation_lists_every_problem() {
     assert_eq!(with_port("gw-1:5317"), "gw-1:5317");
     assert_eq!(with_port("[::1]:4317"), "[::1]:4317");
 }
+
+#[test]
+fn attribute_order_does_not_move_a_resource_or_a_series() {
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+    let r = ring(5);
+    let kvs = |order: &[usize]| -> Vec<KeyValue> {
+        let all = [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")];
+        order
+            .iter()
+            .map(|i| testdata::kv(all[*i].0, testdata::s(all[*i].1)))
+            .collect()
+    };
+    for n in 0..20 {
+        let mut one = testdata::metrics(n, 1, 8);
+        let mut two = one.clone();
+        one.resource_metrics[0]
+            .resource
+            .as_mut()
+            .unwrap()
+            .attributes = kvs(&[0, 1, 2, 3]);
+        two.resource_metrics[0]
+            .resource
+            .as_mut()
+            .unwrap()
+            .attributes = kvs(&[3, 1, 0, 2]);
+        for key in [RoutingKey::Resource, RoutingKey::StreamId] {
+            let a: Vec<usize> = split(Telemetry::Metrics(one.clone()), key, &[], &r)
+                .into_iter()
+                .map(|(b, _)| b)
+                .collect();
+            let b: Vec<usize> = split(Telemetry::Metrics(two.clone()), key, &[], &r)
+                .into_iter()
+                .map(|(b, _)| b)
+                .collect();
+            assert_eq!(a, b, "{key:?}");
+        }
+    }
+}

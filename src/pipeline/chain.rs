@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use super::batch::BatchHandle;
+use super::tail_sampling::TailSamplingHandle;
 use crate::admission::{Cost, MemoryGate};
 use crate::component::PipelineId;
 use crate::connectors::RunningConnector;
@@ -30,6 +31,8 @@ pub enum Next {
     },
     /// A batch stage, whose task runs the rest of the pipeline.
     Batch(BatchHandle),
+    /// A tail sampling stage, whose task runs the rest of the pipeline (it reads the items).
+    TailSampling(TailSamplingHandle),
 }
 
 /// A run of inline processors and what comes after them. A pipeline is a chain; a batch stage
@@ -142,6 +145,7 @@ impl Chain {
                     ends.peek().is_some() && ends.all(|r| r)
                 }
                 Next::Batch(b) => b.reads_items(),
+                Next::TailSampling(_) => true,
             }
     }
 
@@ -173,6 +177,8 @@ impl Chain {
                 let wire = cost.map_or(meta.wire_size, Cost::wire_bytes);
                 b.consume(data, meta, wire, held).await?
             }
+            // it splits the request by trace and holds each part on the gate's account
+            Next::TailSampling(t) => t.consume(data, meta).await?,
             Next::Exporters {
                 exporters,
                 connectors,

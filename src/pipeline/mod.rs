@@ -29,9 +29,28 @@ use crate::telemetry::metrics::Registry;
 
 pub mod batch;
 pub mod chain;
+pub mod tail_sampling;
 
 pub use batch::BatchHandle;
 pub use chain::{Chain, Fanout, Next, Pipeline};
+pub use tail_sampling::TailSamplingHandle;
+
+/// A stage that runs the rest of its pipeline in a task of its own.
+#[derive(Clone)]
+pub enum StageHandle {
+    Batch(BatchHandle),
+    TailSampling(TailSamplingHandle),
+}
+
+impl StageHandle {
+    /// Stops taking requests; the task hands on what it holds and ends.
+    pub fn close(&self) {
+        match self {
+            StageHandle::Batch(b) => b.close(),
+            StageHandle::TailSampling(t) => t.close(),
+        }
+    }
+}
 
 /// A running graph.
 pub struct Graph {
@@ -42,7 +61,7 @@ pub struct Graph {
         tokio::task::JoinHandle<()>,
     )>,
     /// Batch stages, head of each pipeline first: closed and awaited in this order at shutdown.
-    stages: Vec<(BatchHandle, tokio::task::JoinHandle<()>)>,
+    stages: Vec<(StageHandle, tokio::task::JoinHandle<()>)>,
     /// Stateful connectors' flush tasks: stopped (one last flush) after the receivers, before
     /// the stages of the pipelines they feed close.
     connector_tasks: Vec<crate::connectors::FlushTask>,
@@ -131,7 +150,7 @@ impl Graph {
             // Build from the tail: exporters, then each processor in reverse; a batch stage
             // takes the chain after it.
             // every id was checked against the config above
-            let exporters = pcfg
+            let ends = pcfg
                 .exporters
                 .iter()
                 .filter_map(|e| handles.get(e).cloned())
@@ -164,7 +183,7 @@ impl Graph {
                 })
                 .collect();
             let mut next = Next::Exporters {
-                exporters,
+                exporters: ends,
                 connectors,
             };
             let mut inline: Vec<Arc<dyn Processor>> = Vec::new();
@@ -195,8 +214,35 @@ impl Graph {
                             tail,
                             registry,
                         );
-                        pipeline_stages.insert(0, (h.clone(), task));
+                        pipeline_stages.insert(0, (StageHandle::Batch(h.clone()), task));
                         next = Next::Batch(h);
+                    }
+                    Built::TailSampling(tcfg) => {
+                        let policies = match tcfg.policies() {
+                            Ok(p) => p,
+                            // validation built them already; never leave tasks behind
+                            Err(e) => {
+                                stages.splice(0..0, pipeline_stages);
+                                close_stages(stages, Instant::now()).await;
+                                drain_all(exporters, Instant::now()).await;
+                                return Err(BuildError::Other(format!("processor {id}: {e}")));
+                            }
+                        };
+                        let tail = Chain {
+                            processors: std::mem::take(&mut inline),
+                            next,
+                            gate: gate.clone(),
+                        };
+                        let (h, task) = TailSamplingHandle::start(
+                            &id.to_string(),
+                            &tcfg,
+                            policies,
+                            tail,
+                            gate.clone(),
+                            registry,
+                        );
+                        pipeline_stages.insert(0, (StageHandle::TailSampling(h.clone()), task));
+                        next = Next::TailSampling(h);
                     }
                 }
             }
@@ -426,14 +472,14 @@ fn memory_gate(cfg: &Config, registry: &Arc<Registry>) -> Option<Arc<MemoryGate>
 
 /// Closes each batch stage and waits for it to flush, head of each pipeline first (a stage
 /// flushes into the next one, which must still be open).
-async fn close_stages(stages: Vec<(BatchHandle, tokio::task::JoinHandle<()>)>, deadline: Instant) {
+async fn close_stages(stages: Vec<(StageHandle, tokio::task::JoinHandle<()>)>, deadline: Instant) {
     for (h, task) in stages {
         h.close();
         if tokio::time::timeout_at(deadline.into(), task)
             .await
             .is_err()
         {
-            tracing::warn!("batch stage did not flush before the shutdown deadline");
+            tracing::warn!("stage did not flush before the shutdown deadline");
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod memory_limiter;
 pub mod probabilistic_sampler;
 pub mod resource;
 pub mod resourcedetection;
+pub mod tail_sampling;
 pub mod transform;
 
 use std::sync::Arc;
@@ -81,6 +82,7 @@ pub enum ProcessorConfig {
     ProbabilisticSampler(Box<probabilistic_sampler::ProbabilisticSamplerConfig>),
     Resource(resource::ResourceConfig),
     ResourceDetection(Box<resourcedetection::ResourceDetectionConfig>),
+    TailSampling(Box<tail_sampling::TailSamplingConfig>),
     Transform(Box<transform::TransformConfig>),
     /// Passes data through unchanged (useful to test graphs, and as the processor template).
     Noop(NoopConfig),
@@ -96,6 +98,7 @@ pub const PROCESSOR_TYPES: &[&str] = &[
     "probabilistic_sampler",
     "resource",
     "resourcedetection (alias resource_detection)",
+    "tail_sampling",
     "transform",
 ];
 
@@ -103,6 +106,8 @@ pub const PROCESSOR_TYPES: &[&str] = &[
 pub enum Built {
     Inline(Arc<dyn Processor>),
     Batch(batch::BatchConfig),
+    /// A `tail_sampling` stage (the policies are built from the validated config).
+    TailSampling(Box<tail_sampling::TailSamplingConfig>),
     /// Nothing runs at this position (`memory_limiter` acts at the receivers, `noop` does
     /// nothing), so it does not make the pipeline read the contents.
     Nothing,
@@ -130,6 +135,9 @@ impl ProcessorConfig {
             "resourcedetection" | "resource_detection" => {
                 typed(path, v, diag).map(|c| ProcessorConfig::ResourceDetection(Box::new(c)))
             }
+            "tail_sampling" => {
+                typed(path, v, diag).map(|c| ProcessorConfig::TailSampling(Box::new(c)))
+            }
             "transform" => typed(path, v, diag).map(|c| ProcessorConfig::Transform(Box::new(c))),
             "noop" => typed(path, v, diag).map(ProcessorConfig::Noop),
             other => {
@@ -155,6 +163,7 @@ impl ProcessorConfig {
             ProcessorConfig::ProbabilisticSampler(c) => c.validate(path, diag),
             ProcessorConfig::Resource(c) => c.validate(path, diag),
             ProcessorConfig::ResourceDetection(c) => c.validate(path, diag),
+            ProcessorConfig::TailSampling(c) => c.validate(path, diag),
             ProcessorConfig::Transform(c) => c.validate(path, diag),
             ProcessorConfig::Noop(_) => {}
         }
@@ -164,6 +173,7 @@ impl ProcessorConfig {
         match self {
             ProcessorConfig::CardinalityLimit(_) => signal == Signal::Metrics,
             ProcessorConfig::ProbabilisticSampler(_) => signal != Signal::Metrics,
+            ProcessorConfig::TailSampling(_) => signal == Signal::Traces,
             _ => true,
         }
     }
@@ -178,6 +188,7 @@ impl ProcessorConfig {
             ProcessorConfig::ProbabilisticSampler(c) => crate::component::to_value(c),
             ProcessorConfig::Resource(c) => crate::component::to_value(c),
             ProcessorConfig::ResourceDetection(c) => crate::component::to_value(c),
+            ProcessorConfig::TailSampling(c) => crate::component::to_value(c),
             ProcessorConfig::Transform(c) => crate::component::to_value(c),
             ProcessorConfig::Noop(c) => crate::component::to_value(c),
         }
@@ -211,6 +222,7 @@ impl ProcessorConfig {
         match self {
             ProcessorConfig::Attributes(c) => Built::Inline(Arc::new(c.build())),
             ProcessorConfig::Batch(c) => Built::Batch(c.clone()),
+            ProcessorConfig::TailSampling(c) => Built::TailSampling(c.clone()),
             ProcessorConfig::CardinalityLimit(c) => {
                 Built::Inline(Arc::new(c.build(&id.to_string(), registry)))
             }

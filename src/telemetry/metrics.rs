@@ -87,6 +87,22 @@ pub mod names {
         "otelcol_processor_probabilistic_sampler_count_logs_sampled";
     pub const PROCESSOR_PROBABILISTIC_SAMPLER_COUNT_TRACES_SAMPLED: &str =
         "otelcol_processor_probabilistic_sampler_count_traces_sampled";
+    pub const PROCESSOR_TAIL_SAMPLING_COUNT_TRACES_SAMPLED: &str =
+        "otelcol_processor_tail_sampling_count_traces_sampled";
+    pub const PROCESSOR_TAIL_SAMPLING_GLOBAL_COUNT_TRACES_SAMPLED: &str =
+        "otelcol_processor_tail_sampling_global_count_traces_sampled";
+    pub const PROCESSOR_TAIL_SAMPLING_TRACE_DROPPED_TOO_EARLY: &str =
+        "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early";
+    pub const PROCESSOR_TAIL_SAMPLING_LATE_SPAN_AGE: &str =
+        "otelcol_processor_tail_sampling_sampling_late_span_age";
+    pub const PROCESSOR_TAIL_SAMPLING_LATE_SPANS_DROPPED: &str =
+        "otelgw_processor_tail_sampling_late_spans_dropped_total";
+    pub const PROCESSOR_TAIL_SAMPLING_TRACES_ON_MEMORY: &str =
+        "otelcol_processor_tail_sampling_sampling_traces_on_memory";
+    pub const PROCESSOR_TAIL_SAMPLING_SPANS_HELD: &str =
+        "otelgw_processor_tail_sampling_spans_held";
+    pub const PROCESSOR_TAIL_SAMPLING_NEW_TRACE_ID_RECEIVED: &str =
+        "otelcol_processor_tail_sampling_new_trace_id_received";
     pub const PROCESSOR_FILTER_SPANS_FILTERED: &str = "otelcol_processor_filter_spans_filtered";
     pub const PROCESSOR_FILTER_LOGS_FILTERED: &str = "otelcol_processor_filter_logs_filtered";
     pub const PROCESSOR_FILTER_DATAPOINTS_FILTERED: &str =

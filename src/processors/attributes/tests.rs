@@ -194,7 +194,7 @@ service:
             super::super::Built::Inline(p) => {
                 p.process(&mut t, &meta(), &mut Rejections::default())
             }
-            super::super::Built::Batch(_) | super::super::Built::Nothing => panic!(),
+            _ => panic!(),
         }
     }
     let Telemetry::Traces(r) = &t else { panic!() };

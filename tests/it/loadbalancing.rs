@@ -1,7 +1,10 @@
 //! The `loadbalancing` exporter in front of three real otelgw backends (each writing what it
 //! receives to a file): every trace lands whole on exactly one backend, shares are even within
 //! a stated tolerance, and when a backend is killed (SIGKILL) mid-way its share goes to the
-//! others with nothing acknowledged lost.
+//! others with nothing acknowledged lost. Four in-process gRPC backends take 10,000 traces of
+//! 1–50 spans (each whole on one backend, shares within bounds) and one answering UNAVAILABLE
+//! for a while causes no duplicates; `streamID` routing keeps every series, cumulative, on one
+//! gateway's Prometheus endpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -231,4 +234,357 @@ fn the_dns_resolver_finds_the_backends_and_routes_around_a_dead_address() {
         total
     );
     assert!(lb.logs().contains("endpoint=127.0.0.1:"), "{}", lb.logs());
+}
+
+/// (trace id, span id) → how many times it arrived.
+type SpanCounts = BTreeMap<(Vec<u8>, Vec<u8>), u32>;
+
+/// An in-process OTLP/gRPC backend that counts every (trace id, span id) it accepts, and refuses
+/// with `UNAVAILABLE` (gRPC's 503) while `refusing` is set.
+#[derive(Clone, Default)]
+struct CountingBackend {
+    spans: std::sync::Arc<std::sync::Mutex<SpanCounts>>,
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for CountingBackend
+{
+    async fn export(
+        &self,
+        req: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        use std::sync::atomic::Ordering;
+        if self.refusing.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(tonic::Status::unavailable("refusing for the test"));
+        }
+        let mut spans = self.spans.lock().unwrap();
+        for s in req
+            .into_inner()
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+        {
+            *spans
+                .entry((s.trace_id.clone(), s.span_id.clone()))
+                .or_default() += 1;
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+impl CountingBackend {
+    async fn start() -> (CountingBackend, u16) {
+        let b = CountingBackend::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let svc = opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(b.clone())
+            .max_decoding_message_size(64 << 20)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        (b, port)
+    }
+
+    fn total(&self) -> u64 {
+        self.spans
+            .lock()
+            .unwrap()
+            .values()
+            .map(|&n| u64::from(n))
+            .sum()
+    }
+}
+
+/// `traces` traces of 1–50 spans (trace ids carry `seed`), spread round-robin over requests of
+/// about `per_request` spans: the spans of one trace arrive in several requests.
+fn big_workload(
+    seed: u64,
+    traces: usize,
+    per_request: usize,
+) -> (
+    Vec<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,
+    BTreeMap<Vec<u8>, usize>,
+) {
+    let mut spans = Vec::new();
+    let mut sizes = BTreeMap::new();
+    for t in 0..traces {
+        let n = 1 + (t * 13 + seed as usize) % 50;
+        let mut trace_id = [0u8; 16];
+        trace_id[..8].copy_from_slice(&seed.to_be_bytes());
+        trace_id[8..].copy_from_slice(&(t as u64).to_be_bytes());
+        sizes.insert(trace_id.to_vec(), n);
+        for s in 0..n {
+            let mut span_id = [0u8; 8];
+            span_id[..4].copy_from_slice(&(t as u32).to_be_bytes());
+            span_id[4..].copy_from_slice(&(s as u32 + 1).to_be_bytes());
+            spans.push((trace_id.to_vec(), span_id.to_vec()));
+        }
+    }
+    let requests = spans.len().div_ceil(per_request);
+    let mut out = Vec::new();
+    for r in 0..requests {
+        let mine: Vec<_> = spans.iter().skip(r).step_by(requests).cloned().collect();
+        let mut req = otelgw::testdata::traces(seed + r as u64, 1, mine.len());
+        for (span, (t, s)) in req.resource_spans[0].scope_spans[0]
+            .spans
+            .iter_mut()
+            .zip(mine)
+        {
+            span.trace_id = t;
+            span.span_id = s;
+        }
+        out.push(req);
+    }
+    (out, sizes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_backends_keep_ten_thousand_traces_whole_and_a_refusing_one_causes_no_duplicates() {
+    let mut backends = Vec::new();
+    for _ in 0..4 {
+        backends.push(CountingBackend::start().await);
+    }
+    let hostnames: Vec<String> = backends
+        .iter()
+        .map(|(_, p)| format!("127.0.0.1:{p}"))
+        .collect();
+    let ports = Ports::new();
+    let config = format!(
+        "receivers:\n{}exporters:\n  loadbalancing:\n    protocol:\n      otlp:\n        tls: {{insecure: true}}\n        retry_on_failure: {{initial_interval: 50ms, max_interval: 200ms, max_elapsed_time: 60s}}\n    resolver:\n      static:\n        hostnames: [{}]\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [loadbalancing]}}\n{}",
+        ports.otlp_receiver(),
+        hostnames.join(", "),
+        ports.telemetry()
+    );
+    let lb = tokio::task::spawn_blocking(move || {
+        Gateway::start(ports, tempfile::tempdir().unwrap(), &config)
+    })
+    .await
+    .unwrap();
+    let mut client = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(
+        format!("http://127.0.0.1:{}", lb.grpc_port),
+    )
+    .await
+    .unwrap();
+    let sum = |bs: &[(CountingBackend, u16)]| bs.iter().map(|(b, _)| b.total()).sum::<u64>();
+    let wait_for = |bs: &[(CountingBackend, u16)], want: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while sum(bs) < want && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // all healthy: 10,000 traces of 1–50 spans, each whole on exactly one backend
+    let (reqs, sizes) = big_workload(11, 10_000, 2000);
+    let total: u64 = sizes.values().map(|&n| n as u64).sum();
+    for r in reqs {
+        client.export(r).await.unwrap();
+    }
+    tokio::task::block_in_place(|| wait_for(&backends, total));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sum(&backends),
+        total,
+        "every span once; log:\n{}",
+        lb.logs()
+            .lines()
+            .filter(|l| !l.contains("DEBUG"))
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let mut owner: BTreeMap<Vec<u8>, (usize, usize)> = BTreeMap::new();
+    let mut shares = [0usize; 4];
+    for (i, (b, _)) in backends.iter().enumerate() {
+        for ((trace, _), n) in b.spans.lock().unwrap().iter() {
+            assert_eq!(*n, 1, "a span twice");
+            let e = owner.entry(trace.clone()).or_insert((i, 0));
+            assert_eq!(e.0, i, "a trace on two backends");
+            if e.1 == 0 {
+                shares[i] += 1;
+            }
+            e.1 += 1;
+        }
+    }
+    assert_eq!(owner.len(), 10_000);
+    for (trace, (_, n)) in &owner {
+        assert_eq!(*n, sizes[trace], "a trace incomplete");
+    }
+    // 150 virtual nodes per backend: each within 25% ± 7.5 points of the traces
+    for s in shares {
+        assert!((1750..=3250).contains(&s), "shares {shares:?}");
+    }
+
+    // one backend answers UNAVAILABLE for a while: its parts are retried or re-routed, and
+    // nothing another backend accepted is sent twice
+    let refusing = &backends[2].0;
+    refusing
+        .refusing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (reqs, sizes2) = big_workload(12, 2000, 1000);
+    let total2: u64 = sizes2.values().map(|&n| n as u64).sum();
+    let flip = refusing.clone();
+    let recover = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        flip.refusing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    });
+    for r in reqs {
+        client.export(r).await.unwrap();
+    }
+    recover.await.unwrap();
+    tokio::task::block_in_place(|| wait_for(&backends, total + total2));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        refusing.refused.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the backend refused something"
+    );
+    assert_eq!(sum(&backends), total + total2, "every span once, none lost");
+    for (b, _) in &backends {
+        assert!(
+            b.spans.lock().unwrap().values().all(|&n| n == 1),
+            "a span twice"
+        );
+    }
+    drop(lb);
+}
+
+/// `routing_key: streamID` in front of three gateways with a `prometheus` exporter: every series
+/// is served by exactly one gateway, with the right cumulative value after deltas summed over
+/// many requests.
+#[test]
+fn stream_id_routing_keeps_each_series_cumulative_on_one_gateway() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, number_data_point, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+        Sum,
+    };
+    let gateways: Vec<(Gateway, u16)> = (0..3)
+        .map(|_| {
+            let ports = Ports::new();
+            let prom = free_port();
+            let config = format!(
+                "receivers:\n{}exporters:\n  prometheus:\n    endpoint: 127.0.0.1:{prom}\nservice:\n  pipelines:\n    metrics: {{receivers: [otlp], exporters: [prometheus]}}\n{}",
+                ports.otlp_receiver(),
+                ports.telemetry()
+            );
+            (Gateway::start(ports, tempfile::tempdir().unwrap(), &config), prom)
+        })
+        .collect();
+    let hostnames: Vec<String> = gateways
+        .iter()
+        .map(|(g, _)| format!("127.0.0.1:{}", g.grpc_port))
+        .collect();
+    let ports = Ports::new();
+    let config = format!(
+        "receivers:\n{}exporters:\n  loadbalancing:\n    routing_key: streamID\n    protocol:\n      otlp:\n        tls: {{insecure: true}}\n    resolver:\n      static:\n        hostnames: [{}]\nservice:\n  pipelines:\n    metrics: {{receivers: [otlp], exporters: [loadbalancing]}}\n{}",
+        ports.otlp_receiver(),
+        hostnames.join(", "),
+        ports.telemetry()
+    );
+    let lb = Gateway::start(ports, tempfile::tempdir().unwrap(), &config);
+    let series = 60;
+    let rounds = 20;
+    for round in 0..rounds {
+        let points = (0..series)
+            .map(|i| NumberDataPoint {
+                attributes: vec![otelgw::testdata::kv(
+                    "series",
+                    otelgw::testdata::s(&format!("s{i}")),
+                )],
+                // consecutive deltas: each starts where the last ended
+                start_time_unix_nano: 1_000 + round * 10,
+                time_unix_nano: 1_000 + (round + 1) * 10,
+                value: Some(number_data_point::Value::AsInt(1 + (i % 3) as i64)),
+                ..Default::default()
+            })
+            .collect();
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![otelgw::testdata::kv(
+                        "service.name",
+                        otelgw::testdata::s("checkout"),
+                    )],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "logins".into(),
+                        data: Some(Data::Sum(Sum {
+                            data_points: points,
+                            aggregation_temporality: 1, // delta
+                            is_monotonic: true,
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let status = reqwest::blocking::Client::new()
+            .post(format!("http://127.0.0.1:{}/v1/metrics", lb.http_port))
+            .header("content-type", "application/x-protobuf")
+            .body(req.encode_to_vec())
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 200);
+    }
+    // series "sN" → (gateway, value)
+    let scrape = || -> BTreeMap<String, Vec<(usize, f64)>> {
+        let mut out: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
+        for (i, (_, prom)) in gateways.iter().enumerate() {
+            let Some((200, text)) = http_get(&format!("127.0.0.1:{prom}"), "/metrics") else {
+                continue;
+            };
+            for line in text.lines().filter(|l| l.starts_with("logins_total{")) {
+                let Some(start) = line.find("series=\"") else {
+                    continue;
+                };
+                let rest = &line[start + 8..];
+                let name = rest[..rest.find('"').unwrap()].to_string();
+                let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+                out.entry(name).or_default().push((i, value));
+            }
+        }
+        out
+    };
+    let expect = |i: usize| (rounds as f64) * (1 + (i % 3)) as f64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let _ = std::iter::from_fn(|| (std::time::Instant::now() < deadline).then_some(())).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        let got = scrape();
+        (0..series).all(|i| {
+            got.get(&format!("s{i}"))
+                .is_some_and(|v| v.iter().map(|(_, x)| x).sum::<f64>() >= expect(i))
+        })
+    });
+    let got = scrape();
+    let mut used = std::collections::BTreeSet::new();
+    for i in 0..series {
+        let v = &got[&format!("s{i}")];
+        assert_eq!(v.len(), 1, "series s{i} on more than one gateway: {v:?}");
+        assert_eq!(v[0].1, expect(i), "series s{i} cumulative");
+        used.insert(v[0].0);
+    }
+    assert!(
+        used.len() >= 2,
+        "the series spread over the gateways: {used:?}"
+    );
 }

@@ -33,6 +33,16 @@ enum Command {
     PrintConfig,
     /// List the component types this build has.
     Components,
+    /// Probe a running otelgw's `/healthz` on the admin address of the config (or `--url`);
+    /// exit 0 when it answers 200. For container health checks (distroless has no curl).
+    Healthcheck {
+        /// Probe this URL instead (`http://host:port/path`).
+        #[arg(long)]
+        url: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 fn source(cli: &Cli) -> ConfigSource {
@@ -65,6 +75,33 @@ fn main() -> ExitCode {
                 otelgw::extensions::EXTENSION_TYPES.join(", ")
             );
             ExitCode::SUCCESS
+        }
+        Some(Command::Healthcheck { url, timeout }) => {
+            let url = match url {
+                Some(u) => u,
+                None => match src.load() {
+                    Ok(cfg) => format!(
+                        "http://{}/healthz",
+                        otelgw::telemetry::admin::probe_address(
+                            &cfg.service.telemetry.metrics.address
+                        )
+                    ),
+                    Err(e) => {
+                        eprint!("{e}");
+                        return ExitCode::from(1);
+                    }
+                },
+            };
+            match otelgw::telemetry::admin::probe(&url, std::time::Duration::from_secs(timeout)) {
+                Ok(()) => {
+                    println!("ok: {url}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("unhealthy: {url}: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Some(Command::Validate) => match src.load() {
             Ok(cfg) => {

@@ -234,3 +234,36 @@ fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_invalid() {
     );
     assert!(gw.logs().contains("invalid yaml"), "the log says why");
 }
+
+/// `otelgw healthcheck` (the image's HEALTHCHECK: distroless has no curl) probes `/healthz` on
+/// the config's admin address, and fails on a port nothing answers.
+#[test]
+fn healthcheck_probes_the_admin_listener_of_the_config() {
+    let ports = Ports::new();
+    let admin = ports.admin;
+    let config = format!(
+        "receivers:\n{}exporters:\n  debug: {{}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [debug]}}\n{}",
+        ports.otlp_receiver(),
+        ports.telemetry()
+    );
+    let gw = Gateway::start(ports, tempfile::tempdir().unwrap(), &config);
+    // a copy: the gateway's own dir goes with it
+    let keep = tempfile::tempdir().unwrap();
+    let copy = keep.path().join("config.yaml");
+    std::fs::copy(&gw.config_path, &copy).unwrap();
+    let cfg = copy.to_str().unwrap().to_string();
+    let (code, out, err) = otelgw(&["healthcheck", "--config", &cfg]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("127.0.0.1:{admin}/healthz")), "{out}");
+    let (code, _, err) = otelgw(&[
+        "healthcheck",
+        "--url",
+        &format!("http://127.0.0.1:{admin}/nope"),
+    ]);
+    assert_eq!(code, 1, "a 404 is unhealthy");
+    assert!(err.contains("404"), "{err}");
+    drop(gw);
+    let (code, _, err) = otelgw(&["healthcheck", "--config", &cfg, "--timeout", "1"]);
+    assert_eq!(code, 1, "nothing listens any more");
+    assert!(err.contains("unhealthy"), "{err}");
+}

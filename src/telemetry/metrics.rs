@@ -46,6 +46,7 @@ pub mod names {
     pub const RECEIVER_FORWARDED: &str = "otelgw_receiver_forwarded_requests_total";
     pub const DROPPED_ITEMS: &str = "otelgw_dropped_items_total";
     pub const EXPORTER_RETRIES: &str = "otelgw_exporter_retries_total";
+    pub const EXPORTER_SEND_DURATION: &str = "otelgw_exporter_send_duration_milliseconds";
     pub const CONNECTOR_FLUSHES: &str = "otelgw_connector_flushes_total";
     pub const CONNECTOR_SERIES: &str = "otelgw_connector_series";
     pub const CONFIG_RELOADS: &str = "otelgw_config_reloads_total";

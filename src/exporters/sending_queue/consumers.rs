@@ -88,7 +88,12 @@ pub(super) async fn deliver(
         let result = {
             // the attempt's own copy of the batch (send buffer, compressed or JSON body)
             let _copy = s.exporter.copies_to_send().then(|| batch.hold_send_copy());
-            s.exporter.export(batch).await
+            let started = std::time::Instant::now();
+            let r = s.exporter.export(batch).await;
+            s.metrics
+                .send_duration
+                .observe(started.elapsed().as_millis() as u64);
+            r
         };
         match result {
             Ok(outcome) => {

@@ -1,7 +1,14 @@
 //! The sending queue's self-metrics, per signal (the Collector's `otelcol_exporter_*` names).
 
 use crate::component::Signal;
-use crate::telemetry::metrics::{dropped_items, names, Counter, ExporterCounters, Gauge, Registry};
+use crate::telemetry::metrics::{
+    dropped_items, names, Counter, ExporterCounters, Gauge, Histogram, Registry,
+};
+
+/// Milliseconds: the bounds of `otelgw_exporter_send_duration_milliseconds`.
+pub(super) const SEND_DURATION_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+];
 
 pub(super) struct PerSignal {
     pub(super) sent: Counter,
@@ -14,6 +21,8 @@ pub(super) struct Metrics {
     pub(super) signals: [PerSignal; 3],
     pub(super) queue_size: Gauge,
     pub(super) retries: Counter,
+    /// How long each export attempt took, answered or failed.
+    pub(super) send_duration: Histogram,
 }
 
 pub(super) fn idx(s: Signal) -> usize {
@@ -57,6 +66,12 @@ impl Metrics {
             retries: reg.counter(
                 names::EXPORTER_RETRIES,
                 "Export attempts that were retried.",
+                &l,
+            ),
+            send_duration: reg.histogram(
+                names::EXPORTER_SEND_DURATION,
+                "Milliseconds each export attempt took (answered or failed).",
+                SEND_DURATION_BUCKETS,
                 &l,
             ),
         }

@@ -8,6 +8,9 @@ eval "$(tests/setup-deps.sh)"
 echo "== release build (the integration tests run the binary users run)"
 cargo build --locked --release --bin otelgw
 export OTELGW_BIN="$PWD/target/release/otelgw"
+echo "== static build (the binary the container image ships; tests/deploy/image.sh)"
+OTELGW_STATIC_BIN="$(tests/deploy/build-static.sh)"
+export OTELGW_STATIC_BIN
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -105,22 +105,6 @@ impl Reservation {
     pub fn gate(&self) -> &Arc<MemoryGate> {
         &self.gate
     }
-
-    /// The bytes it holds.
-    pub fn bytes(&self) -> u64 {
-        self.bytes.max(0) as u64
-    }
-
-    /// Moves `bytes` of it (at most all it holds) into a reservation of their own, for a part
-    /// of a request that is released on its own (the account's total does not change).
-    pub fn split_off(&mut self, bytes: u64) -> Reservation {
-        let moved = (bytes.min(i64::MAX as u64) as i64).min(self.bytes.max(0));
-        self.bytes -= moved;
-        Reservation {
-            gate: self.gate.clone(),
-            bytes: moved,
-        }
-    }
 }
 
 impl Drop for Reservation {

@@ -93,7 +93,7 @@ receivers:
         endpoint: 127.0.0.1:4317
   kafka: {}
 processors:
-  tail_sampling:
+  groupbytrace:
 exporters:
   otlp/tempo:
     endpoint: tempo:4317
@@ -122,7 +122,7 @@ unknown_top: 1
     let expect = [
         "receivers.otlp.protocols.grpc.max_recv_msg_sise_mib: unknown field `max_recv_msg_sise_mib`, expected one of",
         "receivers.kafka: unknown receiver type \"kafka\"",
-        "processors.tail_sampling: unknown processor type \"tail_sampling\"",
+        "processors.groupbytrace: unknown processor type \"groupbytrace\"",
         "exporters.otlp/tempo.timeout: invalid duration 5: give a unit",
         "exporters.otlp_http/loki.endpoint: invalid url \"loki:3100\"",
         "exporters.otlp_http/loki.retry_on_failure.max_interval: must not be less than initial_interval",

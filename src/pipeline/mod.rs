@@ -235,6 +235,7 @@ impl Graph {
                         };
                         let (h, task) = TailSamplingHandle::start(
                             &id.to_string(),
+                            &pid.to_string(),
                             &tcfg,
                             policies,
                             tail,

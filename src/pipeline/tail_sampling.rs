@@ -29,8 +29,8 @@ use crate::telemetry::metrics::{names, Counter, Gauge, Histogram, Registry};
 /// Requests waiting to enter one tail sampling stage.
 pub const INPUT_QUEUE: usize = 64;
 
-/// Most spans in one request the stage sends on (a decision round that samples more is sent
-/// as several requests, cut between traces).
+/// Spans per request the stage sends on: a decision round that samples more is sent as several
+/// requests, cut between resources (a resource with more spans than this goes whole).
 pub const MAX_SEND_SPANS: u64 = 8192;
 
 /// Seconds between a decision and a late span of its trace (`…_sampling_late_span_age`).
@@ -122,13 +122,14 @@ impl TailSamplingHandle {
     /// from the validated config.
     pub fn start(
         id: &str,
+        pipeline: &str,
         cfg: &TailSamplingConfig,
         policies: Policies,
         downstream: Chain,
         gate: Option<Arc<MemoryGate>>,
         reg: &Registry,
     ) -> (TailSamplingHandle, tokio::task::JoinHandle<()>) {
-        let labels = [("processor", id)];
+        let labels = [("processor", id), ("pipeline", pipeline)];
         let sampled = |name: &str, policy: Option<&str>| {
             ["true", "false"].map(|s| match policy {
                 Some(p) => reg.counter(
@@ -220,7 +221,8 @@ impl TailSamplingHandle {
                 message: "tail_sampling takes traces only".into(),
             });
         };
-        let mut memory = self.gate.as_ref().map(|g| {
+        // the decoded request is held while it is split (the pieces copy resources and scopes)
+        let _whole = self.gate.as_ref().map(|g| {
             let wire = match wire {
                 0 => prost::Message::encoded_len(&req) as u64,
                 n => n,
@@ -228,18 +230,11 @@ impl TailSamplingHandle {
             g.hold(Cost::Decoded(wire))
         });
         let mut pieces = split_by_trace(req);
-        let total: u64 = pieces.iter().map(|p| p.count).sum();
-        if let Some(m) = memory.as_mut() {
-            let mut left = total;
+        if let Some(g) = &self.gate {
+            // each piece is priced by its own size: its copy of the resource and scope included
             for p in &mut pieces {
-                // each piece takes its share of what is left; the last takes the rest
-                let share = if left <= p.count {
-                    m.bytes()
-                } else {
-                    m.bytes() / left * p.count
-                };
-                left = left.saturating_sub(p.count);
-                p.memory = Some(m.split_off(share));
+                let len: usize = p.spans.iter().map(prost::Message::encoded_len).sum();
+                p.memory = Some(g.hold(Cost::Decoded(len as u64)));
             }
         }
         self.tx
@@ -285,8 +280,8 @@ struct Table {
     traces: HashMap<TraceId, State>,
     /// Every trace in the table, oldest first (eviction order).
     order: VecDeque<TraceId>,
-    /// Waiting traces with their decision deadline, oldest first (entries of traces decided
-    /// early or evicted are skipped when they come up).
+    /// Waiting traces with their decision deadline, oldest first (at most `num_traces`: the
+    /// entries of traces pushed out go with them; one of a trace decided since is skipped).
     waiting: VecDeque<(Instant, TraceId)>,
     num_traces: usize,
     sampled: Cache,
@@ -411,6 +406,14 @@ impl Table {
                     count,
                     memory,
                 }) => {
+                    // `waiting` is in arrival order too: every entry ahead of the oldest trace
+                    // in the table is stale (decided early or pushed out), so it goes with it
+                    // and `waiting` never holds more than `num_traces` entries
+                    while let Some((_, w)) = self.waiting.pop_front() {
+                        if w == id {
+                            break;
+                        }
+                    }
                     self.spans_held = self.spans_held.saturating_sub(count);
                     return Some(Evicted {
                         id,

@@ -32,17 +32,32 @@ fn trace_id(seed: u64, t: usize) -> Vec<u8> {
     id.to_vec()
 }
 
-/// The spans of `traces` traces (span `s` of trace `t` marked by its kind on span `s == 0`
-/// only, so a policy must look at the whole trace), spread round-robin over `requests`
-/// requests: the spans of one trace arrive in several requests.
-fn workload(seed: u64, traces: usize, requests: usize, first_span: usize) -> Vec<Vec<u8>> {
+/// The spans of `traces` traces, spread round-robin over `requests` requests: the spans of
+/// one trace arrive in several requests. With `mark`, one span of each trace carries its kind
+/// (so a policy must look at the whole trace): the one in the trace's first request, so the
+/// mark is there however late the rest arrives (later spans follow the decision).
+fn workload(
+    seed: u64,
+    traces: usize,
+    requests: usize,
+    first_span: usize,
+    mark: bool,
+) -> Vec<Vec<u8>> {
     let mut spans = Vec::new();
     for t in 0..traces {
+        let first = spans.len();
         for s in first_span..spans_of(t) + first_span {
             let mut span_id = [0u8; 8];
             span_id[..4].copy_from_slice(&(t as u32).to_be_bytes());
             span_id[4..].copy_from_slice(&(s as u32 + 1).to_be_bytes());
-            spans.push((t, s, span_id.to_vec()));
+            spans.push((t, false, span_id.to_vec()));
+        }
+        if mark {
+            // the span that goes in the lowest-numbered request
+            let marked = (first..spans.len())
+                .min_by_key(|i| i % requests)
+                .expect("a trace has spans");
+            spans[marked].1 = true;
         }
     }
     let mut bodies = Vec::new();
@@ -57,7 +72,7 @@ fn workload(seed: u64, traces: usize, requests: usize, first_span: usize) -> Vec
             continue;
         }
         let mut req = otelgw::testdata::traces(seed + r as u64, 1, mine.len());
-        for (span, (t, s, span_id)) in req.resource_spans[0].scope_spans[0]
+        for (span, (t, marked, span_id)) in req.resource_spans[0].scope_spans[0]
             .spans
             .iter_mut()
             .zip(mine)
@@ -71,7 +86,7 @@ fn workload(seed: u64, traces: usize, requests: usize, first_span: usize) -> Vec
                 message: String::new(),
             });
             span.attributes.retain(|kv| kv.key != "customer");
-            if s == 0 {
+            if marked {
                 match kind(t) {
                     0 => span.status.as_mut().unwrap().code = StatusCode::Error as i32,
                     1 => span.end_time_unix_nano = BASE_NS + 6_000_000_000,
@@ -123,7 +138,7 @@ fn received(path: &std::path::Path) -> BTreeMap<Vec<u8>, Vec<Vec<u8>>> {
 
 const POLICIES: &str = "      - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}\n      - {name: slow, type: latency, latency: {threshold_ms: 5000}}\n      - {name: vip, type: string_attribute, string_attribute: {key: customer, values: [vip]}}\n";
 
-const WAIT_1S: &str = "    decision_wait: 1s\n";
+const WAIT_2S: &str = "    decision_wait: 2s\n";
 
 /// A gateway: OTLP in, `tail_sampling` with [`POLICIES`], the kept spans to a file.
 fn sampling_gateway(extra: &str) -> (Gateway, std::path::PathBuf) {
@@ -141,7 +156,7 @@ fn sampling_gateway(extra: &str) -> (Gateway, std::path::PathBuf) {
 
 #[test]
 fn two_tiers_keep_exactly_the_selected_traces_whole_and_once() {
-    let gateways: Vec<_> = (0..3).map(|_| sampling_gateway(WAIT_1S)).collect();
+    let gateways: Vec<_> = (0..3).map(|_| sampling_gateway(WAIT_2S)).collect();
     let hostnames: Vec<String> = gateways
         .iter()
         .map(|(g, _)| format!("127.0.0.1:{}", g.grpc_port))
@@ -156,7 +171,7 @@ fn two_tiers_keep_exactly_the_selected_traces_whole_and_once() {
     let lb = Gateway::start(ports, tempfile::tempdir().unwrap(), &config);
 
     let traces = 400;
-    for b in workload(7, traces, 12, 0) {
+    for b in workload(7, traces, 12, 0, true) {
         assert_eq!(post(lb.http_port, &b), 200);
     }
     let selected: BTreeSet<Vec<u8>> = (0..traces)
@@ -172,8 +187,8 @@ fn two_tiers_keep_exactly_the_selected_traces_whole_and_once() {
     wait_until("the selected traces", Duration::from_secs(30), || {
         total(&gateways) >= expected_spans
     });
-    // decisions of every trace are out (decision_wait 1 s): nothing more comes
-    std::thread::sleep(Duration::from_millis(2500));
+    // decisions of every trace are out (decision_wait 2 s): nothing more comes
+    std::thread::sleep(Duration::from_millis(3000));
     assert_eq!(total(&gateways), expected_spans, "no span twice, no noise");
 
     let mut owner: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
@@ -228,22 +243,22 @@ fn two_tiers_keep_exactly_the_selected_traces_whole_and_once() {
 
 #[test]
 fn late_spans_follow_the_decision_of_their_trace() {
-    let (gw, out) = sampling_gateway(WAIT_1S);
+    let (gw, out) = sampling_gateway(WAIT_2S);
     let traces = 40;
-    for b in workload(9, traces, 3, 0) {
+    for b in workload(9, traces, 3, 0, true) {
         assert_eq!(post(gw.http_port, &b), 200);
     }
     let first: usize = (0..traces).filter(|&t| kind(t) != 3).map(spans_of).sum();
     wait_until("the first decisions", Duration::from_secs(20), || {
         received(&out).values().map(Vec::len).sum::<usize>() >= first
     });
-    // more spans of every trace (ids after the first ones), after the decisions; none of them
-    // marks its trace, so a new decision would drop them all: they must follow the first one
+    // more spans of every trace, after the decisions; none of them marks its trace, so a new
+    // decision would drop them all: they must follow the first one
     let late: usize = (0..traces)
         .filter(|&t| kind(t) != 3)
         .map(|t| spans_of(t) - 1)
         .sum();
-    for b in workload(9, traces, 2, 1) {
+    for b in workload(9, traces, 2, 1, false) {
         assert_eq!(post(gw.http_port, &b), 200);
     }
     let want = first + late + (0..traces).filter(|&t| kind(t) != 3).count();

@@ -410,6 +410,12 @@ impl Outgoing {
         self.items
     }
 
+    /// The protobuf encoding if it is known already (the batch came encoded, or an export
+    /// encoded it): never computes it.
+    pub fn encoded_if_known(&self) -> Option<&Bytes> {
+        self.encoded.get()
+    }
+
     /// The protobuf encoding, computed on first use.
     pub fn encoded(&self) -> &Bytes {
         self.encoded.get_or_init(|| self.data().encode_to_bytes())

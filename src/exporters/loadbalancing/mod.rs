@@ -34,7 +34,7 @@ use super::retry::Backoff;
 use super::{ExportError, ExportOutcome, Exporter};
 use crate::component::units::Duration;
 use crate::component::{BuildError, Diagnostics};
-use crate::data::{Outgoing, Telemetry};
+use crate::data::{Encoded, Outgoing, Payload};
 use crate::telemetry::metrics::{Counter, Gauge, Registry};
 use ring::Ring;
 
@@ -478,11 +478,11 @@ impl Inner {
         &self,
         endpoint: &str,
         exporter: &OtlpGrpcExporter,
-        part: Telemetry,
+        part: Payload,
         meta: &Arc<crate::data::RequestMeta>,
         deadline: Option<Instant>,
     ) -> Part {
-        let batch = Outgoing::new(part, meta.clone());
+        let batch = part.into_outgoing(meta.clone());
         let mut backoff = Backoff::new(&self.cfg.protocol.otlp.retry_on_failure);
         loop {
             let err = match exporter.export(&batch).await {
@@ -504,7 +504,12 @@ impl Inner {
                 ExportError::Permanent { .. } => None,
             };
             if self.record(endpoint, false, hint.is_none()) {
-                return Part::Reroute(batch.data().clone());
+                // the attempt encoded it (or it came encoded): re-routed as those bytes
+                return Part::Reroute(Payload::Encoded(Encoded {
+                    signal: batch.signal(),
+                    items: batch.items(),
+                    bytes: batch.encoded().clone(),
+                }));
             }
             let past = |d: StdDuration| deadline.is_some_and(|t| Instant::now() + d >= t);
             match backoff.next_delay(hint) {
@@ -523,12 +528,20 @@ impl Inner {
         let max = retry.max_elapsed_time.get();
         // one budget for the whole batch, however often its parts are re-routed (0: none)
         let deadline = (retry.enabled && !max.is_zero()).then(|| Instant::now() + max);
-        let mut pending = vec![batch.data().clone()];
+        // a batch that came as protobuf stays protobuf where the routing key allows it
+        let mut pending = vec![match batch.encoded_if_known() {
+            Some(bytes) => Payload::Encoded(Encoded {
+                signal: batch.signal(),
+                items: batch.items(),
+                bytes: bytes.clone(),
+            }),
+            None => Payload::Decoded(batch.data().clone()),
+        }];
         let mut rejected = 0u64;
         let mut wait = StdDuration::from_millis(100);
         while !pending.is_empty() {
             if deadline.is_some_and(|t| Instant::now() >= t) {
-                let lost: u64 = pending.iter().map(Telemetry::item_count).sum();
+                let lost: u64 = pending.iter().map(Payload::item_count).sum();
                 tracing::error!(exporter = %self.id, items = lost, "loadbalancing: not delivered within max_elapsed_time; dropped");
                 rejected += lost;
                 break;
@@ -540,13 +553,37 @@ impl Inner {
                 wait = (wait * 2).min(StdDuration::from_secs(2));
                 continue;
             }
-            let mut parts: Vec<(usize, Telemetry)> = Vec::new();
+            let mut parts: Vec<(usize, Payload)> = Vec::new();
             for data in pending.drain(..) {
                 let key = self.cfg.routing_key.unwrap_or(match data.signal() {
                     crate::component::Signal::Traces => RoutingKey::TraceId,
                     _ => RoutingKey::Service,
                 });
-                parts.extend(split::split(data, key, &self.cfg.routing_attributes, &ring));
+                let data = match data {
+                    Payload::Encoded(e)
+                        if key == RoutingKey::TraceId
+                            && e.signal == crate::component::Signal::Traces =>
+                    {
+                        match split::split_encoded_traces(&e, &ring) {
+                            Some(p) => {
+                                parts.extend(p.into_iter().map(|(b, e)| (b, Payload::Encoded(e))));
+                                continue;
+                            }
+                            None => Payload::Encoded(e),
+                        }
+                    }
+                    other => other,
+                };
+                parts.extend(
+                    split::split(
+                        data.into_decoded(),
+                        key,
+                        &self.cfg.routing_attributes,
+                        &ring,
+                    )
+                    .into_iter()
+                    .map(|(b, t)| (b, Payload::Decoded(t))),
+                );
             }
             let mut sends = Vec::with_capacity(parts.len());
             for (b, part) in parts {
@@ -585,10 +622,16 @@ enum Part {
     /// Sent; this many items rejected.
     Done(u64),
     /// Its backend was ejected: split it again over the ring.
-    Reroute(Telemetry),
+    Reroute(Payload),
 }
 
 impl Exporter for LoadBalancingExporter {
+    /// Never decodes for itself: `traceID` routing runs on the protobuf
+    /// ([`split::split_encoded_traces`]); other keys decode the batch in the export.
+    fn reads_items(&self) -> bool {
+        false
+    }
+
     fn export<'a>(
         &'a self,
         batch: &'a Outgoing,

@@ -3,7 +3,8 @@
 //! so every span of a trace reaches one backend; `streamID` keys each data point by its
 //! resource, metric name and point attributes, so every point of a series does; `service`,
 //! `resource` and `metric` key whole resources or metrics; `attributes` keys spans by the
-//! values of `routing_attributes` (span first, then resource).
+//! values of `routing_attributes` (span first, then resource). `traceID` routing of a request
+//! that arrives as protobuf runs on the encoding ([`split_encoded_traces`]), never decoded.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +18,8 @@ use prost::Message;
 
 use super::ring::{key_hash, KeyHasher, Ring};
 use super::RoutingKey;
-use crate::data::Telemetry;
+use crate::component::Signal;
+use crate::data::{Encoded, Telemetry};
 
 /// The parts of `data` per backend index (backends without items are left out).
 pub fn split(
@@ -41,6 +43,46 @@ pub fn split(
             .map(|(b, r)| (b, Telemetry::Logs(r)))
             .collect(),
     }
+}
+
+/// `traceID` routing of an encoded traces request, without decoding it: one walk records each
+/// span's backend (its trace id hashed as [`split`] hashes it, so both paths route alike), then
+/// each backend with spans gets the request with every other span removed
+/// ([`crate::wire::edit_items`]: the bytes it keeps are copied as they came; a scope or resource
+/// left without spans goes). A request whose spans all have one owner goes as it is, uncopied.
+/// `None` when the bytes are not a well-formed request (the caller decodes; not reached for
+/// bytes [`crate::wire::scan`] accepted).
+pub fn split_encoded_traces(e: &Encoded, ring: &Ring) -> Option<Vec<(usize, Encoded)>> {
+    let mut owners: Vec<usize> = Vec::with_capacity(e.items.min(1 << 20) as usize);
+    crate::wire::edit_items(Signal::Traces, &e.bytes, |item| {
+        let h = key_hash(&[item.bytes_field(1).unwrap_or_default()]);
+        owners.push(ring.get(h).unwrap_or(0));
+    })?;
+    let mut distinct = owners.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() <= 1 {
+        return Some(distinct.into_iter().map(|b| (b, e.clone())).collect());
+    }
+    let mut out = Vec::with_capacity(distinct.len());
+    for b in distinct {
+        let mut i = 0;
+        let edited = crate::wire::edit_items(Signal::Traces, &e.bytes, |item| {
+            if owners.get(i) != Some(&b) {
+                item.remove();
+            }
+            i += 1;
+        })?;
+        out.push((
+            b,
+            Encoded {
+                signal: Signal::Traces,
+                items: e.items.saturating_sub(edited.removed),
+                bytes: edited.bytes,
+            },
+        ));
+    }
+    Some(out)
 }
 
 fn text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> Vec<u8> {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::ring::Ring;
 use super::split::split;
 use super::*;
+use crate::data::Telemetry;
 use crate::testdata;
 use prost::Message;
 
@@ -186,6 +187,60 @@ fn attribute_order_does_not_move_a_resource_or_a_series() {
                 .map(|(b, _)| b)
                 .collect();
             assert_eq!(a, b, "{key:?}");
+        }
+    }
+}
+
+/// `traceID` routing on the encoding gives each backend exactly what the decoded split gives it
+/// (same spans, resources and scopes, in the same order), for requests of many shapes, and a
+/// request owned by one backend goes as the same bytes.
+#[test]
+fn trace_id_routing_on_the_wire_matches_the_decoded_split() {
+    use super::split::split_encoded_traces;
+    for seed in 0..60u64 {
+        let resources = 1 + (seed % 4) as usize;
+        let spans = 1 + (seed * 7 % 90) as usize;
+        let mut req = testdata::traces(seed, resources, spans);
+        let traces = 1 + seed % 13;
+        for (i, s) in req
+            .resource_spans
+            .iter_mut()
+            .flat_map(|r| &mut r.scope_spans)
+            .flat_map(|s| &mut s.spans)
+            .enumerate()
+        {
+            // a few spans without a trace id, the rest over `traces` traces
+            s.trace_id = if i % 17 == 16 {
+                vec![]
+            } else {
+                vec![((i as u64 * 31 + seed) % traces) as u8; 16]
+            };
+        }
+        let r = ring(1 + (seed % 5) as usize);
+        let decoded = Telemetry::Traces(req.clone());
+        let e = Encoded {
+            signal: crate::component::Signal::Traces,
+            items: decoded.item_count(),
+            bytes: decoded.encode_to_bytes(),
+        };
+        let wire = split_encoded_traces(&e, &r).expect("a well-formed request");
+        let want = split(decoded, RoutingKey::TraceId, &[], &r);
+        assert_eq!(wire.len(), want.len(), "seed {seed}");
+        for ((wb, we), (db, dt)) in wire.iter().zip(&want) {
+            assert_eq!(wb, db, "seed {seed}: the same backends");
+            assert_eq!(we.items, dt.item_count(), "seed {seed}");
+            let got = Telemetry::decode_proto(crate::component::Signal::Traces, &we.bytes)
+                .expect("decodes");
+            assert_eq!(
+                &got, dt,
+                "seed {seed}: backend {wb} gets what the decoded split gives"
+            );
+        }
+        if wire.len() == 1 {
+            assert_eq!(
+                wire[0].1.bytes, e.bytes,
+                "one owner: the request as it came"
+            );
         }
     }
 }

@@ -286,8 +286,12 @@ impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::Tra
 
 impl CountingBackend {
     async fn start() -> (CountingBackend, u16) {
-        let b = CountingBackend::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        CountingBackend::serve(listener)
+    }
+
+    fn serve(listener: tokio::net::TcpListener) -> (CountingBackend, u16) {
+        let b = CountingBackend::default();
         let port = listener.local_addr().unwrap().port();
         let svc = opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(b.clone())
             .max_decoding_message_size(64 << 20)
@@ -586,5 +590,203 @@ fn stream_id_routing_keeps_each_series_cumulative_on_one_gateway() {
     assert!(
         used.len() >= 2,
         "the series spread over the gateways: {used:?}"
+    );
+}
+
+/// `resolver.dns` while a backend leaves DNS under load. The load balancer runs in a mount
+/// namespace of its own with a test hosts file bind-mounted over `/etc/hosts` (glibc reads it
+/// on every lookup): `backends.test` has the three backends' addresses (127.0.0.2–4, one port).
+/// One address is removed mid-load: no acknowledged span is lost or doubled, a trace whose
+/// backend stayed never moves, and only the removed backend's share (~1/3) moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_removed_from_dns_under_load_moves_only_its_traces() {
+    // one port free on all three addresses
+    let (backends, port) = 'bind: {
+        for _ in 0..20 {
+            let port = free_port();
+            let mut ls = Vec::new();
+            for ip in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+                match tokio::net::TcpListener::bind((ip, port)).await {
+                    Ok(l) => ls.push(l),
+                    Err(_) => break,
+                }
+            }
+            if ls.len() == 3 {
+                break 'bind (
+                    ls.into_iter()
+                        .map(|l| CountingBackend::serve(l).0)
+                        .collect::<Vec<_>>(),
+                    port,
+                );
+            }
+        }
+        panic!("no port free on 127.0.0.2-4");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    let all = "127.0.0.1 localhost\n127.0.0.2 backends.test\n127.0.0.3 backends.test\n127.0.0.4 backends.test\n";
+    std::fs::write(&hosts, all).unwrap();
+    let ports = Ports::new();
+    let config = format!(
+        "receivers:\n{}exporters:\n  loadbalancing:\n    protocol:\n      otlp:\n        tls: {{insecure: true}}\n        retry_on_failure: {{initial_interval: 50ms, max_interval: 200ms, max_elapsed_time: 60s}}\n    resolver:\n      dns: {{hostname: backends.test, port: {port}, interval: 200ms}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [loadbalancing]}}\n{}",
+        ports.otlp_receiver(),
+        ports.telemetry()
+    );
+    let mount = format!(
+        "mount --bind {} /etc/hosts && exec \"$0\" \"$@\"",
+        hosts.display()
+    );
+    let lb = tokio::task::spawn_blocking(move || {
+        Gateway::start_wrapped(
+            ports,
+            tempfile::tempdir().unwrap(),
+            &config,
+            &["unshare", "--mount", "sh", "-c", &mount],
+        )
+    })
+    .await
+    .unwrap();
+    let num_backends = |lb: &Gateway| {
+        lb.metric(
+            "otelcol_loadbalancer_num_backends",
+            &[("exporter", "loadbalancing")],
+        )
+    };
+    tokio::task::block_in_place(|| {
+        wait_until("three backends resolved", Duration::from_secs(10), || {
+            num_backends(&lb) == 3.0
+        })
+    });
+    let mut client = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(
+        format!("http://127.0.0.1:{}", lb.grpc_port),
+    )
+    .await
+    .unwrap();
+    // round k: one new span of each of 600 traces (span ids carry the round), in 4 requests
+    let traces = 600usize;
+    let round = |k: u32| -> Vec<_> {
+        (0..4)
+            .map(|r| {
+                let mine: Vec<usize> = (0..traces).filter(|t| t % 4 == r).collect();
+                let mut req = otelgw::testdata::traces(u64::from(k) * 10 + r as u64, 1, mine.len());
+                for (span, t) in req.resource_spans[0].scope_spans[0]
+                    .spans
+                    .iter_mut()
+                    .zip(mine)
+                {
+                    // never all zeros (an invalid trace id, rejected at the receiver)
+                    let mut id = [1u8; 16];
+                    id[8..].copy_from_slice(&(t as u64).to_be_bytes());
+                    span.trace_id = id.to_vec();
+                    let mut sid = [0u8; 8];
+                    sid[..4].copy_from_slice(&(t as u32).to_be_bytes());
+                    sid[4..].copy_from_slice(&(k + 1).to_be_bytes());
+                    span.span_id = sid.to_vec();
+                }
+                req
+            })
+            .collect()
+    };
+    let sum = |bs: &[CountingBackend]| bs.iter().map(CountingBackend::total).sum::<u64>();
+    // before: every backend resolved
+    let mut sent = 0u64;
+    for req in round(0) {
+        client.export(req).await.unwrap();
+    }
+    sent += traces as u64;
+    tokio::task::block_in_place(|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while sum(&backends) < sent {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round 0: {} of {sent} spans; log:\n{}",
+                sum(&backends),
+                lb.logs()
+                    .lines()
+                    .filter(|l| !l.contains("DEBUG"))
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let owner_of = |bs: &[CountingBackend], round: u32| -> BTreeMap<Vec<u8>, usize> {
+        let mut out = BTreeMap::new();
+        for (i, b) in bs.iter().enumerate() {
+            for (trace, span) in b.spans.lock().unwrap().keys() {
+                if span[4..] == (round + 1).to_be_bytes() {
+                    out.insert(trace.clone(), i);
+                }
+            }
+        }
+        out
+    };
+    let before = owner_of(&backends, 0);
+    assert_eq!(before.len(), traces);
+    // under load: rounds 1..=20 while 127.0.0.4 leaves DNS after round 5
+    for k in 1..=20u32 {
+        for req in round(k) {
+            client.export(req).await.unwrap();
+        }
+        sent += traces as u64;
+        if k == 5 {
+            std::fs::write(
+                &hosts,
+                "127.0.0.1 localhost\n127.0.0.2 backends.test\n127.0.0.3 backends.test\n",
+            )
+            .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::task::block_in_place(|| {
+        wait_until("two backends resolved", Duration::from_secs(10), || {
+            num_backends(&lb) == 2.0
+        })
+    });
+    // after: the ring has two backends
+    for req in round(21) {
+        client.export(req).await.unwrap();
+    }
+    sent += traces as u64;
+    tokio::task::block_in_place(|| {
+        wait_until("every span", Duration::from_secs(30), || {
+            sum(&backends) >= sent
+        })
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sum(&backends), sent, "every acknowledged span once");
+    for b in &backends {
+        assert!(
+            b.spans.lock().unwrap().values().all(|&n| n == 1),
+            "a span twice"
+        );
+    }
+    // a trace whose backend stayed is on it alone, in every round
+    let mut moved = 0;
+    for (i, b) in backends.iter().enumerate() {
+        for (trace, _) in b.spans.lock().unwrap().keys() {
+            let first = before[trace];
+            if first != 2 {
+                assert_eq!(i, first, "a trace of a backend that stayed moved");
+            }
+        }
+    }
+    let after = owner_of(&backends, 21);
+    assert_eq!(after.len(), traces);
+    for (trace, &now) in &after {
+        assert_ne!(now, 2, "the removed backend still gets new traces");
+        if before[trace] != now {
+            moved += 1;
+        }
+    }
+    let removed_share = before.values().filter(|&&b| b == 2).count();
+    assert_eq!(
+        moved, removed_share,
+        "exactly the removed backend's traces moved"
+    );
+    assert!(
+        (traces / 5..=traces / 2).contains(&moved),
+        "{moved} of {traces} traces moved; expected about a third"
     );
 }

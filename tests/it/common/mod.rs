@@ -59,6 +59,8 @@ pub struct Gateway {
     pub config_path: PathBuf,
     /// Environment variables set for the otelgw process, beyond the test's own.
     pub env: Vec<(String, String)>,
+    /// A command otelgw runs under (`unshare …`), given otelgw and its arguments; empty: none.
+    pub wrapper: Vec<String>,
 }
 
 /// Ports and a temp dir, before the config is written.
@@ -120,6 +122,31 @@ impl Gateway {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            wrapper: Vec::new(),
+        };
+        gw.spawn();
+        gw
+    }
+
+    /// [`Gateway::start`] with otelgw run by `wrapper` (which must exec it in the same process,
+    /// so the pid is otelgw's): `wrapper… <otelgw> --config <file>`.
+    pub fn start_wrapped(
+        ports: Ports,
+        dir: tempfile::TempDir,
+        config: &str,
+        wrapper: &[&str],
+    ) -> Gateway {
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut gw = Gateway {
+            child: None,
+            admin_port: ports.admin,
+            grpc_port: ports.grpc,
+            http_port: ports.http,
+            config_path,
+            dir,
+            env: Vec::new(),
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
         };
         gw.spawn();
         gw
@@ -131,7 +158,15 @@ impl Gateway {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let child = Command::new(otelgw_bin())
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(otelgw_bin());
+                c
+            }
+            None => Command::new(otelgw_bin()),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.config_path)
             .env("NO_COLOR", "1")

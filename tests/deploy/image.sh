@@ -3,7 +3,7 @@
 # (deploy/docker/Dockerfile.prebuilt), checks what `podman image inspect` says of it (user,
 # entrypoint, command, exposed ports, health check, size), then runs the image's exact
 # entrypoint, command and baked-in config from its exported root filesystem — chrooted, as its
-# user, in a network namespace of its own (so the fixed ports 4317/4318/8888/13133 are free) —
+# user, in a network namespace of its own (so the fixed ports 4317/4318/8888/9464/13133 are free) —
 # and checks that it answers its health check and accepts OTLP. Podman here builds images but
 # cannot run them (no cgroups for crun), hence the chroot.
 # Usage: tests/deploy/image.sh <static otelgw binary>
@@ -46,7 +46,7 @@ want("user", c.get("User"), "65532:65532")
 want("entrypoint", c.get("Entrypoint"), ["/otelgw"])
 want("cmd", c.get("Cmd"), ["--config", "/etc/otelgw/config.yaml"])
 want("exposed ports", sorted((c.get("ExposedPorts") or {}).keys()),
-     ["13133/tcp", "4317/tcp", "4318/tcp", "8888/tcp"])
+     ["13133/tcp", "4317/tcp", "4318/tcp", "8888/tcp", "9464/tcp"])
 # podman reports a docker-format HEALTHCHECK beside Config, not in it
 hc = c.get("Healthcheck") or img.get("Healthcheck") or {}
 want("healthcheck", hc.get("Test"),
@@ -57,7 +57,7 @@ if not 0 < size < 64 * 1024 * 1024:
 if problems:
     print("image: " + "\n".join(problems), file=sys.stderr)
     sys.exit(1)
-print(f"image: user 65532, entrypoint /otelgw, 4 ports, healthcheck, {size / 1048576:.1f} MiB")
+print(f"image: user 65532, entrypoint /otelgw, 5 ports, healthcheck, {size / 1048576:.1f} MiB")
 PY
 
 cid="$(podman create "$tag")"

@@ -1,5 +1,6 @@
 //! `loadbalancing`: what routing costs per item — a 512-span request split by trace id over a
-//! ring of 4 backends (every span looked up), a 512-point metrics request split by stream,
+//! ring of 4 backends (every span looked up), decoded and on the wire (the request as it came,
+//! each part as spliced bytes), a 512-point metrics request split by stream,
 //! and, for reference, a prost decode and encode of the same spans (the exporter reads decoded
 //! items; each part is encoded again to be sent).
 //!
@@ -12,7 +13,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otelgw::data::Telemetry;
 use otelgw::exporters::loadbalancing::ring::Ring;
-use otelgw::exporters::loadbalancing::split::split;
+use otelgw::exporters::loadbalancing::split::{split, split_encoded_traces};
 use otelgw::exporters::loadbalancing::RoutingKey;
 use otelgw::testdata;
 use prost::Message;
@@ -42,6 +43,14 @@ fn loadbalancing(c: &mut Criterion) {
                 .unwrap()
                 .encode_to_vec()
         })
+    });
+    let encoded = otelgw::data::Encoded {
+        signal: otelgw::component::Signal::Traces,
+        items: 512,
+        bytes: bytes::Bytes::from(bytes.clone()),
+    };
+    g.bench_function("split_512_encoded_spans_by_trace_id_over_4 (wire)", |b| {
+        b.iter(|| split_encoded_traces(&encoded, &ring).unwrap().len())
     });
     g.bench_function("split_512_spans_by_trace_id_over_4", |b| {
         b.iter_batched(

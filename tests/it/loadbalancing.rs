@@ -790,3 +790,239 @@ async fn a_backend_removed_from_dns_under_load_moves_only_its_traces() {
         "{moved} of {traces} traces moved; expected about a third"
     );
 }
+
+/// A stand-in for the Kubernetes API server (none can run here): HTTPS with a private CA, and
+/// the documented rules of the one call the k8s resolver makes — `GET
+/// /apis/discovery.k8s.io/v1/namespaces/<ns>/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D<svc>`
+/// with `Authorization: Bearer <the service account token>` (401 otherwise, 404 for another
+/// path) — answering an `EndpointSliceList` of the addresses in `ready` (plus one endpoint that
+/// is not ready, which must be left out). Answers HTTP/1.1, one request per connection.
+async fn fake_api_server(
+    dir: &std::path::Path,
+    token: &'static str,
+    ready: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    lists: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (ca, cert, key) = certs(dir);
+    std::fs::write(dir.join("ca.crt"), ca).unwrap();
+    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
+    let cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let ready = ready.clone();
+            let lists = lists.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
+                    match tls.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let line = head.lines().next().unwrap_or("").to_string();
+                let authorized = head.lines().any(|l| {
+                    l.to_ascii_lowercase().starts_with("authorization:")
+                        && l.trim_end().ends_with(&format!("Bearer {token}"))
+                });
+                let want = "GET /apis/discovery.k8s.io/v1/namespaces/observability/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dotelgw-gateway HTTP/1.1";
+                let (status, body) = if !authorized {
+                    (
+                        "401 Unauthorized",
+                        r#"{"kind":"Status","code":401}"#.to_string(),
+                    )
+                } else if line != want {
+                    (
+                        "404 Not Found",
+                        r#"{"kind":"Status","code":404}"#.to_string(),
+                    )
+                } else {
+                    lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut eps: Vec<serde_json::Value> = ready
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|a| serde_json::json!({"addresses": [a], "conditions": {"ready": true}}))
+                        .collect();
+                    eps.push(serde_json::json!({"addresses": ["127.0.0.9"], "conditions": {"ready": false}}));
+                    let list = serde_json::json!({
+                        "kind": "EndpointSliceList",
+                        "apiVersion": "discovery.k8s.io/v1",
+                        "items": [{
+                            "kind": "EndpointSlice",
+                            "metadata": {"labels": {"kubernetes.io/service-name": "otelgw-gateway"}},
+                            "addressType": "IPv4",
+                            "endpoints": eps,
+                            "ports": [{"name": "otlp-grpc", "port": 4317, "protocol": "TCP"}]
+                        }]
+                    });
+                    ("200 OK", list.to_string())
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(resp.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// `resolver.k8s` against the API server stand-in: the ready endpoints of the Service become
+/// the backends (the not-ready one never does), every span arrives, and an endpoint that stops
+/// being ready leaves the ring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_k8s_resolver_follows_the_services_ready_endpoints() {
+    let (backends, port) = 'bind: {
+        for _ in 0..20 {
+            let port = free_port();
+            let mut ls = Vec::new();
+            for ip in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+                match tokio::net::TcpListener::bind((ip, port)).await {
+                    Ok(l) => ls.push(l),
+                    Err(_) => break,
+                }
+            }
+            if ls.len() == 3 {
+                break 'bind (
+                    ls.into_iter()
+                        .map(|l| CountingBackend::serve(l).0)
+                        .collect::<Vec<_>>(),
+                    port,
+                );
+            }
+        }
+        panic!("no port free on 127.0.0.2-4");
+    };
+    let sa = tempfile::tempdir().unwrap();
+    std::fs::write(sa.path().join("token"), "s3cret-token\n").unwrap();
+    std::fs::write(sa.path().join("namespace"), "observability").unwrap();
+    let ready = std::sync::Arc::new(std::sync::Mutex::new(vec![
+        "127.0.0.2".to_string(),
+        "127.0.0.3".to_string(),
+        "127.0.0.4".to_string(),
+    ]));
+    let lists = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let api_port = fake_api_server(sa.path(), "s3cret-token", ready.clone(), lists.clone()).await;
+    let ports = Ports::new();
+    let config = format!(
+        "receivers:\n{}exporters:\n  loadbalancing:\n    protocol:\n      otlp:\n        tls: {{insecure: true}}\n    resolver:\n      k8s: {{service: otelgw-gateway, ports: [{port}], interval: 200ms}}\nservice:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [loadbalancing]}}\n{}",
+        ports.otlp_receiver(),
+        ports.telemetry()
+    );
+    let sa_dir = sa.path().display().to_string();
+    let api_port_s = api_port.to_string();
+    let lb = tokio::task::spawn_blocking(move || {
+        Gateway::start_with_env(
+            ports,
+            tempfile::tempdir().unwrap(),
+            &config,
+            &[
+                ("KUBERNETES_SERVICE_HOST", "localhost"),
+                ("KUBERNETES_SERVICE_PORT", &api_port_s),
+                ("OTELGW_K8S_SERVICEACCOUNT_DIR", &sa_dir),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let num_backends = |lb: &Gateway| {
+        lb.metric(
+            "otelcol_loadbalancer_num_backends",
+            &[("exporter", "loadbalancing")],
+        )
+    };
+    tokio::task::block_in_place(|| {
+        wait_until("the three ready endpoints", Duration::from_secs(10), || {
+            num_backends(&lb) == 3.0
+        })
+    });
+    assert!(
+        lb.logs().contains(&format!("endpoint=127.0.0.2:{port}")),
+        "{}",
+        lb.logs()
+    );
+    assert!(
+        !lb.logs().contains("127.0.0.9"),
+        "a not-ready endpoint became a backend"
+    );
+    let mut client = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(
+        format!("http://127.0.0.1:{}", lb.grpc_port),
+    )
+    .await
+    .unwrap();
+    let (reqs, sizes) = big_workload(21, 300, 500);
+    let total: u64 = sizes.values().map(|&n| n as u64).sum();
+    for r in reqs {
+        client.export(r).await.unwrap();
+    }
+    let sum = |bs: &[CountingBackend]| bs.iter().map(CountingBackend::total).sum::<u64>();
+    tokio::task::block_in_place(|| {
+        wait_until("every span", Duration::from_secs(30), || {
+            sum(&backends) >= total
+        })
+    });
+    assert_eq!(sum(&backends), total);
+    assert!(
+        backends.iter().filter(|b| b.total() > 0).count() == 3,
+        "every ready endpoint got a share"
+    );
+    // one endpoint stops being ready: it leaves the ring
+    ready.lock().unwrap().retain(|a| a != "127.0.0.4");
+    tokio::task::block_in_place(|| {
+        wait_until("two backends", Duration::from_secs(10), || {
+            num_backends(&lb) == 2.0
+        })
+    });
+    let before = backends[2].total();
+    let (reqs, sizes) = big_workload(22, 300, 500);
+    let total2: u64 = sizes.values().map(|&n| n as u64).sum();
+    for r in reqs {
+        client.export(r).await.unwrap();
+    }
+    tokio::task::block_in_place(|| {
+        wait_until("every new span", Duration::from_secs(30), || {
+            sum(&backends) >= total + total2
+        })
+    });
+    assert_eq!(sum(&backends), total + total2);
+    assert_eq!(
+        backends[2].total(),
+        before,
+        "the endpoint that left got nothing new"
+    );
+    assert!(lists.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(
+        lb.metric(
+            "otelcol_loadbalancer_num_resolutions",
+            &[
+                ("exporter", "loadbalancing"),
+                ("resolver", "k8s"),
+                ("success", "true")
+            ],
+        ) >= 2.0
+    );
+}

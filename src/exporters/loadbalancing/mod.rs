@@ -3,7 +3,8 @@
 //! OTLP gRPC exporter configured under `protocol.otlp` (TLS, compression, headers, timeout are
 //! reused for every backend). Backends come from `resolver.static.hostnames` or
 //! `resolver.dns` (A/AAAA records of `hostname`, re-resolved every `interval`: a headless
-//! Service). `resolver.k8s` and `aws_cloud_map` are validation errors (no cluster here).
+//! Service) or `resolver.k8s` (the Service's ready endpoints from the EndpointSlice API, [`k8s`]).
+//! `aws_cloud_map` is a validation error.
 //!
 //! **Delivery.** The sending queue (`protocol.otlp.sending_queue`) is the exporter's; retries
 //! are per backend and per part, never of the whole batch, so what one backend accepted is
@@ -19,6 +20,7 @@
 //! `otelcol_loadbalancer_num_resolutions{resolver, success}`,
 //! `otelgw_loadbalancer_ejections_total`, `otelgw_loadbalancer_rerouted_items_total`.
 
+pub mod k8s;
 pub mod ring;
 pub mod split;
 
@@ -94,9 +96,8 @@ pub struct Resolver {
     pub static_: Option<StaticResolver>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsResolver>,
-    /// Not supported by otelgw (a validation error).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub k8s: Option<serde_norway::Value>,
+    pub k8s: Option<k8s::K8sResolver>,
     /// Not supported by otelgw (a validation error).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws_cloud_map: Option<serde_norway::Value>,
@@ -178,16 +179,14 @@ impl LoadBalancingConfig {
                 "set exactly one of static, dns, k8s, aws_cloud_map",
             );
         }
-        for (key, set) in [
-            ("k8s", r.k8s.is_some()),
-            ("aws_cloud_map", r.aws_cloud_map.is_some()),
-        ] {
-            if set {
-                diag.error(
-                    format!("{path}.resolver.{key}"),
-                    "not supported by otelgw (use dns with a headless Service)",
-                );
-            }
+        if r.aws_cloud_map.is_some() {
+            diag.error(
+                format!("{path}.resolver.aws_cloud_map"),
+                "not supported by otelgw (use dns or k8s)",
+            );
+        }
+        if let Some(k) = &r.k8s {
+            k.validate(&format!("{path}.resolver.k8s"), diag);
         }
         if let Some(s) = &r.static_ {
             if s.hostnames.is_empty() {
@@ -268,6 +267,8 @@ impl LoadBalancingExporter {
         let l: &[(&'static str, &str)] = &[("exporter", id)];
         let resolver = if cfg.resolver.dns.is_some() {
             "dns"
+        } else if cfg.resolver.k8s.is_some() {
+            "k8s"
         } else {
             "static"
         };
@@ -322,6 +323,22 @@ impl LoadBalancingExporter {
                     me.resolve_dns(&d).await;
                     tokio::select! {
                         _ = tokio::time::sleep(d.interval.get()) => {}
+                        _ = stop_rx.wait_for(|s| *s) => return,
+                    }
+                }
+            });
+            resolver_task = Some((stop, task));
+        }
+        if let Some(k) = cfg.resolver.k8s.clone() {
+            let api = k8s::Api::from_env(&k)
+                .map_err(|e| BuildError::Other(format!("exporter {id}: resolver.k8s: {e}")))?;
+            let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+            let me = inner.clone();
+            let task = tokio::spawn(async move {
+                loop {
+                    me.resolve_k8s(&api, &k).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(k.interval.get()) => {}
                         _ = stop_rx.wait_for(|s| *s) => return,
                     }
                 }
@@ -403,6 +420,21 @@ impl Inner {
             Err(_) => {
                 self.metrics.resolutions_failed.inc();
                 tracing::warn!(exporter = %self.id, hostname = %d.hostname, "loadbalancing: dns resolution timed out; keeping the backends known");
+            }
+        }
+    }
+
+    async fn resolve_k8s(&self, api: &k8s::Api, k: &k8s::K8sResolver) {
+        match api.backends(k).await {
+            Ok(endpoints) => {
+                self.metrics.resolutions_ok.inc();
+                if let Err(e) = self.set_backends(endpoints) {
+                    tracing::warn!(exporter = %self.id, error = %e, "loadbalancing: a backend could not be set up");
+                }
+            }
+            Err(e) => {
+                self.metrics.resolutions_failed.inc();
+                tracing::warn!(exporter = %self.id, service = %k.service, error = %e, "loadbalancing: listing the service's endpoints failed; keeping the backends known");
             }
         }
     }

@@ -132,12 +132,12 @@ fn service_routing_sends_whole_resources_and_logs_follow_their_trace() {
 #[test]
 fn validation_lists_every_problem() {
     let mut d = Diagnostics::default();
-    cfg("{routing_key: attributes, resolver: {static: {hostnames: []}, k8s: {service: x}}}")
+    cfg("{routing_key: attributes, resolver: {static: {hostnames: []}, k8s: {service: Bad_Name}}}")
         .validate("exporters.loadbalancing", &mut d);
     let paths: Vec<&str> = d.errors.iter().map(|e| e.path.as_str()).collect();
     for p in [
         "exporters.loadbalancing.resolver",
-        "exporters.loadbalancing.resolver.k8s",
+        "exporters.loadbalancing.resolver.k8s.service",
         "exporters.loadbalancing.resolver.static.hostnames",
         "exporters.loadbalancing.routing_attributes",
     ] {

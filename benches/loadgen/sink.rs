@@ -1,6 +1,9 @@
 //! A null OTLP/gRPC sink: accepts `Export` calls for all three signals over h2c, counts items by
 //! walking the wire format ([`super::wire`]), answers an empty success. gzip-compressed messages
 //! are inflated first (set the gateway's exporter to `compression: none` for the cheapest sink).
+//! It also takes Loki pushes (`POST /loki/api/v1/push`, snappy protobuf, HTTP/1.1 or h2c) and
+//! counts their lines as log records, so a pipeline ending in the `loki` exporter is measured
+//! end to end.
 
 use std::convert::Infallible;
 use std::io::Read;
@@ -59,10 +62,35 @@ fn grpc_response(status: u32) -> http::Response<RespBody> {
     r
 }
 
+/// A Loki push: inflates the snappy body and counts its lines (204, as Loki answers).
+async fn loki_push(
+    req: http::Request<hyper::body::Incoming>,
+    counts: &Counts,
+) -> http::Response<RespBody> {
+    let status = |code: u16| {
+        let mut r = http::Response::new(StreamBody::new(futures_util::stream::iter(vec![])));
+        *r.status_mut() = http::StatusCode::from_u16(code).unwrap_or_default();
+        r
+    };
+    let Ok(body) = req.into_body().collect().await else {
+        return status(400);
+    };
+    let Ok(raw) = snap::raw::Decoder::new().decompress_vec(&body.to_bytes()) else {
+        return status(400);
+    };
+    counts.items[idx(Signal::Logs)]
+        .fetch_add(super::wire::count_loki_entries(&raw), Ordering::Relaxed);
+    counts.requests.fetch_add(1, Ordering::Relaxed);
+    status(204)
+}
+
 async fn handle(
     req: http::Request<hyper::body::Incoming>,
     counts: Arc<Counts>,
 ) -> http::Response<RespBody> {
+    if req.uri().path() == "/loki/api/v1/push" {
+        return loki_push(req, &counts).await;
+    }
     let Some(signal) = signal_of(req.uri().path()) else {
         return grpc_response(12);
     };
@@ -113,7 +141,8 @@ pub async fn serve(listener: tokio::net::TcpListener, counts: Arc<Counts>) {
                 let counts = counts.clone();
                 async move { Ok::<_, Infallible>(handle(req, counts).await) }
             });
-            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            // h2c for OTLP/gRPC, HTTP/1.1 for Loki pushes
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });

@@ -97,3 +97,19 @@ mod tests {
         }
     }
 }
+
+/// Log lines in a Loki `PushRequest` (protobuf, already inflated): `streams` (1) → `entries` (2).
+pub fn count_loki_entries(msg: &[u8]) -> u64 {
+    let mut n = 0u64;
+    let _ = each_len_field(msg, |f, stream| {
+        if f != 1 {
+            return;
+        }
+        let _ = each_len_field(stream, |f, _| {
+            if f == 2 {
+                n += 1;
+            }
+        });
+    });
+    n
+}

@@ -75,6 +75,22 @@ pub fn count_items(signal: Signal, msg: &[u8]) -> u64 {
     n
 }
 
+/// Log lines in a Loki `PushRequest` (protobuf, already inflated): `streams` (1) → `entries` (2).
+pub fn count_loki_entries(msg: &[u8]) -> u64 {
+    let mut n = 0u64;
+    let _ = each_len_field(msg, |f, stream| {
+        if f != 1 {
+            return;
+        }
+        let _ = each_len_field(stream, |f, _| {
+            if f == 2 {
+                n += 1;
+            }
+        });
+    });
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,20 +112,24 @@ mod tests {
             );
         }
     }
-}
 
-/// Log lines in a Loki `PushRequest` (protobuf, already inflated): `streams` (1) → `entries` (2).
-pub fn count_loki_entries(msg: &[u8]) -> u64 {
-    let mut n = 0u64;
-    let _ = each_len_field(msg, |f, stream| {
-        if f != 1 {
-            return;
-        }
-        let _ = each_len_field(stream, |f, _| {
-            if f == 2 {
-                n += 1;
-            }
-        });
-    });
-    n
+    #[test]
+    fn loki_lines_are_counted_across_streams() {
+        use loki_api::logproto::{EntryAdapter, PushRequest, StreamAdapter};
+        use loki_api::prost::Message as _;
+        let stream = |lines: usize| StreamAdapter {
+            labels: r#"{service_name="shop"}"#.into(),
+            entries: (0..lines)
+                .map(|i| EntryAdapter {
+                    line: format!("line {i}"),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let push = PushRequest {
+            streams: vec![stream(3), stream(0), stream(5)],
+        };
+        assert_eq!(count_loki_entries(&push.encode_to_vec()), 8);
+    }
 }

@@ -464,6 +464,28 @@ async fn four_backends_keep_ten_thousand_traces_whole_and_a_refusing_one_causes_
             "a span twice"
         );
     }
+    // the recovered backend is re-admitted after its back-off (15 s) and gets its share again
+    let ejected = lb.metric(
+        "otelgw_loadbalancer_ejections_total",
+        &[("exporter", "loadbalancing")],
+    );
+    assert!(ejected >= 1.0, "refusing in a row ejects");
+    let had = refusing.total();
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let mut round = 13;
+    while refusing.total() == had {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the recovered backend never got traffic again"
+        );
+        let (reqs, _) = big_workload(round, 200, 1000);
+        for r in reqs {
+            client.export(r).await.unwrap();
+        }
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    assert!(lb.logs().contains("backend re-admitted"), "{}", lb.logs());
     drop(lb);
 }
 

@@ -314,6 +314,29 @@ impl CountingBackend {
     }
 }
 
+/// Three [`CountingBackend`]s on 127.0.0.2–4 and one port free on all three (what a DNS name or
+/// a Service's endpoints give: several addresses, one port).
+async fn three_backends_on_one_port() -> (Vec<CountingBackend>, u16) {
+    for _ in 0..20 {
+        let port = free_port();
+        let mut ls = Vec::new();
+        for ip in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+            match tokio::net::TcpListener::bind((ip, port)).await {
+                Ok(l) => ls.push(l),
+                Err(_) => break,
+            }
+        }
+        if ls.len() == 3 {
+            let backends = ls
+                .into_iter()
+                .map(|l| CountingBackend::serve(l).0)
+                .collect();
+            return (backends, port);
+        }
+    }
+    panic!("no port free on 127.0.0.2-4");
+}
+
 /// `traces` traces of 1–50 spans (trace ids carry `seed`), spread round-robin over requests of
 /// about `per_request` spans: the spans of one trace arrive in several requests.
 fn big_workload(
@@ -623,27 +646,7 @@ fn stream_id_routing_keeps_each_series_cumulative_on_one_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_removed_from_dns_under_load_moves_only_its_traces() {
     // one port free on all three addresses
-    let (backends, port) = 'bind: {
-        for _ in 0..20 {
-            let port = free_port();
-            let mut ls = Vec::new();
-            for ip in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
-                match tokio::net::TcpListener::bind((ip, port)).await {
-                    Ok(l) => ls.push(l),
-                    Err(_) => break,
-                }
-            }
-            if ls.len() == 3 {
-                break 'bind (
-                    ls.into_iter()
-                        .map(|l| CountingBackend::serve(l).0)
-                        .collect::<Vec<_>>(),
-                    port,
-                );
-            }
-        }
-        panic!("no port free on 127.0.0.2-4");
-    };
+    let (backends, port) = three_backends_on_one_port().await;
     let dir = tempfile::tempdir().unwrap();
     let hosts = dir.path().join("hosts");
     let all = "127.0.0.1 localhost\n127.0.0.2 backends.test\n127.0.0.3 backends.test\n127.0.0.4 backends.test\n";
@@ -918,27 +921,7 @@ async fn fake_api_server(
 /// being ready leaves the ring.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_k8s_resolver_follows_the_services_ready_endpoints() {
-    let (backends, port) = 'bind: {
-        for _ in 0..20 {
-            let port = free_port();
-            let mut ls = Vec::new();
-            for ip in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
-                match tokio::net::TcpListener::bind((ip, port)).await {
-                    Ok(l) => ls.push(l),
-                    Err(_) => break,
-                }
-            }
-            if ls.len() == 3 {
-                break 'bind (
-                    ls.into_iter()
-                        .map(|l| CountingBackend::serve(l).0)
-                        .collect::<Vec<_>>(),
-                    port,
-                );
-            }
-        }
-        panic!("no port free on 127.0.0.2-4");
-    };
+    let (backends, port) = three_backends_on_one_port().await;
     let sa = tempfile::tempdir().unwrap();
     std::fs::write(sa.path().join("token"), "s3cret-token\n").unwrap();
     std::fs::write(sa.path().join("namespace"), "observability").unwrap();

@@ -109,6 +109,27 @@ impl Gateway {
         config: &str,
         env: &[(&str, &str)],
     ) -> Gateway {
+        Gateway::launch(ports, dir, config, env, &[])
+    }
+
+    /// [`Gateway::start`] with otelgw run by `wrapper` (which must exec it in the same process,
+    /// so the pid is otelgw's): `wrapper… <otelgw> --config <file>`.
+    pub fn start_wrapped(
+        ports: Ports,
+        dir: tempfile::TempDir,
+        config: &str,
+        wrapper: &[&str],
+    ) -> Gateway {
+        Gateway::launch(ports, dir, config, &[], wrapper)
+    }
+
+    fn launch(
+        ports: Ports,
+        dir: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Gateway {
         let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
         let mut gw = Gateway {
@@ -122,30 +143,6 @@ impl Gateway {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            wrapper: Vec::new(),
-        };
-        gw.spawn();
-        gw
-    }
-
-    /// [`Gateway::start`] with otelgw run by `wrapper` (which must exec it in the same process,
-    /// so the pid is otelgw's): `wrapper… <otelgw> --config <file>`.
-    pub fn start_wrapped(
-        ports: Ports,
-        dir: tempfile::TempDir,
-        config: &str,
-        wrapper: &[&str],
-    ) -> Gateway {
-        let config_path = dir.path().join("config.yaml");
-        std::fs::write(&config_path, config).unwrap();
-        let mut gw = Gateway {
-            child: None,
-            admin_port: ports.admin,
-            grpc_port: ports.grpc,
-            http_port: ports.http,
-            config_path,
-            dir,
-            env: Vec::new(),
             wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
         };
         gw.spawn();

@@ -6,7 +6,8 @@
 //!   threads each thread does the same number of lookups, so equal times mean linear scaling.
 //! - `miss_admit`: admitting new series into a tracker with room.
 //! - `miss_reject`: a new series when the metric is full (the flood case).
-//! - `processor/…`: the whole processor on a 1000-point request (all hits), per point.
+//! - `processor/…`: the whole processor on a 1000-point request (all hits), per point; the
+//!   wire check on the same request encoded, beside decode + process + encode.
 //! - memory per tracked series (exact and probabilistic) is printed before the benches run.
 //!
 //! `cargo bench --bench cardinality`
@@ -18,7 +19,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use otelgw::cardinality::tracker::{Policy, Settings, Tracker, Verdict};
 use otelgw::cardinality::{mix, series_key, Action, Mode};
-use otelgw::data::{RequestMeta, Telemetry};
+use otelgw::data::{Encoded, RequestMeta, Signal, Telemetry};
 use otelgw::processors::cardinality_limit::CardinalityLimitConfig;
 use otelgw::processors::{Processor, Rejections};
 use otelgw::telemetry::metrics::Registry;
@@ -204,6 +205,29 @@ fn processor(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    // the same request encoded, as a pipeline that forwards OTLP holds it: the wire check
+    // hashes each point's series from the bytes and passes the request uncopied
+    let enc = Encoded {
+        signal: Signal::Metrics,
+        items: hits.item_count(),
+        bytes: hits.encode_to_bytes(),
+    };
+    assert!(
+        p.edit_encoded(&enc, &meta).is_some(),
+        "every series is known"
+    );
+    g.bench_function("wire_check_1000_points_all_hits", |b| {
+        b.iter(|| p.edit_encoded(&enc, &meta))
+    });
+    // what the wire check saves: decode, process, encode again
+    g.bench_function("decode_process_encode_1000_points_all_hits", |b| {
+        b.iter(|| {
+            let mut r =
+                Telemetry::decode_proto(Signal::Metrics, &enc.bytes).unwrap_or(hits.clone());
+            p.process(&mut r, &meta, &mut Rejections::default());
+            r.encode_to_bytes()
+        })
     });
     g.bench_function("clone_only_1000_points_baseline", |b| {
         b.iter_batched(|| hits.clone(), |r| r, BatchSize::SmallInput)

@@ -8,6 +8,10 @@
 # TRANSPORT=http sends OTLP/HTTP protobuf instead of OTLP/gRPC (the exporters stay gRPC);
 # COMPRESSION=gzip|zstd compresses the requests once up front (exports stay uncompressed); over
 # gRPC the loader then sends pre-built compressed frames on a plain HTTP/2 connection.
+# SINKLESS=1 is for overlays whose pipeline ends in a pulled exporter (e.g.
+# benches/configs/otelgw-bench-cardinality-prometheus.yaml): no null sink; sent = received is
+# checked against otelgw's `otelcol_receiver_accepted_*` and its Prometheus endpoint (GW_PROM_PORT)
+# is scraped once at the end; rotel runs with its `blackhole` exporter (it has no Prometheus one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 signal="${1:-traces}"; items="${2:-512}"; secs="${3:-10}"; rate="${4:-0}"; conns="${5:-4}"
@@ -23,8 +27,9 @@ transport="${TRANSPORT:-grpc}"
 run_one() { # label pid grpc_port sink_port http_port
   local target="grpc://127.0.0.1:$3"
   [ "$transport" = http ] && target="http://127.0.0.1:$5"
+  local sinkarg=(--sink "127.0.0.1:$4"); [ -n "${SINKLESS:-}" ] && sinkarg=()
   "$lg" run --target "$target" --compression "${COMPRESSION:-none}" --signal "$signal" --items "$items" --duration "$secs" \
-    --rate "$rate" --connections "$conns" --pid "$2" --sink "127.0.0.1:$4" --label "$1" \
+    --rate "$rate" --connections "$conns" --pid "$2" "${sinkarg[@]}" --label "$1" \
     > "$tmp/$1.out" &
   local lpid=$!; taskset -cp 1 "$lpid" >/dev/null; wait "$lpid"
   cat "$tmp/$1.out" >&2
@@ -32,18 +37,36 @@ run_one() { # label pid grpc_port sink_port http_port
 }
 
 # otelgw
-sink=$(port); g=$(port); h=$(port); a=$(port)
-SINK=127.0.0.1:$sink GW_GRPC_PORT=$g GW_HTTP_PORT=$h GW_ADMIN_PORT=$a taskset -c 0 "$gw" --config benches/configs/otelgw-bench.yaml ${OVERLAY:+--config "$OVERLAY"} 2>"$tmp/otelgw.log" &
+sink=$(port); g=$(port); h=$(port); a=$(port); pp=$(port)
+SINK=127.0.0.1:$sink GW_GRPC_PORT=$g GW_HTTP_PORT=$h GW_ADMIN_PORT=$a GW_PROM_PORT=$pp taskset -c 0 "$gw" --config benches/configs/otelgw-bench.yaml ${OVERLAY:+--config "$OVERLAY"} 2>"$tmp/otelgw.log" &
 gpid=$!; wait_port "$g"; sleep 1
 idle_otelgw=$(awk '/VmRSS/{print $2/1024}' /proc/$gpid/status)
 run_one otelgw "$gpid" "$g" "$sink" "$h"
+if [ -n "${SINKLESS:-}" ]; then
+  # what the gateway accepted stands in for what a sink received; the scrape shows the series
+  results[-1]=$(python3 - "${results[-1]}" "$a" "$pp" <<'PY'
+import json, re, sys, urllib.request
+r = json.loads(sys.argv[1])
+admin = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[2]}/metrics", timeout=10).read().decode()
+noun = {"traces": "spans", "metrics": "metric_points", "logs": "log_records"}[r["signal"]]
+pat = re.compile(rf"^otelcol_receiver_accepted_{noun}(_total)?(\{{[^}}]*\}})? (\S+)$")
+r["received"] = int(sum(float(m.group(3)) for m in map(pat.match, admin.splitlines()) if m))
+scrape = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[3]}/metrics", timeout=10).read().decode()
+series = sum(1 for l in scrape.splitlines() if l and not l.startswith("#"))
+print(f"otelgw: accepted {r['received']}, Prometheus endpoint serves {series} samples", file=sys.stderr)
+print(json.dumps(r))
+PY
+)
+fi
 kill -TERM "$gpid"; wait "$gpid" || true
 
 # rotel (its OTLP exporter to the same kind of null sink)
 sink=$(port); g=$(port); h=$(port)
+rotel_exporter=(--exporter otlp --otlp-exporter-endpoint "http://127.0.0.1:$sink" --otlp-exporter-protocol grpc
+  --otlp-exporter-compression none)
+[ -n "${SINKLESS:-}" ] && rotel_exporter=(--exporter blackhole)
 taskset -c 0 "$OTELGW_TEST_ROTEL" start --otlp-grpc-endpoint "127.0.0.1:$g" --otlp-http-endpoint "127.0.0.1:$h" \
-  --exporter otlp --otlp-exporter-endpoint "http://127.0.0.1:$sink" --otlp-exporter-protocol grpc \
-  --otlp-exporter-compression none 2>"$tmp/rotel.log" &
+  "${rotel_exporter[@]}" 2>"$tmp/rotel.log" &
 rpid=$!; wait_port "$g"; sleep 1
 idle_rotel=$(awk '/VmRSS/{print $2/1024}' /proc/$rpid/status)
 run_one rotel "$rpid" "$g" "$sink" "$h"
@@ -63,7 +86,7 @@ for r in rows:
     if l == "codec-ceiling":
         print(f"| {l:14} | {r['items_per_s']:.0f} | {r['items_per_cpu_s']:.0f} | | | | | | | |")
         continue
-    ok = r.get("received") == r["items"]
+    ok = r.get("received") == r["items"] if r.get("received") is not None else "n/a"
     print(f"| {l:14} | {r['items_per_s']:.0f} | {r['items_per_cpu_s']:.0f} | {r['cpu_s']:.2f} | {r['rss_peak_mib']:.1f} | {idle.get(l, 0):.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {sum(r['errors'].values())} | {ok} |")
 o, ro, c = by.get("otelgw"), by.get("rotel"), by.get("codec-ceiling")
 if o and ro and ro["items_per_cpu_s"] > 0:

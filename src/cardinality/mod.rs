@@ -22,6 +22,7 @@ pub mod report;
 pub mod table;
 pub mod tracker;
 
+use std::borrow::Cow;
 use std::hash::{BuildHasher, Hasher};
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -120,28 +121,16 @@ pub fn hash_str(s: &str) -> u64 {
 }
 
 fn hash_any(h: &mut impl Hasher, v: Option<&AnyValue>) {
+    use crate::wire::points::Scalar;
     let Some(v) = v.and_then(|v| v.value.as_ref()) else {
-        h.write_u8(0);
-        return;
+        return hash_scalar(h, Scalar::Empty);
     };
     match v {
-        any_value::Value::StringValue(s) => {
-            h.write_u8(1);
-            h.write(s.as_bytes());
-        }
-        any_value::Value::BoolValue(b) => h.write_u8(2 + *b as u8),
-        any_value::Value::IntValue(i) => {
-            h.write_u8(4);
-            h.write_i64(*i);
-        }
-        any_value::Value::DoubleValue(d) => {
-            h.write_u8(5);
-            h.write_u64(d.to_bits());
-        }
-        any_value::Value::BytesValue(b) => {
-            h.write_u8(6);
-            h.write(b);
-        }
+        any_value::Value::StringValue(s) => hash_scalar(h, Scalar::Str(s.as_bytes())),
+        any_value::Value::BoolValue(b) => hash_scalar(h, Scalar::Bool(*b)),
+        any_value::Value::IntValue(i) => hash_scalar(h, Scalar::Int(*i)),
+        any_value::Value::DoubleValue(d) => hash_scalar(h, Scalar::Double(*d)),
+        any_value::Value::BytesValue(b) => hash_scalar(h, Scalar::Bytes(b)),
         any_value::Value::ArrayValue(a) => {
             h.write_u8(7);
             for v in &a.values {
@@ -159,6 +148,31 @@ fn hash_any(h: &mut impl Hasher, v: Option<&AnyValue>) {
     }
 }
 
+/// Hashes a scalar value: the one definition the decoded and the encoded paths share.
+fn hash_scalar(h: &mut impl Hasher, v: crate::wire::points::Scalar<'_>) {
+    use crate::wire::points::Scalar;
+    match v {
+        Scalar::Empty => h.write_u8(0),
+        Scalar::Str(s) => {
+            h.write_u8(1);
+            h.write(s);
+        }
+        Scalar::Bool(b) => h.write_u8(2 + b as u8),
+        Scalar::Int(i) => {
+            h.write_u8(4);
+            h.write_i64(i);
+        }
+        Scalar::Double(d) => {
+            h.write_u8(5);
+            h.write_u64(d.to_bits());
+        }
+        Scalar::Bytes(b) => {
+            h.write_u8(6);
+            h.write(b);
+        }
+    }
+}
+
 /// Hash of one attribute (key and value).
 pub fn kv_hash(kv: &KeyValue) -> u64 {
     let mut h = state().build_hasher();
@@ -166,6 +180,58 @@ pub fn kv_hash(kv: &KeyValue) -> u64 {
     h.write_u8(0xff);
     hash_any(&mut h, kv.value.as_ref());
     h.finish()
+}
+
+/// [`kv_hash`] of an attribute read from an encoded request, and its key's bytes; `None` for
+/// an attribute that does not decode (not reached after `wire::scan`).
+pub fn wire_kv_hash(a: crate::wire::points::Attr<'_>) -> Option<(u64, Cow<'_, [u8]>)> {
+    use crate::wire::points::Attr;
+    match a {
+        Attr::Plain { key, value } => {
+            let mut h = state().build_hasher();
+            h.write(key);
+            h.write_u8(0xff);
+            hash_scalar(&mut h, value);
+            Some((h.finish(), Cow::Borrowed(key)))
+        }
+        Attr::Encoded(b) => {
+            let kv = <KeyValue as prost::Message>::decode(b).ok()?;
+            Some((kv_hash(&kv), Cow::Owned(kv.key.into_bytes())))
+        }
+    }
+}
+
+/// [`attrs_hash`] of attributes read from an encoded request.
+pub fn wire_attrs_hash(attrs: crate::wire::points::Attrs<'_>, excluded: &[String]) -> Option<u64> {
+    let mut sum = 0u64;
+    let mut ok = true;
+    attrs.each(|a| match wire_kv_hash(a) {
+        Some((h, k)) => {
+            if excluded.is_empty() || !excluded.iter().any(|e| e.as_bytes() == k.as_ref()) {
+                sum = sum.wrapping_add(h);
+            }
+        }
+        None => ok = false,
+    })?;
+    ok.then_some(sum)
+}
+
+/// [`resource_hash`] of a resource's attributes read from an encoded request.
+pub fn wire_resource_hash(attrs: crate::wire::points::Attrs<'_>) -> Option<u64> {
+    let mut sum = 0u64;
+    let mut ok = true;
+    attrs.each(|a| match wire_kv_hash(a) {
+        Some((h, k)) => {
+            if IDENTIFYING_RESOURCE_KEYS
+                .iter()
+                .any(|i| i.as_bytes() == k.as_ref())
+            {
+                sum = sum.wrapping_add(h);
+            }
+        }
+        None => ok = false,
+    })?;
+    ok.then_some(mix(sum))
 }
 
 /// Hash of an attribute value alone (distinct-value counting).

@@ -98,21 +98,18 @@ impl Chain {
                     (edited, i + run.len())
                 }
                 Reads::Items => {
-                    let edited =
-                        wire::edit_items(e.signal, &e.bytes, |item| p.edit_item(item, meta)).map(
-                            |out| {
-                                e.items = e.items.saturating_sub(out.removed);
-                                out.bytes
-                            },
-                        );
+                    let edited = p.edit_encoded(&e, meta).map(|out| {
+                        e.items = e.items.saturating_sub(out.removed);
+                        out.bytes
+                    });
                     (edited, i + 1)
                 }
                 Reads::Decoded => (None, i),
             };
             match edited {
                 Some(bytes) => e.bytes = bytes,
-                // not reached for bytes `wire::scan` accepted (nor for a chain that decodes,
-                // which does not come here); decoding is always right
+                // the processor asked for this request decoded (or, not reached for bytes
+                // `wire::scan` accepted, the walk failed); decoding is always right
                 None => {
                     let rest = &self.processors[i..];
                     return self.process_decoded(rest, Payload::Encoded(e), meta, rejected);

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
 use crate::component::{typed, ComponentId, Diagnostics};
-use crate::data::{RequestMeta, Signal, Telemetry};
+use crate::data::{Encoded, RequestMeta, Signal, Telemetry};
 
 pub use crate::consumer::Rejections;
 
@@ -36,8 +36,10 @@ pub enum Reads {
     /// Resources only, one at a time ([`Processor::edit_resource`]): an encoded request's
     /// resources are edited and its items copied as they are ([`crate::wire::edit_resources`]).
     Resources,
-    /// Items one at a time through the wire view ([`Processor::edit_item`]): an encoded request
-    /// is edited in place ([`crate::wire::edit_items`]), never decoded.
+    /// Items of an encoded request, read and edited on the wire ([`Processor::edit_encoded`]:
+    /// by default one [`crate::wire::edit_items`] pass of [`Processor::edit_item`]). A
+    /// processor may ask for one request decoded (`cardinality_limit` does when a point
+    /// belongs to a series it has not seen); the chain then runs [`Processor::process`].
     Items,
     /// The whole decoded request ([`Processor::process`]).
     Decoded,
@@ -66,9 +68,17 @@ pub trait Processor: Send + Sync + 'static {
     /// Edits one resource (called when [`Processor::reads`] is [`Reads::Resources`]).
     fn edit_resource(&self, _resource: &mut Option<Resource>, _meta: &RequestMeta) {}
 
-    /// Edits one item of an encoded request (called when [`Processor::reads`] is
-    /// [`Reads::Items`]); must do what [`Processor::process`] does to that item.
+    /// Edits one item of an encoded request (called by the default
+    /// [`Processor::edit_encoded`]); must do what [`Processor::process`] does to that item.
     fn edit_item(&self, _item: &mut crate::wire::ItemEdit<'_, '_>, _meta: &RequestMeta) {}
+
+    /// Edits an encoded request (called when [`Processor::reads`] is [`Reads::Items`]); must
+    /// do what [`Processor::process`] does to it. `None` asks for the request decoded: the
+    /// chain decodes it and calls [`Processor::process`] instead, so a processor that returns
+    /// `None` must not have changed any state `process` depends on.
+    fn edit_encoded(&self, e: &Encoded, meta: &RequestMeta) -> Option<crate::wire::Edited> {
+        crate::wire::edit_items(e.signal, &e.bytes, |item| self.edit_item(item, meta))
+    }
 }
 
 /// Every processor type otelgw has.

@@ -684,6 +684,7 @@ message!(exemplar: No {
 });
 
 mod items;
+pub mod points;
 mod resources;
 pub use items::{any_str, edit_items, Edited, ItemEdit, ItemKind, ItemView, WireAttrs};
 pub use resources::edit_resources;

@@ -290,17 +290,12 @@ impl Tracker {
     /// May the series `key` of metric `m` (with these attributes) exist? Admits it if new and
     /// within limits. `now` comes from [`Tracker::now`].
     pub fn admit(&self, m: &MetricState, key: u64, attrs: &[KeyValue], now: u32) -> Verdict {
+        if self.touch(m, key, now) {
+            return Verdict::Admitted;
+        }
         match &self.table {
             Table::Exact(shards) => {
                 let shard = &shards[(key >> 58) as usize];
-                if let Some(slot) = shard.read().unwrap_or_else(|p| p.into_inner()).get(key) {
-                    // write only when the second changed: a store makes the cache line
-                    // exclusive to this core, and the other core's next lookup pays for it
-                    if slot.last_seen.load(Ordering::Relaxed) != now {
-                        slot.last_seen.store(now, Ordering::Relaxed);
-                    }
-                    return Verdict::Admitted;
-                }
                 self.miss_exact(shard, m, key, attrs, now)
             }
             Table::Probabilistic {
@@ -311,19 +306,6 @@ impl Tracker {
                 ..
             } => {
                 let c = cur.load(Ordering::Acquire) & 1;
-                let (g_cur, g_prev) = (&gens[c], &gens[1 - c]);
-                if g_cur.contains(key) {
-                    return Verdict::Admitted;
-                }
-                if g_prev.contains(key) {
-                    // a known series, first point in this generation: carried over, no check
-                    g_cur.insert(key);
-                    m.active.fetch_add(1, Ordering::Relaxed);
-                    m.migrated.fetch_add(1, Ordering::Relaxed);
-                    self.active.fetch_add(1, Ordering::Relaxed);
-                    migrated.fetch_add(1, Ordering::Relaxed);
-                    return Verdict::Admitted;
-                }
                 let m_pending = m
                     .prev
                     .load(Ordering::Relaxed)
@@ -334,9 +316,52 @@ impl Tracker {
                 if let Some(r) = self.reserve_budget(m, attrs, now, m_pending, g_pending) {
                     return self.rejected(m, r, attrs);
                 }
-                g_cur.insert(key);
+                gens[c].insert(key);
                 self.admitted(m, attrs);
                 Verdict::Admitted
+            }
+        }
+    }
+
+    /// The hit path of [`Tracker::admit`]: true when the series is known (its `last_seen` is
+    /// now `now`); false when it is new, with nothing changed. It needs no attributes, so a
+    /// caller that reads points from the wire asks this first and decodes only on a miss.
+    pub fn touch(&self, m: &MetricState, key: u64, now: u32) -> bool {
+        match &self.table {
+            Table::Exact(shards) => {
+                let shard = &shards[(key >> 58) as usize];
+                let guard = shard.read().unwrap_or_else(|p| p.into_inner());
+                let Some(slot) = guard.get(key) else {
+                    return false;
+                };
+                // write only when the second changed: a store makes the cache line
+                // exclusive to this core, and the other core's next lookup pays for it
+                if slot.last_seen.load(Ordering::Relaxed) != now {
+                    slot.last_seen.store(now, Ordering::Relaxed);
+                }
+                true
+            }
+            Table::Probabilistic {
+                gens,
+                cur,
+                migrated,
+                ..
+            } => {
+                let c = cur.load(Ordering::Acquire) & 1;
+                let (g_cur, g_prev) = (&gens[c], &gens[1 - c]);
+                if g_cur.contains(key) {
+                    return true;
+                }
+                if !g_prev.contains(key) {
+                    return false;
+                }
+                // a known series, first point in this generation: carried over, no check
+                g_cur.insert(key);
+                m.active.fetch_add(1, Ordering::Relaxed);
+                m.migrated.fetch_add(1, Ordering::Relaxed);
+                self.active.fetch_add(1, Ordering::Relaxed);
+                migrated.fetch_add(1, Ordering::Relaxed);
+                true
             }
         }
     }

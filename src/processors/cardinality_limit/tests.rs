@@ -532,3 +532,214 @@ per_metric:
         assert!(text.contains(path), "{path} missing from {text}");
     }
 }
+
+// ---- the wire check (`edit_encoded`) ----
+
+fn encoded(t: &Telemetry) -> Encoded {
+    let bytes = t.encode_to_bytes();
+    Encoded {
+        signal: Signal::Metrics,
+        items: t.item_count(),
+        bytes,
+    }
+}
+
+/// What the chain does with a processor that reads items: the wire check, and on `None` the
+/// decoded path.
+fn run_chain(p: &CardinalityLimitProcessor, t: &Telemetry) -> (Telemetry, Rejections, bool) {
+    let e = encoded(t);
+    match p.edit_encoded(&e, &RequestMeta::default()) {
+        Some(out) => {
+            assert!(
+                out.bytes.as_ptr() == e.bytes.as_ptr() && out.removed == 0,
+                "the check never edits, so never copies"
+            );
+            let t = Telemetry::decode_proto(Signal::Metrics, &out.bytes).unwrap();
+            (t, Rejections::default(), true)
+        }
+        None => {
+            let (t, r) = run(
+                p,
+                Telemetry::decode_proto(Signal::Metrics, &e.bytes).unwrap(),
+            );
+            (t, r, false)
+        }
+    }
+}
+
+/// A point's attributes from a small pool, with every value type (arrays and lists are
+/// handed to the hash encoded, the rest read from the bytes).
+fn random_attrs(rng: &mut crate::testdata::Rng) -> Vec<KeyValue> {
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue};
+    let mut a = vec![kv("route", s(&format!("/r{}", rng.below(4))))];
+    if rng.below(2) == 0 {
+        a.push(kv("user", s(&format!("u{}", rng.below(12)))));
+    }
+    let v = match rng.below(7) {
+        0 => any_value::Value::IntValue(rng.below(3) as i64),
+        1 => any_value::Value::BoolValue(rng.below(2) == 0),
+        2 => any_value::Value::DoubleValue(rng.below(3) as f64 / 2.0),
+        3 => any_value::Value::BytesValue(vec![rng.below(3) as u8]),
+        4 => any_value::Value::ArrayValue(ArrayValue {
+            values: vec![AnyValue {
+                value: Some(s(&format!("{}", rng.below(2)))),
+            }],
+        }),
+        _ => s(&format!("n{}", rng.below(3))),
+    };
+    a.push(kv("noise", v));
+    if rng.below(4) == 0 {
+        a.push(KeyValue {
+            key: "empty".into(),
+            value: None,
+            ..Default::default()
+        });
+    }
+    // attribute order does not change the series
+    if rng.below(2) == 0 {
+        a.reverse();
+    }
+    a
+}
+
+fn random_request(rng: &mut crate::testdata::Rng) -> Telemetry {
+    let mut metrics = Vec::new();
+    for _ in 0..1 + rng.below(3) {
+        let name = ["requests", "latency", "queue"][rng.below(3) as usize];
+        let pts = (0..1 + rng.below(5))
+            .map(|_| num(random_attrs(rng), rng.below(10) as f64, 1, 2 + rng.below(3)))
+            .collect();
+        let temporality = if rng.below(2) == 0 { DELTA } else { CUM };
+        metrics.push(match rng.below(3) {
+            0 => Metric {
+                name: name.into(),
+                data: Some(Data::Gauge(Gauge { data_points: pts })),
+                ..Default::default()
+            },
+            _ => sum_metric(name, temporality, pts),
+        });
+    }
+    let mut t = request(["api", "web"][rng.below(2) as usize], metrics);
+    let Telemetry::Metrics(r) = &mut t else {
+        unreachable!()
+    };
+    let rm = &mut r.resource_metrics[0];
+    if rng.below(3) == 0 {
+        rm.scope_metrics[0].scope = Some(Default::default());
+    }
+    if rng.below(4) == 0 {
+        // a non-identifying resource attribute does not change the series
+        rm.resource
+            .get_or_insert_with(Default::default)
+            .attributes
+            .push(kv("host.name", s(&format!("h{}", rng.below(5)))));
+    }
+    t
+}
+
+#[test]
+fn the_wire_check_then_decoding_does_exactly_what_decoding_does() {
+    let configs = [
+        "max_series_per_metric: 1000",
+        "max_series_per_metric: 6",
+        "{max_series_per_metric: 6, action: drop}",
+        "{max_series_per_metric: 6, action: strip_label, label_value_limits: {user: 3}}",
+        "{max_series_per_metric: 8, action: passive, excluded_labels: [noise]}",
+        "{max_series: 10, max_series_per_metric: 0, excluded_labels: [noise, empty]}",
+        "{max_series: 64, mode: probabilistic, max_series_per_metric: 6, action: drop}",
+    ];
+    for (ci, yaml) in configs.iter().enumerate() {
+        let (wire, decoded) = (build(yaml), build(yaml));
+        let mut rng = crate::testdata::Rng::new(ci as u64 + 1);
+        // a steady workload: requests repeat (a pool of 40), with a fresh one now and then
+        let pool: Vec<Telemetry> = (0..40).map(|_| random_request(&mut rng)).collect();
+        let mut on_the_wire = 0;
+        for i in 0..400 {
+            let t = match rng.below(8) {
+                0 => random_request(&mut rng),
+                _ => pool[rng.below(40) as usize].clone(),
+            };
+            let (a, ra, fast) = run_chain(&wire, &t);
+            let (b, rb) = run(&decoded, t);
+            assert_eq!(a, b, "config {yaml}, request {i}");
+            assert_eq!(
+                (ra.count, ra.reasons),
+                (rb.count, rb.reasons),
+                "{yaml} #{i}"
+            );
+            on_the_wire += fast as u32;
+        }
+        let (tw, td) = (wire.tracker(), decoded.tracker());
+        assert_eq!(tw.active(), td.active(), "{yaml}");
+        for (mw, md) in tw.metrics().iter().zip(td.metrics().iter()) {
+            assert_eq!(mw.name, md.name);
+            let counts = |m: &MetricState| {
+                (
+                    m.active.load(std::sync::atomic::Ordering::Relaxed),
+                    m.rejected
+                        .each_ref()
+                        .map(|r| r.load(std::sync::atomic::Ordering::Relaxed)),
+                    m.overflowed.load(std::sync::atomic::Ordering::Relaxed),
+                )
+            };
+            assert_eq!(counts(mw), counts(md), "{yaml}: {}", mw.name);
+        }
+        // both paths ran; with room for every series, most requests pass on the wire once
+        // their series are known
+        assert!(on_the_wire > 0, "{yaml}: no request passed on the wire");
+        if ci == 0 {
+            assert!(
+                on_the_wire > 200,
+                "{yaml}: {on_the_wire} of 400 on the wire"
+            );
+        }
+    }
+}
+
+#[test]
+fn known_series_pass_on_the_wire_and_a_new_one_asks_for_decoding() {
+    let p = build("{max_series_per_metric: 100, excluded_labels: [attempt]}");
+    let point = |user: &str, attempt: i64| {
+        let mut a = attrs(&[("user", user)]);
+        a.push(kv(
+            "attempt",
+            opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(attempt),
+        ));
+        num(a, 1.0, 1, 2)
+    };
+    let req = |service: &str, host: &str, users: &[&str], attempt: i64| {
+        let mut t = request(
+            service,
+            vec![sum_metric(
+                "m",
+                DELTA,
+                users.iter().map(|u| point(u, attempt)).collect(),
+            )],
+        );
+        let Telemetry::Metrics(r) = &mut t else {
+            unreachable!()
+        };
+        r.resource_metrics[0].resource.as_mut().unwrap().attributes[1] = kv("host", s(host));
+        t
+    };
+    let first = req("api", "h1", &["a", "b"], 1);
+    // nothing known yet: decode; the check itself admitted nothing
+    assert!(!run_chain(&p, &first).2);
+    assert_eq!(p.tracker().active(), 2, "the decoded path admitted both");
+    assert!(run_chain(&p, &first).2, "now every series is known");
+    // an excluded label and a non-identifying resource attribute are not part of the series
+    assert!(run_chain(&p, &req("api", "h2", &["b", "a"], 7)).2);
+    // a new user, a new service: new series
+    assert!(!run_chain(&p, &req("api", "h1", &["a", "c"], 1)).2);
+    assert!(!run_chain(&p, &req("web", "h1", &["a"], 1)).2);
+    assert_eq!(p.tracker().active(), 4);
+    // traces and logs are not this processor's business
+    let logs = Telemetry::Logs(crate::testdata::logs(1, 1, 2));
+    let e = Encoded {
+        signal: Signal::Logs,
+        items: logs.item_count(),
+        bytes: logs.encode_to_bytes(),
+    };
+    let out = p.edit_encoded(&e, &RequestMeta::default()).unwrap();
+    assert_eq!(out.bytes, e.bytes);
+}

@@ -269,7 +269,7 @@ fn last_bytes(msg: &[u8], field: u32) -> Option<&[u8]> {
 /// Skips a field's value: the common wire types inline, groups (never sent by OTLP encoders)
 /// through [`skip`]. The request was scanned, so the recursion budget is not checked again.
 #[inline(always)]
-fn next(wt: u32, tag: u32, buf: &mut &[u8]) -> Option<()> {
+pub(in crate::wire) fn next(wt: u32, tag: u32, buf: &mut &[u8]) -> Option<()> {
     match wt {
         WT_LEN => delimited(buf).ok().map(drop),
         WT_VARINT => varint(buf).ok().map(drop),

@@ -28,6 +28,7 @@ pub mod admission;
 pub mod allocator;
 pub mod app;
 pub mod cardinality;
+pub mod code_pages;
 pub mod component;
 pub mod config;
 pub mod connectors;

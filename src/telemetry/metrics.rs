@@ -609,14 +609,21 @@ fn write_series(out: &mut String, name: &str, labels: &Labels, le: Option<&str>)
 
 /// Escapes a label value for the Prometheus text formats (`\\`, `\"`, `\n`).
 pub fn escape_label_value(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+    // runs without a byte to escape are copied whole; the three are ASCII, so every cut is a
+    // char boundary
+    let mut start = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let esc = match b {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            b'\n' => "\\n",
+            _ => continue,
+        };
+        out.push_str(v.get(start..i).unwrap_or_default());
+        out.push_str(esc);
+        start = i + 1;
     }
+    out.push_str(v.get(start..).unwrap_or_default());
 }
 
 /// The per-signal counters one receiver transport owns.

@@ -10,12 +10,19 @@
 //!   prefix, a single leading `_` gets a `key` prefix; attributes whose sanitized names collide
 //!   are joined into one label, values separated by `;` in the original keys' sorted order.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 
 fn sanitize(s: &str, allow_colon: bool) -> String {
+    // the common case: nothing to replace
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || (allow_colon && b == b':'))
+    {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     let mut last_underscore = false;
     for c in s.chars() {
@@ -201,22 +208,63 @@ pub fn value_string(v: &Option<AnyValue>) -> String {
     }
 }
 
-/// Attributes as sorted labels; colliding sanitized names are joined with `;`.
-pub fn labels(attrs: &[KeyValue]) -> BTreeMap<String, String> {
-    let mut sorted: Vec<&KeyValue> = attrs.iter().collect();
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
-    for kv in sorted {
-        let name = label_name(&kv.key);
-        let value = value_string(&kv.value);
-        out.entry(name)
-            .and_modify(|v| {
-                v.push(';');
-                v.push_str(&value);
-            })
-            .or_insert(value);
+/// [`label_name`], borrowing the key when it is a valid label name already (the common case).
+fn label_name_cow(key: &str) -> Cow<'_, str> {
+    let valid = key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        // a single leading `_` gets a `key` prefix
+        && (!key.starts_with('_') || key.starts_with("__"))
+        && !key.is_empty();
+    if valid {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(label_name(key))
+    }
+}
+
+/// [`value_string`], borrowing string values.
+fn value_cow(v: &Option<AnyValue>) -> Cow<'_, str> {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => Cow::Borrowed(s),
+        _ => Cow::Owned(value_string(v)),
+    }
+}
+
+/// Attributes as labels sorted by name; colliding sanitized names are joined with `;` (values
+/// in the original keys' sorted order). Borrows names and values where nothing changes them.
+pub fn sorted_labels(attrs: &[KeyValue]) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    let mut named: Vec<(Cow<'_, str>, &str, Cow<'_, str>)> = attrs
+        .iter()
+        .map(|kv| {
+            (
+                label_name_cow(&kv.key),
+                kv.key.as_str(),
+                value_cow(&kv.value),
+            )
+        })
+        .collect();
+    // by name, then key; stable, so equal keys keep their order
+    named.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    let mut out: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(named.len());
+    for (name, _, value) in named {
+        match out.last_mut() {
+            Some((last, joined)) if *last == name => {
+                let j = joined.to_mut();
+                j.push(';');
+                j.push_str(&value);
+            }
+            _ => out.push((name, value)),
+        }
     }
     out
+}
+
+/// Attributes as sorted labels; colliding sanitized names are joined with `;`.
+pub fn labels(attrs: &[KeyValue]) -> BTreeMap<String, String> {
+    sorted_labels(attrs)
+        .into_iter()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -602,21 +602,64 @@ fn random_attrs(rng: &mut crate::testdata::Rng) -> Vec<KeyValue> {
     a
 }
 
-fn random_request(rng: &mut crate::testdata::Rng) -> Telemetry {
+/// A random request; `small`: one point of one metric (so that, under tight limits, many
+/// requests still hold only admitted series).
+fn random_request(rng: &mut crate::testdata::Rng, small: bool) -> Telemetry {
     let mut metrics = Vec::new();
-    for _ in 0..1 + rng.below(3) {
+    let (n_metrics, n_points) = if small { (1, 1) } else { (3, 5) };
+    for _ in 0..1 + rng.below(n_metrics) {
         let name = ["requests", "latency", "queue"][rng.below(3) as usize];
-        let pts = (0..1 + rng.below(5))
+        let pts = (0..1 + rng.below(n_points))
             .map(|_| num(random_attrs(rng), rng.below(10) as f64, 1, 2 + rng.below(3)))
             .collect();
         let temporality = if rng.below(2) == 0 { DELTA } else { CUM };
-        metrics.push(match rng.below(3) {
-            0 => Metric {
-                name: name.into(),
-                data: Some(Data::Gauge(Gauge { data_points: pts })),
-                ..Default::default()
-            },
-            _ => sum_metric(name, temporality, pts),
+        let data = |pts: Vec<NumberDataPoint>, rng: &mut crate::testdata::Rng| match rng.below(5) {
+            0 => Data::Gauge(Gauge { data_points: pts }),
+            1 => Data::Histogram(Histogram {
+                data_points: pts
+                    .into_iter()
+                    .map(|p| hist(p.attributes, vec![1, 2, 0], 1, p.time_unix_nano))
+                    .collect(),
+                aggregation_temporality: temporality,
+            }),
+            2 => Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: pts
+                    .into_iter()
+                    .map(|p| ExponentialHistogramDataPoint {
+                        attributes: p.attributes,
+                        count: 1,
+                        time_unix_nano: p.time_unix_nano,
+                        ..Default::default()
+                    })
+                    .collect(),
+                aggregation_temporality: temporality,
+            }),
+            3 => Data::Summary(opentelemetry_proto::tonic::metrics::v1::Summary {
+                data_points: pts
+                    .into_iter()
+                    .map(
+                        |p| opentelemetry_proto::tonic::metrics::v1::SummaryDataPoint {
+                            attributes: p.attributes,
+                            count: 1,
+                            time_unix_nano: p.time_unix_nano,
+                            ..Default::default()
+                        },
+                    )
+                    .collect(),
+            }),
+            _ => Data::Sum(Sum {
+                data_points: pts,
+                aggregation_temporality: temporality,
+                is_monotonic: true,
+            }),
+        };
+        // each metric name keeps one type (a type switch is its own, rarer story)
+        let mut kind_rng = crate::testdata::Rng::new(name.len() as u64);
+        let d = data(pts, &mut kind_rng);
+        metrics.push(Metric {
+            name: name.into(),
+            data: Some(d),
+            ..Default::default()
         });
     }
     let mut t = request(["api", "web"][rng.below(2) as usize], metrics);
@@ -646,17 +689,26 @@ fn the_wire_check_then_decoding_does_exactly_what_decoding_does() {
         "{max_series_per_metric: 6, action: strip_label, label_value_limits: {user: 3}}",
         "{max_series_per_metric: 8, action: passive, excluded_labels: [noise]}",
         "{max_series: 10, max_series_per_metric: 0, excluded_labels: [noise, empty]}",
-        "{max_series: 64, mode: probabilistic, max_series_per_metric: 6, action: drop}",
+        "{max_series: 64, mode: probabilistic, max_series_per_metric: 6, action: drop, series_ttl: 1s}",
     ];
     for (ci, yaml) in configs.iter().enumerate() {
         let (wire, decoded) = (build(yaml), build(yaml));
         let mut rng = crate::testdata::Rng::new(ci as u64 + 1);
         // a steady workload: requests repeat (a pool of 40), with a fresh one now and then
-        let pool: Vec<Telemetry> = (0..40).map(|_| random_request(&mut rng)).collect();
+        let pool: Vec<Telemetry> = (0..40)
+            .map(|i| random_request(&mut rng, i % 2 == 0))
+            .collect();
         let mut on_the_wire = 0;
         for i in 0..400 {
+            if i == 200 && yaml.contains("probabilistic") {
+                // rotate both trackers' generations: known series now come back through the
+                // migration branch of `touch` / `admit`
+                std::thread::sleep(std::time::Duration::from_millis(1100));
+                wire.tracker().sweep();
+                decoded.tracker().sweep();
+            }
             let t = match rng.below(8) {
-                0 => random_request(&mut rng),
+                0 => random_request(&mut rng, false),
                 _ => pool[rng.below(40) as usize].clone(),
             };
             let (a, ra, fast) = run_chain(&wire, &t);
@@ -671,6 +723,7 @@ fn the_wire_check_then_decoding_does_exactly_what_decoding_does() {
         }
         let (tw, td) = (wire.tracker(), decoded.tracker());
         assert_eq!(tw.active(), td.active(), "{yaml}");
+        assert_eq!(tw.metrics().len(), td.metrics().len(), "{yaml}");
         for (mw, md) in tw.metrics().iter().zip(td.metrics().iter()) {
             assert_eq!(mw.name, md.name);
             let counts = |m: &MetricState| {

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::data::hex;
 use crate::exporters::prometheus::translate::{
-    family_name, labels as attr_labels, value_string, NameKind,
+    family_name, labels as attr_labels, sorted_labels, value_string, NameKind,
 };
 
 fn exemplar_of(ex: &[PbExemplar]) -> Option<Box<Exemplar>> {
@@ -158,11 +158,14 @@ impl Store {
     }
 
     fn point_labels(&self, scoped: &BTreeMap<String, String>, attrs: &[KeyValue]) -> String {
-        let own = attr_labels(attrs);
+        let own = sorted_labels(attrs);
         // both sorted by name: merge them; data point attributes win over resource-derived
         // labels of the same name
-        let mut a = scoped.iter().peekable();
-        let mut b = own.iter().peekable();
+        let mut a = scoped
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .peekable();
+        let mut b = own.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).peekable();
         render_pairs(std::iter::from_fn(|| match (a.peek(), b.peek()) {
             (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
                 std::cmp::Ordering::Less => a.next(),

@@ -308,15 +308,20 @@ impl Store {
         labels: &str,
         f: impl FnOnce(Option<&mut Series>) -> Option<Series>,
     ) {
-        let mut fam = self
-            .families
-            .entry(name.to_string())
-            .or_insert_with(|| Family {
-                kind,
-                help: help.to_string(),
-                unit: unit.to_string(),
-                series: BTreeMap::new(),
-            });
+        // a known family is found without allocating its name
+        let found = self.families.get_mut(name);
+        let mut fam = match found {
+            Some(f) => f,
+            None => self
+                .families
+                .entry(name.to_string())
+                .or_insert_with(|| Family {
+                    kind,
+                    help: help.to_string(),
+                    unit: unit.to_string(),
+                    series: BTreeMap::new(),
+                }),
+        };
         if fam.kind != kind {
             self.c.type_conflict.inc();
             let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());

@@ -110,6 +110,14 @@ fn benches(c: &mut Criterion) {
     g.bench_function("ingest_100k_points_existing_series", |b| {
         b.iter(|| st.ingest(&req))
     });
+    // no label set shared between metrics: every point renders its own labels
+    let unique = request_with(100_000, 2, true);
+    let st_unique = store();
+    st_unique.ingest(&request_with(100_000, 1, true));
+    g.bench_function(
+        "ingest_100k_points_existing_series_unique_label_sets",
+        |b| b.iter(|| st_unique.ingest(&unique)),
+    );
     g.bench_function("render_text_100k_series", |b| {
         b.iter(|| render(&st, Format::Text, false).len())
     });

@@ -2,7 +2,7 @@
 //! scope labels, family names and units, point labels (data point attributes win), values,
 //! exemplars and temporality per metric type.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -40,6 +40,61 @@ fn number(v: &Option<number_data_point::Value>) -> f64 {
         Some(number_data_point::Value::AsDouble(d)) => *d,
         Some(number_data_point::Value::AsInt(i)) => *i as f64,
         None => 0.0,
+    }
+}
+
+/// Label texts already rendered in one scope, by attribute set. A hit is an exact match of the
+/// attributes (same keys, values and order), never a hash match alone. Remembering costs a hash,
+/// a lookup and a copy per point, so it stops when it does not pay: after the scope's second
+/// metric, or once it holds [`Rendered::MAX`] sets, with fewer than one hit per four misses.
+#[derive(Default)]
+struct Rendered<'r> {
+    by_hash: HashMap<u64, (&'r [KeyValue], String)>,
+    hits: u32,
+    misses: u32,
+    metrics: u32,
+    off: bool,
+}
+
+impl<'r> Rendered<'r> {
+    const MAX: usize = 4096;
+
+    fn get_or_render(&mut self, attrs: &'r [KeyValue], render: impl FnOnce() -> String) -> String {
+        if self.off {
+            return render();
+        }
+        let h = crate::cardinality::attrs_hash(attrs, &[]);
+        if let Some((seen, text)) = self.by_hash.get(&h) {
+            if *seen == attrs {
+                self.hits += 1;
+                return text.clone();
+            }
+            // a different set with the same hash: rendered, not remembered
+            return render();
+        }
+        self.misses += 1;
+        if self.by_hash.len() >= Self::MAX {
+            self.stop_unless_paying();
+            return render();
+        }
+        let text = render();
+        self.by_hash.insert(h, (attrs, text.clone()));
+        text
+    }
+
+    /// Called after each metric of the scope.
+    fn metric_done(&mut self) {
+        self.metrics += 1;
+        if self.metrics >= 2 {
+            self.stop_unless_paying();
+        }
+    }
+
+    fn stop_unless_paying(&mut self) {
+        if !self.off && self.hits < self.misses / 4 {
+            self.off = true;
+            self.by_hash = HashMap::new();
+        }
     }
 }
 
@@ -149,8 +204,12 @@ impl Store {
                         scoped.insert("otel_scope_version".into(), s.version.clone());
                     }
                 }
+                // the metrics of one scope usually report the same attribute sets: each set's
+                // label text is rendered once per scope
+                let mut rendered = Rendered::default();
                 for m in &sm.metrics {
-                    self.ingest_metric(m, &scoped, now, &mut obs);
+                    self.ingest_metric(m, &scoped, &mut rendered, now, &mut obs);
+                    rendered.metric_done();
                 }
             }
         }
@@ -180,10 +239,11 @@ impl Store {
         }))
     }
 
-    fn ingest_metric(
+    fn ingest_metric<'r>(
         &self,
-        m: &opentelemetry_proto::tonic::metrics::v1::Metric,
+        m: &'r opentelemetry_proto::tonic::metrics::v1::Metric,
         scoped: &BTreeMap<String, String>,
+        rendered: &mut Rendered<'r>,
         now: u32,
         obs: &mut Option<&mut dyn FnMut(Applied<'_>)>,
     ) {
@@ -211,14 +271,14 @@ impl Store {
                 unit: if named { u } else { String::new() },
             }
         };
-        let point = |attrs: &[KeyValue],
-                     flags: u32,
-                     start: u64,
-                     time: u64,
-                     value: Value,
-                     delta: bool,
-                     ex: &[PbExemplar]| Point {
-            labels: self.point_labels(scoped, attrs),
+        let mut point = |attrs: &'r [KeyValue],
+                         flags: u32,
+                         start: u64,
+                         time: u64,
+                         value: Value,
+                         delta: bool,
+                         ex: &[PbExemplar]| Point {
+            labels: rendered.get_or_render(attrs, || self.point_labels(scoped, attrs)),
             flags,
             start,
             time,
@@ -355,5 +415,54 @@ impl Store {
             }
             None => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdata::{kv, s};
+
+    #[test]
+    fn rendered_labels_are_reused_only_for_the_same_attributes() {
+        let a = vec![kv("x", s("1")), kv("y", s("2"))];
+        let same = a.clone();
+        // the same set in another order hashes the same but is not the same slice: rendered
+        let reordered = vec![kv("y", s("2")), kv("x", s("1"))];
+        let other = vec![kv("x", s("9"))];
+        let mut r = Rendered::default();
+        let calls = std::cell::Cell::new(0);
+        let render = |text: &str| {
+            calls.set(calls.get() + 1);
+            text.to_string()
+        };
+        assert_eq!(r.get_or_render(&a, || render("A")), "A");
+        assert_eq!(r.get_or_render(&same, || render("not rendered")), "A");
+        assert_eq!(r.get_or_render(&reordered, || render("R")), "R");
+        assert_eq!(r.get_or_render(&other, || render("O")), "O");
+        assert_eq!(calls.get(), 3);
+    }
+
+    #[test]
+    fn a_scope_whose_sets_never_repeat_stops_remembering_after_its_second_metric() {
+        let sets: Vec<Vec<KeyValue>> = (0..300).map(|i| vec![kv("i", s(&i.to_string()))]).collect();
+        let mut r = Rendered::default();
+        for metric in sets.chunks(100).take(2) {
+            for attrs in metric {
+                r.get_or_render(attrs, || "t".into());
+            }
+            r.metric_done();
+        }
+        assert!(r.off && r.by_hash.is_empty(), "200 misses, no hit: off");
+        // while sets repeat across metrics it stays on
+        let mut r = Rendered::default();
+        for _ in 0..3 {
+            for attrs in &sets[..100] {
+                r.get_or_render(attrs, || "t".into());
+            }
+            r.metric_done();
+        }
+        assert!(!r.off);
+        assert_eq!((r.hits, r.misses), (200, 100));
     }
 }

@@ -143,6 +143,19 @@ impl Running {
     }
 }
 
+/// Startup's code does not run again: once the graph has settled (2 s), its pages are handed
+/// back (`code_pages.rs`). Called after start and after each reload.
+fn release_startup_code_later() {
+    tokio::spawn(async {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        match tokio::task::spawn_blocking(crate::code_pages::release_startup_code).await {
+            Ok(Ok(bytes)) => tracing::debug!(bytes, "released startup code pages"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "startup code pages not released"),
+            Err(_) => {}
+        }
+    });
+}
+
 /// When this process started (for zpages' uptime).
 static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
 
@@ -267,16 +280,7 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
     let mut running = Running::start(&current, &registry, &health, &board).await?;
     health.set_running(true);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "otelgw started");
-    // startup's code does not run again: once the graph has settled, hand its pages back
-    // (src/code_pages.rs)
-    tokio::spawn(async {
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        match tokio::task::spawn_blocking(crate::code_pages::release_startup_code).await {
-            Ok(Ok(bytes)) => tracing::debug!(bytes, "released startup code pages"),
-            Ok(Err(e)) => tracing::debug!(error = %e, "startup code pages not released"),
-            Err(_) => {}
-        }
-    });
+    release_startup_code_later();
 
     let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
@@ -330,6 +334,8 @@ pub async fn run(source: ConfigSource, initial: Config) -> Result<(), AppError> 
                     }
                 }
                 health.set_running(true);
+                // the reload ran startup code again
+                release_startup_code_later();
             }
         }
     }

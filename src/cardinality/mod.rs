@@ -203,35 +203,27 @@ pub fn wire_kv_hash(a: crate::wire::points::Attr<'_>) -> Option<(u64, Cow<'_, [u
 
 /// [`attrs_hash`] of attributes read from an encoded request.
 pub fn wire_attrs_hash(attrs: crate::wire::points::Attrs<'_>, excluded: &[String]) -> Option<u64> {
-    let mut sum = 0u64;
-    let mut ok = true;
-    attrs.each(|a| match wire_kv_hash(a) {
-        Some((h, k)) => {
-            if excluded.is_empty() || !excluded.iter().any(|e| e.as_bytes() == k.as_ref()) {
-                sum = sum.wrapping_add(h);
-            }
-        }
-        None => ok = false,
-    })?;
-    ok.then_some(sum)
+    wire_sum(attrs, |k| !excluded.iter().any(|e| e.as_bytes() == k))
 }
 
 /// [`resource_hash`] of a resource's attributes read from an encoded request.
 pub fn wire_resource_hash(attrs: crate::wire::points::Attrs<'_>) -> Option<u64> {
+    wire_sum(attrs, |k| {
+        IDENTIFYING_RESOURCE_KEYS.iter().any(|i| i.as_bytes() == k)
+    })
+    .map(mix)
+}
+
+/// The sum of [`wire_kv_hash`] over the attributes whose key `keep` accepts.
+fn wire_sum(attrs: crate::wire::points::Attrs<'_>, keep: impl Fn(&[u8]) -> bool) -> Option<u64> {
     let mut sum = 0u64;
     let mut ok = true;
     attrs.each(|a| match wire_kv_hash(a) {
-        Some((h, k)) => {
-            if IDENTIFYING_RESOURCE_KEYS
-                .iter()
-                .any(|i| i.as_bytes() == k.as_ref())
-            {
-                sum = sum.wrapping_add(h);
-            }
-        }
+        Some((h, k)) if keep(&k) => sum = sum.wrapping_add(h),
+        Some(_) => {}
         None => ok = false,
     })?;
-    ok.then_some(mix(sum))
+    ok.then_some(sum)
 }
 
 /// Hash of an attribute value alone (distinct-value counting).

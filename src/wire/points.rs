@@ -24,7 +24,7 @@
 use std::ops::ControlFlow;
 
 use super::{delimited, key, varint, WT_FIXED64, WT_LEN, WT_VARINT};
-use crate::wire::items::next;
+use crate::wire::items::{last_str, next};
 
 /// How a walk ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,19 +190,10 @@ fn single(msg: &[u8], field: u32) -> Option<Option<&[u8]>> {
     Some(found)
 }
 
-/// The last occurrence of string field `field` (`""` when absent, as decoded).
-fn last_str(msg: &[u8], field: u32) -> Option<&str> {
-    let mut found: &[u8] = &[];
-    let mut rest = msg;
-    while !rest.is_empty() {
-        let (tag, wt) = key(&mut rest).ok()?;
-        if tag == field && wt == WT_LEN {
-            found = delimited(&mut rest).ok()?;
-        } else {
-            next(wt, tag, &mut rest)?;
-        }
-    }
-    std::str::from_utf8(found).ok()
+/// String field `field` as decoded: its last occurrence, `""` when absent (the request was
+/// scanned, so it is well-formed UTF-8).
+fn name_or_empty(msg: &[u8], field: u32) -> &str {
+    last_str(msg, field).unwrap_or("")
 }
 
 fn request<'a>(buf: &'a [u8], v: &mut impl PointVisitor<'a>) -> Flow {
@@ -213,10 +204,7 @@ fn request<'a>(buf: &'a [u8], v: &mut impl PointVisitor<'a>) -> Flow {
             field: 1,
         });
         each(group, 2, |scope| {
-            let s = match single(scope, 1)? {
-                Some(s) => Some((last_str(s, 1)?, last_str(s, 2)?)),
-                None => None,
-            };
+            let s = single(scope, 1)?.map(|s| (name_or_empty(s, 1), name_or_empty(s, 2)));
             v.scope(s);
             each(scope, 2, |metric| self::metric(metric, v))
         })
@@ -240,7 +228,7 @@ fn metric<'a>(metric: &'a [u8], v: &mut impl PointVisitor<'a>) -> Flow {
             _ => next(wt, tag, &mut rest)?,
         }
     }
-    if !v.metric(last_str(metric, 1)?) {
+    if !v.metric(name_or_empty(metric, 1)) {
         return Some(ControlFlow::Continue(()));
     }
     let Some((tag, data)) = data else {

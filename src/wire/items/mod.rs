@@ -246,7 +246,7 @@ impl Group<'_> {
 }
 
 /// The last occurrence of string field `field` of `msg` (prost keeps the last).
-fn last_str(msg: &[u8], field: u32) -> Option<&str> {
+pub(in crate::wire) fn last_str(msg: &[u8], field: u32) -> Option<&str> {
     std::str::from_utf8(last_bytes(msg, field)?).ok()
 }
 
